@@ -1,0 +1,23 @@
+"""mixedglm: generalized linear mixed models for clustered and panel data.
+
+Random-intercept and random-slope GLMMs by adaptive Gauss-Hermite quadrature (Stata's
+``melogit``/``xtlogit, re``, lme4's ``glmer``), with Stata-style output.
+"""
+
+from mixedglm.api import glmm
+from mixedglm.data import load_data
+from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
+from mixedglm.families import get_family
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "FormulaError",
+    "MixedGLMError",
+    "__version__",
+    "get_family",
+    "glmm",
+    "load_data",
+]

@@ -1,0 +1,270 @@
+"""The user-facing entry points: they chain the stages and do no mathematics themselves.
+
+``glmm()`` = data -> formula -> design -> family -> AGHQ objective -> Newton -> covariance ->
+results.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.design.build import ModelDesign, build_design
+from mixedglm.engines.aghq import AGHQObjective
+from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
+from mixedglm.engines.glm import GLMObjective
+from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError
+from mixedglm.families import Family, get_family
+from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.inference import covariance_from_hessian
+from mixedglm.optim import newton_maximize
+from mixedglm.results.glmm import GLMMResults
+
+METHODS = ("mvaghermite", "mcaghermite", "laplace")
+
+
+def _printer(enabled: bool) -> Callable[[str], None] | None:
+    return print if enabled else None
+
+
+def choose_structure(
+    formula: ParsedFormula, design: ModelDesign, cov: str | None
+) -> CovarianceStructure:
+    """The covariance structure of the grouping factor's random effects.
+
+    ``(1 + x | g)``: unstructured (lme4); ``(1 + x || g)`` and several single-column terms
+    such as ``(1 | g) + (0 + x | g)``: independent (Stata's default); ``cov=`` overrides.
+    """
+    terms = formula.random
+    names = tuple(design.z_names)
+    if cov is not None:
+        kind = cov.lower()
+        if kind not in STRUCTURES:
+            raise MixedGLMError(
+                f"unknown covariance structure '{cov}': use one of {', '.join(STRUCTURES)}"
+            )
+        if kind == "exchangeable" and len(names) < 2:
+            raise MixedGLMError("cov='exchangeable' needs at least two random-effect columns")
+        return CovarianceStructure(kind, names)
+    if len(terms) == 1:
+        return CovarianceStructure("unstructured" if terms[0].correlated else "independent", names)
+    widths = [len(spec.column_names) for spec in design.random_specs]
+    if all(w == 1 for w in widths) or all(not t.correlated for t in terms):
+        return CovarianceStructure("independent", names)
+    raise FormulaError(
+        "several random-effect terms with more than one column for the same group are not "
+        "supported: write one term, e.g. (1 + x | g), and choose cov="
+    )
+
+
+def _start_values(
+    objective: AGHQObjective, beta0: np.ndarray, aux0: np.ndarray, log: Callable[[str], None] | None
+) -> np.ndarray:
+    """Pooled-GLM coefficients, then the best of a few scalings of the variance start."""
+    z = objective.arrays.Z
+    scales = np.sqrt(np.mean(z**2, axis=0))
+    theta0 = objective.structure.start(scales)
+    best, best_ll = None, -np.inf
+    if log:
+        log("")
+        log("Refining starting values:")
+        log("")
+    for node, factor in enumerate((1.0, 0.5, 2.0, 0.25)):
+        x = np.concatenate([beta0, theta0 * factor, aux0])
+        ll = objective.loglik(x)
+        if log:
+            log(f"{f'Grid node {node}:':<14} log likelihood = {ll:.8g}")
+        if np.isfinite(ll) and ll > best_ll:
+            best, best_ll = x, ll
+    if best is None:
+        raise MixedGLMError("the log likelihood is not finite at any starting value")
+    return best
+
+
+def _boundary(objective: AGHQObjective, theta: np.ndarray) -> np.ndarray:
+    """Which variance parameters sit at zero (SD negligible on the linear-predictor scale)."""
+    scales = np.sqrt(np.mean(objective.arrays.Z**2, axis=0))
+    basis = objective.structure.basis()
+    flags = np.zeros(theta.shape[0], dtype=bool)
+    for l in range(theta.shape[0]):
+        diag = np.diag(basis[l])
+        if np.any(diag != 0):
+            size = abs(theta[l]) * float(np.max(np.abs(diag) * scales))
+            flags[l] = size < 1e-6
+    return flags
+
+
+def fit_glmm(
+    design: ModelDesign,
+    family: Family,
+    structure: CovarianceStructure,
+    *,
+    nagq: int = 7,
+    method: str = "mvaghermite",
+    curvature: str = "observed",
+    maxiter: int = 100,
+    level: float = 95.0,
+    log: Callable[[str], None] | None = None,
+) -> GLMMResults:
+    """Estimate a GLMM on a ready :class:`ModelDesign` (no data handling here)."""
+    t0 = time.perf_counter()
+    arrays = design.cluster_arrays()
+    pooled = GLMObjective(arrays.X, arrays.y, arrays.trials, arrays.offset, family)
+    if log:
+        log("Fitting fixed-effects model:")
+        log("")
+    x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
+    p = arrays.X.shape[1]
+    objective = AGHQObjective(
+        arrays, family, structure, nagq=nagq, method=method, curvature=curvature
+    )
+    x0 = _start_values(objective, x_pooled[:p], x_pooled[p:], log)
+    if log:
+        log("")
+        log("Fitting full model:")
+        log("")
+    x, ev, opt = newton_maximize(objective, x0, log=log, maxiter=maxiter)
+    notes: list[str] = list(design.notes)
+    theta = x[p : p + objective.n_theta]
+    boundary = _boundary(objective, theta)
+    if boundary.any():
+        x = x.copy()
+        x[p : p + objective.n_theta][boundary] = 0.0
+        ev = objective(x, 2)
+        for l in np.flatnonzero(boundary):
+            label = (
+                structure.free_labels()[l][0] if l < len(structure.free_labels()) else f"theta{l}"
+            )
+            notes.append(
+                f"note: {label} estimated at zero (on the boundary of the parameter space)"
+            )
+    full_flags = np.zeros(x.shape[0], dtype=bool)
+    full_flags[p : p + objective.n_theta] = boundary
+    cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
+    if not hess_ok:
+        notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
+    mean_u, cov_u, modes = objective.posterior(x)
+    mode_cov = objective.mode_curvature_cov(x)
+    elapsed = time.perf_counter() - t0
+    if not opt.converged:
+        warnings.warn(
+            ConvergenceWarning(
+                f"convergence not achieved after {opt.iterations} iterations "
+                f"(max |gradient| = {opt.max_abs_gradient:.3g}, {opt.message})"
+            ),
+            stacklevel=3,
+        )
+    return GLMMResults(
+        design=design,
+        family=family,
+        structure=structure,
+        method=objective.method,
+        nagq=objective.nagq,
+        params_all=x,
+        cov_all=cov_all,
+        loglik=float(ev.loglik),
+        loglik_pooled=float(ev_pooled.loglik),
+        opt=opt,
+        time_s=elapsed,
+        notes=tuple(notes),
+        posterior_mean=mean_u,
+        posterior_cov=cov_u,
+        posterior_mode=modes,
+        posterior_mode_cov=mode_cov,
+        hessian_ok=hess_ok,
+        boundary=boundary,
+        curvature=curvature,
+        level=level,
+    )
+
+
+def glmm(
+    formula: str,
+    data: DataSource,
+    family: str = "binomial",
+    link: str | None = None,
+    *,
+    nagq: int = 7,
+    method: str | None = None,
+    cov: str | None = None,
+    subset: str | None = None,
+    offset: str | None = None,
+    exposure: str | None = None,
+    trials: str | None = None,
+    curvature: str = "observed",
+    level: float = 95.0,
+    maxiter: int = 100,
+    nolog: bool = False,
+    quiet: bool = False,
+) -> GLMMResults:
+    """Fit a generalized linear mixed model by maximum likelihood.
+
+    Parameters
+    ----------
+    formula
+        lme4 syntax: ``"y ~ x1 + C(region) + (1 | school)"``; ``(1 + x || g)`` for
+        independent random slopes, ``(1 + x | g)`` for correlated ones.
+    data
+        A DataFrame, a path to a CSV/Parquet/Stata file, or a bundled dataset name.
+    family, link
+        ``binomial``/``bernoulli`` (logit, probit, cloglog), ``poisson`` (log),
+        ``gaussian`` (identity).
+    nagq
+        Quadrature points per random effect (7 as meglm); 1 is the Laplace approximation.
+    method
+        ``mvaghermite`` (default: grid at each cluster's posterior mean and variance, as
+        Stata), ``mcaghermite`` (at the mode and curvature, as lme4) or ``laplace``.
+    cov
+        Covariance structure of random slopes: ``independent``, ``exchangeable``,
+        ``identity`` or ``unstructured``.
+    subset
+        A condition selecting the estimation sample, as Stata's ``if`` (``"sample10 == 1"``).
+    offset, exposure, trials
+        Columns: an offset; an exposure whose log is the offset; binomial trials.
+    curvature
+        ``observed`` (true Laplace) or ``fisher`` (expected information, as lme4's PIRLS
+        for non-canonical links); only for the mode-curvature grid.
+    nolog, quiet
+        Suppress the iteration log; also suppress notes.
+    """
+    if nagq is None or int(nagq) < 1:
+        raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
+    nagq = int(nagq)
+    method = (method or ("laplace" if nagq == 1 else "mvaghermite")).lower()
+    if method not in METHODS:
+        raise MixedGLMError(
+            f"unknown integration method '{method}': use one of {', '.join(METHODS)}"
+        )
+    if curvature not in ("observed", "fisher"):
+        raise MixedGLMError("curvature must be 'observed' or 'fisher'")
+    fam = get_family(family, link)
+    if trials is None and fam.name == "binomial":
+        fam = Family("bernoulli", fam.link)
+    if trials is not None and not fam.is_binary:
+        raise MixedGLMError("trials= is for the binomial family")
+    parsed = parse_formula(formula)
+    frame = apply_subset(load_data(data), subset)
+    design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
+    structure = choose_structure(parsed, design, cov)
+    if not quiet:
+        for note in design.notes:
+            print(note)
+    log = _printer(not nolog and not quiet)
+    res = fit_glmm(
+        design,
+        fam,
+        structure,
+        nagq=nagq,
+        method=method,
+        curvature=curvature,
+        maxiter=maxiter,
+        level=level,
+        log=log,
+    )
+    if log:
+        log("")
+    return res

@@ -1,0 +1,1 @@
+"""Model frame to arrays: missing values, factor codings, cluster codes, hybrid terms."""

@@ -1,0 +1,389 @@
+"""From a formula and a DataFrame to the arrays of a model with one grouping factor.
+
+Steps, each with a clear error in the user's names: check the variables exist and have
+usable types; drop rows with a missing value in any model variable (counted and reported);
+sort the rows by cluster once (stable, so the original order survives within clusters);
+build the fixed-effects matrix with formulaic (the constant is called ``_cons`` and put last,
+as Stata does; collinear columns are omitted with a note); build the random-effects columns;
+check the outcome against the family.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+from formulaic.errors import FormulaicError
+
+from mixedglm.design.collinear import find_collinear
+from mixedglm.engines.aghq import ClusterArrays
+from mixedglm.errors import DataError, FormulaError
+from mixedglm.families import Family
+from mixedglm.formula import ParsedFormula, RandomTerm
+
+_KNOWN_NAMESPACES = {"np", "numpy", "math", "scipy", "C", "I", "Q", "poly", "center", "scale"}
+_LEVEL = re.compile(r"\[T\.(.*)\]")
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A grouping variable: its name, cluster labels (in code order) and sizes."""
+
+    name: str
+    labels: np.ndarray
+    sizes: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.sizes.shape[0])
+
+    @property
+    def min(self) -> int:
+        return int(self.sizes.min())
+
+    @property
+    def avg(self) -> float:
+        return float(self.sizes.mean())
+
+    @property
+    def max(self) -> int:
+        return int(self.sizes.max())
+
+
+@dataclass(frozen=True)
+class ModelDesign:
+    """Everything the engines need, rows sorted by cluster, plus the names to report.
+
+    Shapes: ``y``, ``trials``, ``offset``, ``group_codes``: ``(N,)``; ``X``: ``(N, p)``;
+    ``Z``: ``(N, q)``; ``starts``: ``(G + 1,)``. ``row_index`` holds the original index
+    labels of the rows in this order (to map predictions back).
+    """
+
+    formula: ParsedFormula
+    response: str
+    y: np.ndarray
+    trials: np.ndarray
+    offset: np.ndarray
+    X: np.ndarray
+    x_names: tuple[str, ...]
+    Z: np.ndarray
+    z_names: tuple[str, ...]
+    group: GroupInfo | None
+    group_codes: np.ndarray
+    starts: np.ndarray
+    row_index: pd.Index
+    random_terms: tuple[RandomTerm, ...]
+    omitted: tuple[tuple[str, str], ...] = ()
+    all_x_names: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    n_dropped_missing: int = 0
+    offset_name: str | None = None
+    exposure_name: str | None = None
+    trials_name: str | None = None
+    fixed_spec: object = field(default=None, repr=False)
+    random_specs: tuple = field(default=(), repr=False)
+    binomial_trials: bool = False
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.y.shape[0])
+
+    def cluster_arrays(self) -> ClusterArrays:
+        """The arrays of :class:`~mixedglm.engines.aghq.ClusterArrays`."""
+        return ClusterArrays(
+            y=self.y,
+            trials=self.trials,
+            offset=self.offset,
+            X=self.X,
+            Z=self.Z,
+            starts=self.starts,
+        )
+
+
+def _suggest(name: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _require_columns(names: list[str], data: pd.DataFrame, where: dict[str, str]) -> None:
+    columns = [str(c) for c in data.columns]
+    for name in names:
+        if name not in data.columns:
+            raise DataError(
+                f"variable '{name}' not found in the data ({where.get(name, 'formula')})"
+                + _suggest(name, columns)
+            )
+
+
+def _formula_variables(expr: str, data: pd.DataFrame, what: str) -> list[str]:
+    """Variables a formulaic expression needs, checked against the data."""
+    from formulaic import Formula
+
+    try:
+        required = Formula(expr).required_variables
+    except FormulaicError as err:
+        raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
+    names = sorted(str(v) for v in required)
+    out = []
+    for name in names:
+        if name in data.columns:
+            out.append(name)
+        elif name not in _KNOWN_NAMESPACES:
+            raise DataError(
+                f"variable '{name}' not found in the data ({what} '{expr}')"
+                + _suggest(name, [str(c) for c in data.columns])
+            )
+    return out
+
+
+def _is_text(series: pd.Series) -> bool:
+    return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+
+
+def _check_text_columns(fixed: str, variables: list[str], data: pd.DataFrame) -> None:
+    """A text column that holds numbers is an error (it would silently become categories)."""
+    for name in variables:
+        col = data[name]
+        if not _is_text(col):
+            continue
+        if re.search(rf"C\(\s*{re.escape(name)}\s*[,)]", fixed):
+            continue
+        values = col.dropna()
+        if len(values) and pd.to_numeric(values, errors="coerce").notna().mean() > 0.9:
+            raise DataError(
+                f"variable '{name}' is text holding numbers: convert it to a number "
+                f"(pd.to_numeric) or write C({name}) to use it as categories"
+            )
+
+
+def _numeric_column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
+    col = data[name]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        raise DataError(f"{role} '{name}' is categorical; it must be numeric")
+    if _is_text(col):
+        raise DataError(f"{role} '{name}' is text; it must be numeric")
+    return col.to_numpy(dtype=float)
+
+
+def _response(data: pd.DataFrame, name: str) -> tuple[np.ndarray, str | None]:
+    """The outcome as floats; a two-category categorical becomes 0/1 (with a note)."""
+    col = data[name]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = list(col.cat.categories)
+        if len(cats) != 2:
+            raise DataError(
+                f"outcome '{name}' is categorical with {len(cats)} categories; "
+                "a binary outcome needs two"
+            )
+        note = f"note: outcome {name} coded 0 = {cats[0]}, 1 = {cats[1]}"
+        return col.cat.codes.to_numpy(dtype=float), note
+    if col.dtype == bool:
+        return col.to_numpy(dtype=float), None
+    if _is_text(col):
+        raise DataError(f"outcome '{name}' is text; it must be numeric")
+    return col.to_numpy(dtype=float), None
+
+
+def readable_name(name: str) -> str:
+    """formulaic's column name made readable: ``C(f)[T.1]`` -> ``C(f)[1]``."""
+    if name == "Intercept":
+        return "_cons"
+    return _LEVEL.sub(lambda m: f"[{m.group(1)}]", name)
+
+
+def _materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], object]:
+    try:
+        mm = model_matrix(expr, frame, na_action="ignore")
+    except FormulaicError as err:
+        raise FormulaError(f"cannot build the {what} '{expr}': {err}") from err
+    names = [readable_name(str(c)) for c in mm.columns]
+    matrix = np.ascontiguousarray(np.asarray(mm, dtype=float))
+    return matrix, names, mm.model_spec
+
+
+def build_design(
+    formula: ParsedFormula,
+    data: pd.DataFrame,
+    family: Family,
+    *,
+    offset: str | None = None,
+    exposure: str | None = None,
+    trials: str | None = None,
+    require_group: bool = True,
+) -> ModelDesign:
+    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified)."""
+    if formula.response in data.columns:
+        response_vars = [formula.response]
+    else:
+        raise DataError(
+            f"outcome '{formula.response}' not found in the data"
+            + _suggest(formula.response, [str(c) for c in data.columns])
+        )
+    groups = formula.groups
+    if len(groups) > 1:
+        raise FormulaError(
+            f"random effects for several grouping variables ({', '.join(groups)}) are not "
+            "supported yet: use one grouping variable"
+        )
+    if require_group and not groups:
+        raise FormulaError(
+            "the formula has no random-effect term: add one such as (1 | group), "
+            "or use a model without random effects"
+        )
+    where: dict[str, str] = {}
+    fixed_vars = _formula_variables(formula.fixed, data, "fixed part")
+    random_vars: list[str] = []
+    for term in formula.random:
+        random_vars += _formula_variables(term.expr, data, f"random-effect term {term.text}")
+        where[term.group] = f"grouping variable of {term.text}"
+    extra = {"offset": offset, "exposure": exposure, "trials": trials}
+    for role, name in extra.items():
+        if name is not None:
+            where[name] = f"{role} variable"
+    wanted = list(
+        dict.fromkeys(
+            response_vars
+            + fixed_vars
+            + random_vars
+            + list(groups)
+            + [v for v in extra.values() if v is not None]
+        )
+    )
+    _require_columns(wanted, data, where)
+    _check_text_columns(formula.fixed, fixed_vars, data)
+    for term in formula.random:
+        _check_text_columns("", [v for v in random_vars if v in term.expr], data)
+
+    # listwise deletion
+    frame = data[wanted]
+    missing = frame.isna()
+    keep = ~missing.any(axis=1).to_numpy()
+    n_dropped = int((~keep).sum())
+    notes: list[str] = []
+    if n_dropped:
+        counts = missing.sum()
+        detail = ", ".join(f"{k} {int(v)}" for k, v in counts.items() if v)
+        notes.append(
+            f"note: {n_dropped} observation{'s' if n_dropped != 1 else ''} dropped because of "
+            f"missing values ({detail})"
+        )
+    if not keep.any():
+        per_variable = ", ".join(f"{k} {int(v)}" for k, v in missing.sum().items())
+        raise DataError(
+            f"no observations left after dropping {n_dropped} with missing values "
+            f"(missing per variable: {per_variable})"
+        )
+    frame = frame.loc[keep]
+
+    # clusters: sort once, stably
+    if groups:
+        gname = groups[0]
+        codes, labels = pd.factorize(frame[gname], sort=True)
+        order = np.argsort(codes, kind="stable")
+        frame = frame.iloc[order]
+        codes = codes[order].astype(np.int64)
+        sizes = np.bincount(codes)
+        if sizes.shape[0] < 2:
+            raise DataError(
+                f"grouping variable '{gname}' has a single group in the estimation sample: a "
+                "random-effects model needs at least two groups"
+            )
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        group = GroupInfo(gname, np.asarray(labels), sizes)
+    else:
+        codes = np.zeros(len(frame), dtype=np.int64)
+        starts = np.array([0, len(frame)], dtype=np.int64)
+        group = None
+
+    y, response_note = _response(frame, formula.response)
+    if response_note:
+        notes.append(response_note)
+    n_trials = None
+    if trials is not None:
+        n_trials = _numeric_column(frame, trials, "trials variable")
+    family.check_outcome(y, n_trials, formula.response)
+
+    X, x_names, fixed_spec = _materialize(formula.fixed, frame, "fixed part")
+    all_names = list(x_names)
+    omitted: list[tuple[str, str]] = []
+    dropped = find_collinear(X)
+    if dropped:
+        for j in dropped:
+            omitted.append((x_names[j], "collinearity"))
+            notes.append(f"note: {x_names[j]} omitted because of collinearity")
+        kept = [j for j in range(X.shape[1]) if j not in dropped]
+        X = np.ascontiguousarray(X[:, kept])
+        x_names = [x_names[j] for j in kept]
+    if "_cons" in x_names:  # Stata puts the constant last
+        c = x_names.index("_cons")
+        perm = [j for j in range(len(x_names)) if j != c] + [c]
+        X = np.ascontiguousarray(X[:, perm])
+        x_names = [x_names[j] for j in perm]
+    all_x_names = [n for n in all_names if n != "_cons"] + (
+        ["_cons"] if "_cons" in all_names else []
+    )
+
+    z_blocks, z_names, random_specs = [], [], []
+    for term in formula.random:
+        Zt, names_t, spec = _materialize(term.expr, frame, f"random-effect term {term.text}")
+        z_blocks.append(Zt)
+        z_names += names_t
+        random_specs.append(spec)
+    Z = np.ascontiguousarray(np.hstack(z_blocks)) if z_blocks else np.zeros((len(frame), 0))
+    if len(set(z_names)) != len(z_names):
+        raise FormulaError(
+            "a column appears in more than one random-effect term of "
+            f"'{groups[0]}': {', '.join(sorted({n for n in z_names if z_names.count(n) > 1}))}"
+        )
+    for j, name in enumerate(z_names):
+        if name == "_cons":
+            continue
+        col = Z[:, j]
+        sums = np.add.reduceat(col, starts[:-1])
+        means = sums / np.diff(starts)
+        within = col - np.repeat(means, np.diff(starts))
+        if np.all(np.abs(within) <= 1e-12 * max(1.0, float(np.max(np.abs(col))))):
+            raise DataError(
+                f"random slope on '{name}' cannot be estimated: '{name}' is constant within "
+                f"every group of '{group.name if group else ''}'"
+            )
+
+    off = np.zeros(len(frame))
+    if offset is not None:
+        off = off + _numeric_column(frame, offset, "offset variable")
+    if exposure is not None:
+        expo = _numeric_column(frame, exposure, "exposure variable")
+        if np.any(expo <= 0):
+            raise DataError(f"exposure variable '{exposure}' must be positive")
+        off = off + np.log(expo)
+    n_tr = n_trials if n_trials is not None else np.ones(len(frame))
+    return ModelDesign(
+        formula=formula,
+        response=formula.response,
+        y=np.ascontiguousarray(y),
+        trials=np.ascontiguousarray(n_tr),
+        offset=off,
+        X=X,
+        x_names=tuple(x_names),
+        Z=Z,
+        z_names=tuple(z_names),
+        group=group,
+        group_codes=codes,
+        starts=starts,
+        row_index=frame.index,
+        random_terms=formula.random,
+        omitted=tuple(omitted),
+        all_x_names=tuple(all_x_names),
+        notes=tuple(notes),
+        n_dropped_missing=n_dropped,
+        offset_name=offset,
+        exposure_name=exposure,
+        trials_name=trials,
+        fixed_spec=fixed_spec,
+        random_specs=tuple(random_specs),
+        binomial_trials=trials is not None,
+    )

@@ -1,0 +1,1 @@
+"""Likelihood engines: quadrature rules, adaptive quadrature, conditional likelihoods."""

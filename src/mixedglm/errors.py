@@ -1,0 +1,29 @@
+"""The exceptions and warnings users see.
+
+Every error raised for bad input names the variable, term or option at fault, in the user's
+words. The command line turns a :class:`MixedGLMError` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class MixedGLMError(ValueError):
+    """Base class of errors about the user's model or data (a ValueError, so generic
+    handlers still catch it)."""
+
+
+class DataError(MixedGLMError):
+    """The data cannot be used as asked: unknown column, wrong outcome values, empty groups."""
+
+
+class FormulaError(MixedGLMError):
+    """The model formula does not parse or names something unsupported."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimiser stopped before its convergence criterion was met."""
+
+
+class ModelNote(UserWarning):
+    """An adjustment made to the model, as Stata's 'note:' lines (omitted columns, a
+    variance estimated at zero, groups dropped)."""

@@ -1,0 +1,19 @@
+"""Covariance matrices, Wald and likelihood-ratio tests, delta-method intervals."""
+
+from mixedglm.inference.tests import (
+    TestResult,
+    lr_test_variance,
+    normal_ci,
+    wald_test,
+    z_pvalues,
+)
+from mixedglm.inference.vcov import covariance_from_hessian
+
+__all__ = [
+    "TestResult",
+    "covariance_from_hessian",
+    "lr_test_variance",
+    "normal_ci",
+    "wald_test",
+    "z_pvalues",
+]

@@ -1,0 +1,31 @@
+"""The covariance matrix of the estimates from the observed information."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def covariance_from_hessian(
+    hessian: np.ndarray, fixed_at_boundary: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
+    """``(-H)^-1`` and whether ``-H`` was positive definite.
+
+    Parameters flagged in ``fixed_at_boundary`` (variances estimated at zero) are left out of
+    the inversion and get NaN rows and columns, as Stata reports missing standard errors for
+    them. Where the rest is not positive definite, the pseudo-inverse is returned with
+    ``False``.
+    """
+    n = hessian.shape[0]
+    keep = np.ones(n, dtype=bool) if fixed_at_boundary is None else ~fixed_at_boundary
+    info = -0.5 * (hessian + hessian.T)[np.ix_(keep, keep)]
+    cov = np.full((n, n), np.nan)
+    try:
+        chol = np.linalg.cholesky(info)
+        inv_chol = np.linalg.inv(chol)
+        sub = inv_chol.T @ inv_chol
+        ok = True
+    except np.linalg.LinAlgError:
+        sub = np.linalg.pinv(info)
+        ok = False
+    cov[np.ix_(keep, keep)] = sub
+    return cov, ok

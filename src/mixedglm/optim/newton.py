@@ -1,0 +1,186 @@
+"""Newton-Raphson with step halving, as Stata's ``ml`` maximises.
+
+The objective is any function ``f(x, order)`` returning an :class:`Evaluation` with the
+log-likelihood and, for ``order >= 1`` / ``order == 2``, its gradient and Hessian. The
+optimiser knows nothing about models. Where the Hessian is not negative definite the step is
+taken on the eigenvalue-modified Hessian ("not concave", as Stata says); where a full step
+does not increase the log-likelihood it is halved ("backed up"); where no Newton step helps,
+a steepest-ascent line search is tried before giving up. Convergence is declared on the
+scaled gradient ``g' (-H)^-1 g``, which is twice the increase a Newton step still promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The log-likelihood at a point and, when asked for, its gradient and Hessian."""
+
+    loglik: float
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+
+
+Objective = Callable[[np.ndarray, int], Evaluation]
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One line of the iteration log."""
+
+    iteration: int
+    loglik: float
+    note: str = ""
+
+    def format(self) -> str:
+        """The line as Stata prints it: ``Iteration 0:   log likelihood = -1234.5678``."""
+        head = f"Iteration {self.iteration}:"
+        line = f"{head:<14} log likelihood = {format_loglik(self.loglik)}"
+        return f"{line}  {self.note}" if self.note else line
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """A record of the maximisation: what was done and how it ended."""
+
+    converged: bool
+    iterations: int
+    loglik: float
+    scaled_gradient: float
+    max_abs_gradient: float
+    message: str
+    history: tuple[IterationRecord, ...]
+    evaluations: int
+
+
+def format_loglik(value: float) -> str:
+    """Eight significant digits, as Stata's iteration log and headers show them."""
+    return f"{value:.8g}" if np.isfinite(value) else str(value)
+
+
+def _newton_direction(gradient: np.ndarray, hessian: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Solve ``(-H) d = g``; where ``-H`` is not positive definite, use |eigenvalues|."""
+    neg_h = -0.5 * (hessian + hessian.T)
+    try:
+        chol = np.linalg.cholesky(neg_h)
+        direction = np.linalg.solve(chol.T, np.linalg.solve(chol, gradient))
+        return direction, True
+    except np.linalg.LinAlgError:
+        pass
+    eigval, eigvec = np.linalg.eigh(neg_h)
+    floor = max(1e-8 * np.max(np.abs(eigval)), 1e-12)
+    modified = np.maximum(np.abs(eigval), floor)
+    return eigvec @ ((eigvec.T @ gradient) / modified), False
+
+
+def newton_maximize(
+    objective: Objective,
+    x0: np.ndarray,
+    *,
+    gtol: float = 1e-9,
+    maxiter: int = 100,
+    max_halvings: int = 40,
+    log: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, Evaluation, OptSummary]:
+    """Maximise ``objective`` from ``x0``.
+
+    Returns the maximiser, the evaluation (with gradient and Hessian) there, and an
+    :class:`OptSummary`. Convergence: ``g' (-H)^-1 g < gtol`` with a negative definite
+    Hessian. The log-likelihood at every iterate is passed to ``log`` as a Stata line.
+    """
+    x = np.array(x0, dtype=float)
+    evaluation = objective(x, 2)
+    n_eval = 1
+    if not np.isfinite(evaluation.loglik):
+        raise FloatingPointError("the log likelihood is not finite at the starting values")
+    history: list[IterationRecord] = []
+    converged = False
+    message = "maximum number of iterations reached"
+    scaled = np.inf
+    arrival_note = ""
+    iteration = 0
+    for iteration in range(maxiter + 1):
+        gradient, hessian = evaluation.gradient, evaluation.hessian
+        assert gradient is not None and hessian is not None
+        direction, concave = _newton_direction(gradient, hessian)
+        scaled = float(gradient @ direction)
+        note = "(not concave)" if not concave else arrival_note
+        record = IterationRecord(iteration, evaluation.loglik, note)
+        history.append(record)
+        if log is not None:
+            log(record.format())
+        if concave and scaled < gtol:
+            converged = True
+            message = "converged"
+            break
+        if iteration == maxiter:
+            break
+        new_x, new_eval, arrival_note, evals = _line_search(
+            objective, x, evaluation, direction, gradient, max_halvings
+        )
+        n_eval += evals
+        if new_eval is None:
+            # Neither the Newton nor the steepest-ascent direction increases the
+            # log-likelihood: the optimum is within rounding of x.
+            converged = concave and scaled < 1e-5
+            message = (
+                "converged (no further increase possible)"
+                if converged
+                else "could not find an uphill step"
+            )
+            break
+        x, evaluation = new_x, new_eval
+    summary = OptSummary(
+        converged=converged,
+        iterations=iteration,
+        loglik=float(evaluation.loglik),
+        scaled_gradient=float(scaled),
+        max_abs_gradient=float(np.max(np.abs(evaluation.gradient))) if x.size else 0.0,
+        message=message,
+        history=tuple(history),
+        evaluations=n_eval,
+    )
+    return x, evaluation, summary
+
+
+def _line_search(
+    objective: Objective,
+    x: np.ndarray,
+    current: Evaluation,
+    direction: np.ndarray,
+    gradient: np.ndarray,
+    max_halvings: int,
+) -> tuple[np.ndarray, Evaluation | None, str, int]:
+    """Step halving along the Newton direction, then along the gradient."""
+    base = current.loglik
+    slack = 1e-12 * max(1.0, abs(base))
+    evals = 0
+    for candidate in (direction, _ascent_direction(gradient, direction)):
+        step = 1.0
+        for halving in range(max_halvings + 1):
+            trial_x = x + step * candidate
+            order = 2 if halving == 0 else 0
+            trial = objective(trial_x, order)
+            evals += 1
+            if np.isfinite(trial.loglik) and trial.loglik >= base - slack:
+                if trial.loglik < base + slack and halving > 0:
+                    break  # only rounding-level changes left along this direction
+                if order != 2:
+                    trial = objective(trial_x, 2)
+                    evals += 1
+                return trial_x, trial, "(backed up)" if halving > 0 else "", evals
+            step *= 0.5
+    return x, None, "", evals
+
+
+def _ascent_direction(gradient: np.ndarray, newton: np.ndarray) -> np.ndarray:
+    """The gradient, scaled to the length of the Newton step (a safe fallback)."""
+    norm = np.linalg.norm(gradient)
+    if norm == 0:
+        return gradient
+    return gradient * (np.linalg.norm(newton) / norm)

@@ -1,0 +1,1 @@
+"""Tables and their renderings: Stata text, markdown, LaTeX, HTML."""

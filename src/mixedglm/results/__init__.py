@@ -1,0 +1,1 @@
+"""Result objects of the estimators."""

@@ -1,0 +1,379 @@
+"""The result of a GLMM fit: estimates, standard errors, tests, tables, JSON."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mixedglm.design.build import ModelDesign
+from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.families import Family
+from mixedglm.inference import TestResult, normal_ci, wald_test, z_pvalues
+from mixedglm.optim import OptSummary
+from mixedglm.report.table import CoefTable
+
+METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
+
+
+@dataclass(frozen=True)
+class VarCompRow:
+    """One reported variance component with its standard error and interval."""
+
+    group: str
+    name: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    kind: str  # "var", "cov" or "resvar"
+
+
+@dataclass(frozen=True)
+class GLMMResults:
+    """A fitted generalized linear mixed model (one grouping factor).
+
+    ``params_all`` is ``[beta, theta, aux]`` on the estimation scale with covariance
+    ``cov_all``; ``theta`` parameterises ``Lambda`` (see
+    :mod:`mixedglm.engines.covariance`).
+    """
+
+    design: ModelDesign
+    family: Family
+    structure: CovarianceStructure
+    method: str
+    nagq: int
+    params_all: np.ndarray
+    cov_all: np.ndarray
+    loglik: float
+    loglik_pooled: float
+    opt: OptSummary
+    time_s: float
+    notes: tuple[str, ...]
+    posterior_mean: np.ndarray = field(repr=False)
+    posterior_cov: np.ndarray = field(repr=False)
+    posterior_mode: np.ndarray = field(repr=False)
+    posterior_mode_cov: np.ndarray = field(repr=False)
+    hessian_ok: bool = True
+    boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    curvature: str = "observed"
+    level: float = 95.0
+
+    # -- sizes ---------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        return self.design.n_obs
+
+    @property
+    def n_beta(self) -> int:
+        return len(self.design.x_names)
+
+    @property
+    def n_theta(self) -> int:
+        return self.structure.n_theta
+
+    @property
+    def n_params(self) -> int:
+        return int(self.params_all.shape[0])
+
+    @property
+    def converged(self) -> bool:
+        return self.opt.converged
+
+    @property
+    def iterations(self) -> int:
+        return self.opt.iterations
+
+    # -- fixed effects -------------------------------------------------------------------
+    @cached_property
+    def params(self) -> pd.Series:
+        """Fixed-effect estimates, named as in the table (``_cons`` for the constant)."""
+        return pd.Series(self.params_all[: self.n_beta], index=list(self.design.x_names))
+
+    @cached_property
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed effects."""
+        names = list(self.design.x_names)
+        p = self.n_beta
+        return pd.DataFrame(self.cov_all[:p, :p], index=names, columns=names)
+
+    @cached_property
+    def bse(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.cov_params.to_numpy())), index=self.params.index)
+
+    @cached_property
+    def zvalues(self) -> pd.Series:
+        return self.params / self.bse
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Alias of :attr:`zvalues` (statsmodels' name)."""
+        return self.zvalues
+
+    @cached_property
+    def pvalues(self) -> pd.Series:
+        return pd.Series(z_pvalues(self.zvalues.to_numpy()), index=self.params.index)
+
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """Normal-theory confidence intervals of the fixed effects."""
+        lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
+        return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
+
+    # -- random part -----------------------------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        return self.params_all[self.n_beta : self.n_beta + self.n_theta]
+
+    @property
+    def aux(self) -> np.ndarray:
+        return self.params_all[self.n_beta + self.n_theta :]
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """Covariance matrix of the random effects (formula's column order)."""
+        return self.structure.sigma(self.theta)
+
+    def _theta_cov(self) -> np.ndarray:
+        p, t = self.n_beta, self.n_theta
+        return self.cov_all[p : p + t, p : p + t]
+
+    def varcomp(self, level: float | None = None) -> list[VarCompRow]:
+        """Variance components as Stata reports them: ``var()`` with a CI computed on the
+        log scale, ``cov()`` with a symmetric CI; for gaussian models the residual variance.
+        """
+        level = level or self.level
+        crit = stats.norm.ppf(0.5 + level / 200.0)
+        group = self.design.group.name if self.design.group else ""
+        values, jac = self.structure.varcomp_jacobian(self.theta)
+        cov = jac @ self._theta_cov() @ jac.T
+        rows: list[VarCompRow] = []
+        for (label, _, _), value, var in zip(
+            self.structure.free_labels(), *_free(self.structure, values, cov), strict=True
+        ):
+            se = math.sqrt(var) if var >= 0 else math.nan
+            if label.startswith("var("):
+                lo, hi = _log_scale_ci(value, se, crit)
+                rows.append(VarCompRow(group, label, value, se, lo, hi, "var"))
+            else:
+                rows.append(
+                    VarCompRow(group, label, value, se, value - crit * se, value + crit * se, "cov")
+                )
+        if self.family.name == "gaussian":
+            a = self.aux[0]
+            k = self.n_beta + self.n_theta
+            var_a = self.cov_all[k, k]
+            value = math.exp(2 * a)
+            se = 2 * value * math.sqrt(var_a) if var_a >= 0 else math.nan
+            lo, hi = _log_scale_ci(value, se, crit)
+            rows.append(VarCompRow("Residual", "var(e)", value, se, lo, hi, "resvar"))
+        return rows
+
+    # -- likelihood-based ---------------------------------------------------------------------
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + math.log(self.nobs) * self.n_params
+
+    @cached_property
+    def lr_test(self) -> TestResult:
+        """LR test against the model without random effects (Stata's footer)."""
+        from mixedglm.inference import lr_test_variance
+
+        return lr_test_variance(self.loglik, self.loglik_pooled, len(self.structure.free_labels()))
+
+    @cached_property
+    def wald(self) -> TestResult:
+        """Wald test that all fixed effects but the constant are zero."""
+        idx = [i for i, n in enumerate(self.design.x_names) if n != "_cons"]
+        b = self.params.to_numpy()[idx]
+        return wald_test(b, self.cov_params.to_numpy()[np.ix_(idx, idx)])
+
+    # -- xt-style ancillary parameters --------------------------------------------------------
+    def xt_params(self, level: float | None = None) -> dict[str, tuple[float, float, float, float]]:
+        """``/lnsig2u``, ``sigma_u`` and ``rho`` (and ``sigma_e`` for gaussian) with SE and CI,
+        as ``xtlogit, re`` reports them (a random-intercept model only)."""
+        if self.structure.q != 1:
+            raise ValueError("the xt layout is for random-intercept models only")
+        level = level or self.level
+        crit = stats.norm.ppf(0.5 + level / 200.0)
+        sd = abs(float(self.theta[0]))
+        var_theta = float(self._theta_cov()[0, 0])
+        se_sd = math.sqrt(var_theta) if var_theta >= 0 else math.nan
+        out: dict[str, tuple[float, float, float, float]] = {}
+        ln = 2 * math.log(sd) if sd > 0 else -math.inf
+        se_ln = 2 * se_sd / sd if sd > 0 else math.nan
+        out["/lnsig2u"] = (ln, se_ln, ln - crit * se_ln, ln + crit * se_ln)
+        out["sigma_u"] = (
+            sd,
+            se_sd,
+            math.exp(out["/lnsig2u"][2] / 2),
+            math.exp(out["/lnsig2u"][3] / 2),
+        )
+        if self.family.name == "gaussian":
+            k = self.n_beta + self.n_theta
+            a = float(self.aux[0])
+            se_a = math.sqrt(self.cov_all[k, k])
+            out["sigma_e"] = (
+                math.exp(a),
+                math.exp(a) * se_a,
+                math.exp(a - crit * se_a),
+                math.exp(a + crit * se_a),
+            )
+            theta = float(self.theta[0])
+            var_e = math.exp(2 * a)
+            total = theta**2 + var_e
+            rho = theta**2 / total
+            idx = [self.n_beta, k]
+            grad = np.array([2 * theta * var_e / total**2, -2 * theta**2 * var_e / total**2])
+            se_rho = math.sqrt(max(grad @ self.cov_all[np.ix_(idx, idx)] @ grad, 0.0))
+            out["rho"] = (rho, se_rho, *_rho_ci_gauss(rho, se_rho, crit))
+        else:
+            c = self.family.latent_variance
+            if c is not None:
+                rho = sd**2 / (sd**2 + c)
+                se_rho = rho * (1 - rho) * se_ln if sd > 0 else math.nan
+                lo = math.exp(out["/lnsig2u"][2])
+                hi = math.exp(out["/lnsig2u"][3])
+                out["rho"] = (rho, se_rho, lo / (lo + c), hi / (hi + c))
+        return out
+
+    # -- output ---------------------------------------------------------------------------------
+    def summary(self, style: str = "me", level: float | None = None) -> Summary:
+        """The estimation table: ``style="me"`` (melogit's layout, the default) or ``"xt"``
+        (xtlogit's, with /lnsig2u, sigma_u and rho)."""
+        from mixedglm.results.tables import glmm_table
+
+        return Summary(glmm_table(self, style=style, level=level or self.level))
+
+    def to_frame(self, level: float | None = None) -> pd.DataFrame:
+        """Fixed effects and variance components in one DataFrame."""
+        level = level or self.level
+        ci = self.conf_int(level)
+        coef = pd.DataFrame(
+            {
+                "estimate": self.params,
+                "se": self.bse,
+                "z": self.zvalues,
+                "p": self.pvalues,
+                "ci_low": ci["lower"],
+                "ci_high": ci["upper"],
+            }
+        )
+        coef.insert(0, "part", "fixed")
+        rows = [
+            {
+                "part": r.group,
+                "estimate": r.estimate,
+                "se": r.se,
+                "z": np.nan,
+                "p": np.nan,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "term": r.name,
+            }
+            for r in self.varcomp(level)
+        ]
+        rand = pd.DataFrame(rows).set_index("term") if rows else pd.DataFrame()
+        return pd.concat([coef, rand])
+
+    def to_dict(self, level: float | None = None) -> dict:
+        """The JSON document of the README (plain Python types)."""
+        from mixedglm.results.serialize import glmm_to_dict
+
+        return glmm_to_dict(self, level or self.level)
+
+    def random_effects(self, kind: str = "means", se: bool = True) -> pd.DataFrame:
+        """Predicted random effects per cluster (Stata's ``predict, reffects``/``reses``).
+
+        ``kind="means"``: posterior means and SDs by the fit's quadrature (Stata's default);
+        ``kind="modes"``: posterior modes with the SDs from the curvature there (lme4's
+        ``ranef``). Columns in Stata's order (slopes first, ``_cons`` last), then
+        ``se(name)`` columns when ``se``; indexed by the cluster labels.
+        """
+        lam = self.structure.lam(self.theta)
+        if kind in ("means", "mean"):
+            if self.nagq == 1:
+                centre, cov_u = self.posterior_mode, self.posterior_mode_cov
+            else:
+                centre, cov_u = self.posterior_mean, self.posterior_cov
+        elif kind in ("modes", "mode"):
+            centre, cov_u = self.posterior_mode, self.posterior_mode_cov
+        else:
+            raise ValueError(f"kind must be 'means' or 'modes', not '{kind}'")
+        b = centre @ lam.T
+        cov_b = np.einsum("ab,gbc,dc->gad", lam, cov_u, lam)
+        order = self.structure.display_order()
+        names = [self.structure.columns[a] for a in order]
+        frame = pd.DataFrame(b[:, order], columns=names)
+        if se:
+            sds = np.sqrt(np.maximum(np.einsum("gaa->ga", cov_b), 0.0))[:, order]
+            for j, name in enumerate(names):
+                frame[f"se({name})"] = sds[:, j]
+        assert self.design.group is not None
+        frame.index = pd.Index(self.design.group.labels, name=self.design.group.name)
+        return frame
+
+
+def _free(structure: CovarianceStructure, values: np.ndarray, cov: np.ndarray):
+    labels = structure.varcomp_labels()
+    free = structure.free_labels()
+    idx = [labels.index(f) for f in free]
+    return values[idx], np.diag(cov)[idx]
+
+
+def _log_scale_ci(value: float, se: float, crit: float) -> tuple[float, float]:
+    """Stata's interval for a variance: symmetric in log(value)."""
+    if not value > 0 or not math.isfinite(se):
+        return math.nan, math.nan
+    half = crit * se / value
+    return value * math.exp(-half), value * math.exp(half)
+
+
+def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
+    """Interval for an intra-class correlation through the logit scale."""
+    if not 0 < rho < 1 or not math.isfinite(se):
+        return math.nan, math.nan
+    lg = math.log(rho / (1 - rho))
+    half = crit * se / (rho * (1 - rho))
+    return 1 / (1 + math.exp(-(lg - half))), 1 / (1 + math.exp(-(lg + half)))
+
+
+class Summary:
+    """What ``summary()`` returns: prints as Stata's text; other formats on request."""
+
+    def __init__(self, table: CoefTable) -> None:
+        self.table = table
+
+    def __str__(self) -> str:
+        from mixedglm.report.stata import render_stata
+
+        return render_stata(self.table)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def as_text(self) -> str:
+        return str(self)
+
+    def as_markdown(self) -> str:
+        from mixedglm.report.render import render_markdown
+
+        return render_markdown(self.table)
+
+    def as_latex(self) -> str:
+        from mixedglm.report.render import render_latex
+
+        return render_latex(self.table)
+
+    def as_html(self) -> str:
+        from mixedglm.report.render import render_html
+
+        return render_html(self.table)

@@ -1,0 +1,75 @@
+"""Results as plain Python structures for JSON (the schema documented in the README)."""
+
+from __future__ import annotations
+
+import math
+
+
+def clean(value):
+    """NaN and infinities become ``None`` (JSON has no NaN); numpy scalars become floats."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return number if math.isfinite(number) else None
+
+
+def coef_records(res, level: float) -> list[dict]:
+    ci = res.conf_int(level)
+    return [
+        {
+            "term": name,
+            "estimate": clean(res.params[name]),
+            "se": clean(res.bse[name]),
+            "z": clean(res.zvalues[name]),
+            "p": clean(res.pvalues[name]),
+            "ci_low": clean(ci.loc[name, "lower"]),
+            "ci_high": clean(ci.loc[name, "upper"]),
+        }
+        for name in res.params.index
+    ]
+
+
+def glmm_to_dict(res, level: float) -> dict:
+    """The JSON document of a GLMM fit."""
+    group = res.design.group
+    return {
+        "model": "glmm",
+        "family": res.family.name,
+        "link": res.family.link,
+        "method": res.method,
+        "nagq": res.nagq,
+        "nobs": res.nobs,
+        "groups": {
+            group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
+        },
+        "loglik": clean(res.loglik),
+        "aic": clean(res.aic),
+        "bic": clean(res.bic),
+        "converged": bool(res.converged),
+        "iterations": int(res.iterations),
+        "coef": coef_records(res, level),
+        "omitted": [{"term": n, "reason": r} for n, r in res.design.omitted],
+        "random": [
+            {
+                "group": vc.group,
+                "name": vc.name,
+                "estimate": clean(vc.estimate),
+                "se": clean(vc.se),
+                "ci_low": clean(vc.ci_low),
+                "ci_high": clean(vc.ci_high),
+            }
+            for vc in res.varcomp(level)
+        ],
+        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "wald": {"chi2": clean(res.wald.stat), "df": res.wald.df, "p": clean(res.wald.p)},
+        "level": level,
+        "notes": list(res.notes),
+        "time_s": clean(res.time_s),
+    }

@@ -1,0 +1,243 @@
+"""Build the :class:`~mixedglm.report.table.CoefTable` of a fitted model, as Stata shows it."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from mixedglm.inference import TestResult
+from mixedglm.report.formats import comma_int, fixed, stata_stat
+from mixedglm.report.table import CoefTable, HeaderLine, Row
+
+_FACTOR = re.compile(
+    r"^(?:C\((?P<c>[^,)]+)[^)]*\)|(?P<v>[A-Za-z_.][A-Za-z0-9_.]*))\[(?P<lev>.*)\]$"
+)
+FOOTER_WIDTH = 78
+
+
+def factor_parts(name: str) -> tuple[str, str] | None:
+    """``C(female)[1]`` -> ``("female", "1")``; ``region[north]`` -> ``("region", "north")``."""
+    match = _FACTOR.match(name)
+    if not match:
+        return None
+    return (match.group("c") or match.group("v")).strip(), match.group("lev")
+
+
+def coefficient_rows(
+    names: list[str],
+    estimates: dict[str, tuple[float, float, float, float, float, float]],
+    omitted: dict[str, str],
+) -> list[Row]:
+    """Rows of the fixed part with factor variables grouped as Stata does (a blank row, the
+    variable's name, then one row per level)."""
+    rows: list[Row] = []
+    current_factor = None
+    for name in names:
+        parts = factor_parts(name)
+        if parts is not None:
+            factor, level = parts
+            if factor != current_factor:
+                rows.append(Row("", "blank"))
+                rows.append(Row(factor, "factor"))
+                current_factor = factor
+            label, style = level, "level"
+        else:
+            if current_factor is not None and name != "_cons":
+                rows.append(Row("", "blank"))
+            current_factor = None
+            label, style = name, "coef"
+        if name in omitted:
+            rows.append(Row(label, "omitted"))
+            continue
+        b, se, z, p, lo, hi = estimates[name]
+        row = Row(label, "coef", b, se, z, p, lo, hi)
+        if style == "level":
+            row = Row(label, "level", b, se, z, p, lo, hi)
+        rows.append(row)
+    return rows
+
+
+def group_header_lines(group, style: str) -> list[HeaderLine]:
+    """Group variable, number of groups and obs per group lines."""
+    if style == "xt":
+        first = HeaderLine(
+            f"Group variable: {group.name}", "Number of groups", comma_int(group.n_groups)
+        )
+    else:
+        first = HeaderLine(
+            f"Group variable: {group.name:>16}", "Number of groups", comma_int(group.n_groups)
+        )
+    return [first]
+
+
+def obs_per_group_lines(group, left: str = "") -> list[HeaderLine]:
+    return [
+        HeaderLine(left, "Obs per group:", ""),
+        HeaderLine("", f"{'min':>17} ", comma_int(group.min)),
+        HeaderLine("", f"{'avg':>17} ", f"{group.avg:.1f}"),
+        HeaderLine("", f"{'max':>17} ", comma_int(group.max)),
+    ]
+
+
+def test_footer(
+    label: str, test: TestResult, p_decimals: int = 4, compact_large: bool = False
+) -> str:
+    """``LR test ...: chibar2(01) = 43.39 ... Prob >= chibar2 = 0.0000`` right-aligned to 78."""
+    if test.kind == "chibar2":
+        left = f"{label}chibar2(01) = "
+        right = f"Prob >= chibar2 = {fixed(test.p, p_decimals)}"
+    else:
+        left = f"{label}chi2({test.df}) = "
+        right = f"Prob > chi2 = {fixed(test.p, p_decimals)}"
+    if compact_large and test.stat >= 1e4:
+        stat = f"{test.stat:.1e}"
+    else:
+        stat = stata_stat(test.stat)
+    left += stat
+    pad = max(FOOTER_WIDTH - len(left) - len(right), 2)
+    return left + " " * pad + right
+
+
+def _fixed_estimates(res, level: float) -> dict[str, tuple]:
+    ci = res.conf_int(level)
+    return {
+        n: (
+            float(res.params[n]),
+            float(res.bse[n]),
+            float(res.zvalues[n]),
+            float(res.pvalues[n]),
+            float(ci.loc[n, "lower"]),
+            float(ci.loc[n, "upper"]),
+        )
+        for n in res.params.index
+    }
+
+
+def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
+    """The table of a :class:`~mixedglm.results.glmm.GLMMResults`."""
+    if style not in ("me", "xt"):
+        raise ValueError(f"style must be 'me' (melogit) or 'xt' (xtlogit), not '{style}'")
+    if style == "xt" and res.structure.q != 1:
+        raise ValueError("style='xt' is for random-intercept models; use style='me'")
+    design, fam = res.design, res.family
+    group = design.group
+    n_points = res.nagq
+    method = res.method if res.method != "laplace" else "Laplace"
+    wald = res.wald
+    loglik_text = f"{res.loglik:.8g}"
+    header = [HeaderLine("", "Number of obs", comma_int(res.nobs))]
+    if style == "xt":
+        header += group_header_lines(group, "xt")
+        header.append(HeaderLine())
+        header += obs_per_group_lines(group, "Random effects u_i ~ Gaussian")
+        ll_line = f"Log likelihood  = {loglik_text}"
+    else:
+        header += group_header_lines(group, "me")
+        header.append(HeaderLine())
+        header += obs_per_group_lines(group)
+        ll_line = f"Log likelihood = {loglik_text}"
+    header.append(HeaderLine())
+    if design.binomial_trials:
+        header.append(HeaderLine(f"Binomial variable: {design.trials_name}"))
+    header.append(
+        HeaderLine(f"Integration method: {method:>11}", "Integration pts.", str(n_points))
+    )
+    header.append(HeaderLine())
+    header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
+    header.append(HeaderLine(ll_line, "Prob > chi2", fixed(wald.p, 4)))
+
+    names = list(design.all_x_names or design.x_names)
+    omitted = dict(design.omitted)
+    rows = coefficient_rows(names, _fixed_estimates(res, level), omitted)
+    if design.offset_name or design.exposure_name:
+        label = design.offset_name or f"ln({design.exposure_name})"
+        rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
+    blocks: list[tuple[Row, ...]] = [tuple(rows)]
+    footer: list[str] = []
+    if style == "xt":
+        xt = res.xt_params(level)
+        if fam.name == "gaussian":
+            blocks.append(
+                tuple(
+                    Row(f"/{k}" if k != "rho" else k, "param", *_est(xt[k]))
+                    for k in ("sigma_u", "sigma_e", "rho")
+                )
+            )
+            footer.append(test_footer("LR test of sigma_u=0: ", res.lr_test, 3, True))
+        else:
+            blocks.append((Row("/lnsig2u", "param", *_est(xt["/lnsig2u"])),))
+            tail = [Row("sigma_u", "param", *_est(xt["sigma_u"]))]
+            if "rho" in xt:
+                tail.append(Row("rho", "param", *_est(xt["rho"])))
+            blocks.append(tuple(tail))
+            word = "rho" if "rho" in xt else "sigma_u"
+            footer.append(test_footer(f"LR test of {word}=0: ", res.lr_test, 3, True))
+    else:
+        vrows = [Row(group.name, "group")]
+        crows = [Row(group.name, "group")]
+        resid = []
+        for vc in res.varcomp(level):
+            if vc.kind == "resvar":
+                resid.append(
+                    Row(
+                        f"var(e.{design.response})",
+                        "varcomp",
+                        vc.estimate,
+                        vc.se,
+                        None,
+                        None,
+                        vc.ci_low,
+                        vc.ci_high,
+                    )
+                )
+            elif vc.kind == "cov":
+                z = vc.estimate / vc.se if vc.se > 0 else None
+                crows.append(
+                    Row(
+                        vc.name,
+                        "varcomp",
+                        vc.estimate,
+                        vc.se,
+                        z,
+                        _p(vc.estimate, vc.se),
+                        vc.ci_low,
+                        vc.ci_high,
+                    )
+                )
+            else:
+                vrows.append(
+                    Row(vc.name, "varcomp", vc.estimate, vc.se, None, None, vc.ci_low, vc.ci_high)
+                )
+        blocks.append(tuple(vrows))
+        if len(crows) > 1:
+            blocks.append(tuple(crows))
+        if resid:
+            blocks.append(tuple(resid))
+        footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
+        if res.lr_test.kind == "chi2":
+            footer += ["", "Note: LR test is conservative and provided only for reference."]
+    title = fam.xt_title if style == "xt" else fam.title
+    notes = list(res.notes)
+    return CoefTable(
+        title=title,
+        header=tuple(header),
+        depvar=design.response,
+        blocks=tuple(blocks),
+        footer=tuple(footer),
+        level=level,
+        notes_before=tuple(notes),
+    )
+
+
+def _est(values: tuple[float, float, float, float]) -> tuple:
+    est, se, lo, hi = values
+    return est, se, None, None, lo, hi
+
+
+def _p(estimate: float, se: float) -> float | None:
+    from mixedglm.inference import z_pvalues
+
+    if not se > 0:
+        return None
+    return float(z_pvalues(np.array([estimate / se]))[0])
