@@ -27,3 +27,7 @@ class ConvergenceWarning(UserWarning):
 class ModelNote(UserWarning):
     """An adjustment made to the model, as Stata's 'note:' lines (omitted columns, a
     variance estimated at zero, groups dropped)."""
+
+
+class QuadratureWarning(UserWarning):
+    """The quadrature grid is large (``nagq**q`` points per cluster): slow, not wrong."""

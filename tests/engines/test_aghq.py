@@ -88,10 +88,15 @@ def test_mode_curvature_gradient_is_exact(family, link, q, nagq, method, curvatu
     assert np.allclose(grad, fd_gradient(obj, x), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize(("family", "link", "q"), [
-    ("bernoulli", "logit", 1), ("poisson", "log", 1), ("bernoulli", "probit", 2),
-    ("gaussian", "identity", 1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("family", "link", "q"),
+    [
+        ("bernoulli", "logit", 1),
+        ("poisson", "log", 1),
+        ("bernoulli", "probit", 2),
+        ("gaussian", "identity", 1),
+    ],
+)
 def test_meanvar_fixed_grid_derivatives_match_the_objective(family, link, q):
     """With the mean-variance grid the fixed-grid (Louis) derivatives are those of the
     objective up to quadrature error: small at 7 points on clusters of 2-11 observations,
@@ -168,8 +173,10 @@ def test_two_dimensional_quadrature_equals_brute_force_integral():
             like = np.prod(np.where(a.y[s:e] == 1, p, 1 - p))
             return like * stats.multivariate_normal.pdf([b0, b1], cov=cov)
 
-        lim = [[-8 * np.sqrt(cov[0, 0]), 8 * np.sqrt(cov[0, 0])],
-               [-8 * np.sqrt(cov[1, 1]), 8 * np.sqrt(cov[1, 1])]]  # fmt: skip
+        lim = [
+            [-8 * np.sqrt(cov[0, 0]), 8 * np.sqrt(cov[0, 0])],
+            [-8 * np.sqrt(cov[1, 1]), 8 * np.sqrt(cov[1, 1])],
+        ]
         value, _ = integrate.nquad(density, lim, opts={"epsabs": 0, "epsrel": 1e-10})
         assert ll[i] == pytest.approx(np.log(value), rel=1e-7)
 
@@ -199,10 +206,19 @@ def test_q2_with_a_zero_variance_equals_the_scalar_model():
     for method, nagq in (("mvaghermite", 7), ("mcaghermite", 5), ("laplace", 1)):
         two = objective("bernoulli", "logit", 2, nagq, method, kind="independent")
         one = AGHQObjective(
-            ClusterArrays(two.arrays.y, two.arrays.trials, two.arrays.offset, two.arrays.X,
-                          np.ascontiguousarray(two.arrays.Z[:, :1]), two.arrays.starts),
-            two.family, CovarianceStructure("independent", ("_cons",)), nagq=nagq, method=method,
-        )  # fmt: skip
+            ClusterArrays(
+                two.arrays.y,
+                two.arrays.trials,
+                two.arrays.offset,
+                two.arrays.X,
+                np.ascontiguousarray(two.arrays.Z[:, :1]),
+                two.arrays.starts,
+            ),
+            two.family,
+            CovarianceStructure("independent", ("_cons",)),
+            nagq=nagq,
+            method=method,
+        )
         beta = np.array([0.4, -0.3, -0.2])
         assert two.loglik(np.r_[beta, 0.7, 0.0]) == pytest.approx(
             one.loglik(np.r_[beta, 0.7]), rel=1e-12

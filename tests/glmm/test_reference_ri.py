@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import mixedglm as mg
+
 from refdata import load_reference, load_reference_data
 
 CONTRA = "use ~ age + I(age**2) + urban + C(livch) + (1 | district)"

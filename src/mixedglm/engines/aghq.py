@@ -169,6 +169,7 @@ class AGHQObjective:
             status,
         )
         st.warm = bool(np.all(np.isfinite(st.grid_r)))
+        self.last_params = np.array(params, dtype=float)
         self.last_status = status
         self.last_posterior = (post_mean, post_cov)
         return out_ll, out_grad, out_hess

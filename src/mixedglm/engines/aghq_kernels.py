@@ -190,8 +190,12 @@ def _grid_values(
     e: int,
     u_nodes: np.ndarray,
     log_terms: np.ndarray,
+    d1s: np.ndarray,
+    d2s: np.ndarray,
 ) -> float:
-    """Fill the grid's nodes and log integrand terms; return log sum_k exp(term_k)."""
+    """Fill the grid's nodes, log integrand terms and the first two derivatives of the
+    kernel at every (node, observation) in ``d1s``, ``d2s`` ``(K, n_i)``; return
+    log sum_k exp(term_k)."""
     n_nodes, q = nodes.shape
     for k in range(n_nodes):
         hk = 0.0
@@ -205,8 +209,10 @@ def _grid_values(
             eta = xb[j]
             for a in range(q):
                 eta += w[j, a] * u_nodes[k, a]
-            l0, _, _, _ = eta_derivs(family, link, y[j], ntr[j], eta, aux)
+            l0, d1, d2, _ = eta_derivs(family, link, y[j], ntr[j], eta, aux)
             hk += l0
+            d1s[k, j - s] = d1
+            d2s[k, j - s] = d2
         log_terms[k] = logw_adj[k] + hk
     top = -np.inf
     for k in range(n_nodes):
@@ -292,19 +298,27 @@ def aghq_clusters(
         status[i] = 0
         u_nodes = np.empty((n_nodes, q))
         log_terms = np.empty(n_nodes)
-        # 1. mode and curvature
-        m, neg_hess, ok = _mode(modes[i], beta_xb, W, y, ntr, aux, family, link, s, e)
-        if not ok:
-            status[i] = 1
-        for a in range(q):
-            modes[i, a] = m[a]
-        if curvature == CURV_FISHER:
-            curv = _fisher_curvature(m, beta_xb, W, ntr, family, link, s, e)
-        else:
-            curv = neg_hess
-        sigma = _spd_inverse(curv)
-        # 2. the grid
-        if rule == RULE_MEANVAR and n_nodes > 1:
+        d1s = np.empty((n_nodes, n_i))
+        d2s = np.empty((n_nodes, n_i))
+        meanvar = rule == RULE_MEANVAR and n_nodes > 1
+        # 1. mode and curvature (a warm mean-variance grid does not need them)
+        m = modes[i].copy()
+        neg_hess = np.eye(q)
+        curv = np.eye(q)
+        sigma = np.eye(q)
+        if not (meanvar and warm):
+            m, neg_hess, ok = _mode(modes[i], beta_xb, W, y, ntr, aux, family, link, s, e)
+            if not ok:
+                status[i] = 1
+            for a in range(q):
+                modes[i, a] = m[a]
+            if curvature == CURV_FISHER:
+                curv = _fisher_curvature(m, beta_xb, W, ntr, family, link, s, e)
+            else:
+                curv = neg_hess
+            sigma = _spd_inverse(curv)
+        # 2. the grid, and the values on it
+        if meanvar:
             if warm:
                 centre = grid_m[i].copy()
                 chol = grid_r[i].copy()
@@ -312,6 +326,7 @@ def aghq_clusters(
                 centre = m.copy()
                 chol = _cholesky(sigma)
             converged = False
+            lse = 0.0
             for _ in range(_MEANVAR_MAXIT):
                 lse = _grid_values(
                     centre,
@@ -329,6 +344,8 @@ def aghq_clusters(
                     e,
                     u_nodes,
                     log_terms,
+                    d1s,
+                    d2s,
                 )
                 _, mean, cov = _posterior_moments(u_nodes, log_terms, lse)
                 new_chol = _cholesky(cov)
@@ -340,44 +357,67 @@ def aghq_clusters(
                     change = max(change, abs(mean[a] - centre[a]) / scale)
                     for b in range(a + 1):
                         change = max(change, abs(new_chol[a, b] - chol[a, b]) / scale)
+                if change < _MEANVAR_TOL:
+                    converged = True  # the values were computed on this grid
+                    break
                 centre = mean
                 chol = new_chol
-                if change < _MEANVAR_TOL:
-                    converged = True
-                    break
             if not converged:
                 # fall back to the mode-curvature grid for this cluster
                 status[i] = 2
+                m, neg_hess, ok = _mode(modes[i], beta_xb, W, y, ntr, aux, family, link, s, e)
+                for a in range(q):
+                    modes[i, a] = m[a]
                 centre = m.copy()
-                chol = _cholesky(sigma)
+                chol = _cholesky(_spd_inverse(neg_hess))
+                lse = _grid_values(
+                    centre,
+                    chol,
+                    nodes,
+                    logw_adj,
+                    beta_xb,
+                    W,
+                    y,
+                    ntr,
+                    aux,
+                    family,
+                    link,
+                    s,
+                    e,
+                    u_nodes,
+                    log_terms,
+                    d1s,
+                    d2s,
+                )
         else:
             centre = m.copy()
             chol = _cholesky(sigma)
+            lse = _grid_values(
+                centre,
+                chol,
+                nodes,
+                logw_adj,
+                beta_xb,
+                W,
+                y,
+                ntr,
+                aux,
+                family,
+                link,
+                s,
+                e,
+                u_nodes,
+                log_terms,
+                d1s,
+                d2s,
+            )
         for a in range(q):
             grid_m[i, a] = centre[a]
             for b in range(q):
                 grid_r[i, a, b] = chol[a, b]
-        # 3. value on the final grid
         log_det = 0.0
         for a in range(q):
             log_det += math.log(chol[a, a])
-        lse = _grid_values(
-            centre,
-            chol,
-            nodes,
-            logw_adj,
-            beta_xb,
-            W,
-            y,
-            ntr,
-            aux,
-            family,
-            link,
-            s,
-            e,
-            u_nodes,
-            log_terms,
-        )
         out_ll[i] = log_det + lse + const[i]
         post, mean, cov = _posterior_moments(u_nodes, log_terms, lse)
         for a in range(q):
@@ -386,26 +426,21 @@ def aghq_clusters(
                 post_cov[i, a, b] = cov[a, b]
         if order == 0:
             continue
-        # 4. derivatives on the fixed grid
-        d1s = np.empty((n_i, n_nodes))
-        d2s = np.empty((n_i, n_nodes))
+        # 4. derivatives on the fixed grid (d1s, d2s were filled with the values)
         las = np.zeros((n_i, n_nodes, n_aux))
         leas = np.zeros((n_i, n_nodes, n_aux))
         laas = np.zeros((n_i, n_nodes, n_aux, n_aux))
-        l_a = np.zeros(n_aux)
-        l_ea = np.zeros(n_aux)
-        l_eea = np.zeros(n_aux)
-        l_aa = np.zeros((n_aux, n_aux))
-        for jj in range(n_i):
-            j = s + jj
-            for k in range(n_nodes):
-                eta = beta_xb[j]
-                for a in range(q):
-                    eta += W[j, a] * u_nodes[k, a]
-                _, d1, d2, _ = eta_derivs(family, link, y[j], ntr[j], eta, aux)
-                d1s[jj, k] = d1
-                d2s[jj, k] = d2
-                if n_aux > 0:
+        if n_aux > 0:
+            l_a = np.zeros(n_aux)
+            l_ea = np.zeros(n_aux)
+            l_eea = np.zeros(n_aux)
+            l_aa = np.zeros((n_aux, n_aux))
+            for jj in range(n_i):
+                j = s + jj
+                for k in range(n_nodes):
+                    eta = beta_xb[j]
+                    for a in range(q):
+                        eta += W[j, a] * u_nodes[k, a]
                     aux_derivs(family, link, y[j], ntr[j], eta, aux, l_a, l_ea, l_eea, l_aa)
                     for a in range(n_aux):
                         las[jj, k, a] = l_a[a]
@@ -418,7 +453,7 @@ def aghq_clusters(
         for jj in range(n_i):
             j = s + jj
             for k in range(n_nodes):
-                d1 = d1s[jj, k]
+                d1 = d1s[k, jj]
                 for r in range(p):
                     scores[k, r] += d1 * X[j, r]
                 for a in range(q):
@@ -460,7 +495,7 @@ def aghq_clusters(
                     x_aux[a] = 0.0
                 for k in range(n_nodes):
                     pk = post[k]
-                    c2 = pk * d2s[jj, k]
+                    c2 = pk * d2s[k, jj]
                     wd2 += c2
                     for t in range(n_theta):
                         v = 0.0

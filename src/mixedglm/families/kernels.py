@@ -112,14 +112,16 @@ def eta_derivs(
     """
     if family == BINOMIAL:
         if link == LOGIT:
-            mu = _expit(eta)
+            # one exponential: z = exp(-|eta|) gives log(1 + e^eta) and the mean
+            z = math.exp(-abs(eta))
+            if eta >= 0.0:
+                mu = 1.0 / (1.0 + z)
+                log1pexp = eta + math.log1p(z)
+            else:
+                mu = z / (1.0 + z)
+                log1pexp = math.log1p(z)
             v = mu * (1.0 - mu)
-            return (
-                y * eta - n * _log1pexp(eta),
-                y - n * mu,
-                -n * v,
-                -n * v * (1.0 - 2.0 * mu),
-            )
+            return y * eta - n * log1pexp, y - n * mu, -n * v, -n * v * (1.0 - 2.0 * mu)
         if link == PROBIT:
             p0, p1, p2, p3 = _log_ndtr_derivs(eta)
             q0, q1, q2, q3 = _log_ndtr_derivs(-eta)

@@ -22,7 +22,6 @@ def stata_g(value: float | None, width: int = 9) -> str:
         mant_digits = max(room - 6, 1)  # d.dde+XX
         text = f"{mag:.{mant_digits}e}"
         mantissa, exp = text.split("e")
-        mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
         text = f"{mantissa}e{exp[0]}{int(exp[1:]):02d}"
     else:
         decimals = room - int_digits - 1 if int_digits else room - 1

@@ -103,3 +103,31 @@ def render_stata(table: CoefTable) -> str:
     out.append(render_table(table))
     out += list(table.footer)
     return "\n".join(out)
+
+
+def render_ic(
+    n_obs: int, ll_null: float | None, ll_model: float, df: int, aic: float, bic: float
+) -> str:
+    """Stata's ``estat ic`` table."""
+    from mixedglm.report.formats import comma_int
+
+    rule = "-" * 77
+    head = (
+        f"{'Model':>12} |{'N':>11}{'ll(null)':>11}{'ll(model)':>11}{'df':>8}{'AIC':>11}{'BIC':>11}"
+    )
+    row = (
+        f"{'.':>12} |{comma_int(n_obs):>11}{stata_g(ll_null):>11}{stata_g(ll_model):>11}"
+        f"{df:>8}{stata_g(aic):>11}{stata_g(bic):>11}"
+    )
+    return "\n".join(
+        [
+            "Akaike's information criterion and Bayesian information criterion",
+            "",
+            rule,
+            head,
+            "-" * 13 + "+" + "-" * 63,
+            row,
+            rule,
+            "Note: BIC uses N = number of observations. See [R] BIC note.",
+        ]
+    )

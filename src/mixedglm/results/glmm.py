@@ -56,8 +56,6 @@ class GLMMResults:
     notes: tuple[str, ...]
     posterior_mean: np.ndarray = field(repr=False)
     posterior_cov: np.ndarray = field(repr=False)
-    posterior_mode: np.ndarray = field(repr=False)
-    posterior_mode_cov: np.ndarray = field(repr=False)
     hessian_ok: bool = True
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
@@ -125,6 +123,17 @@ class GLMMResults:
         return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
 
     # -- random part -----------------------------------------------------------------------
+    @cached_property
+    def _modes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior modes of ``u`` and the inverse curvature there (Laplace), per cluster."""
+        from mixedglm.engines.aghq import AGHQObjective
+
+        laplace = AGHQObjective(
+            self.design.cluster_arrays(), self.family, self.structure, nagq=1, method="laplace"
+        )
+        modes = laplace.posterior(self.params_all)[2]
+        return modes, laplace.mode_curvature_cov(self.params_all)
+
     @property
     def theta(self) -> np.ndarray:
         return self.params_all[self.n_beta : self.n_beta + self.n_theta]
@@ -246,12 +255,19 @@ class GLMMResults:
         return out
 
     # -- output ---------------------------------------------------------------------------------
-    def summary(self, style: str = "me", level: float | None = None) -> Summary:
+    def summary(self, style: str = "me", level: float | None = None, ic: bool = True) -> Summary:
         """The estimation table: ``style="me"`` (melogit's layout, the default) or ``"xt"``
-        (xtlogit's, with /lnsig2u, sigma_u and rho)."""
+        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``."""
         from mixedglm.results.tables import glmm_table
 
-        return Summary(glmm_table(self, style=style, level=level or self.level))
+        extras = (self.estat_ic(),) if ic else ()
+        return Summary(glmm_table(self, style=style, level=level or self.level), extras)
+
+    def estat_ic(self) -> str:
+        """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
+        from mixedglm.report.stata import render_ic
+
+        return render_ic(self.nobs, None, self.loglik, self.n_params, self.aic, self.bic)
 
     def to_frame(self, level: float | None = None) -> pd.DataFrame:
         """Fixed effects and variance components in one DataFrame."""
@@ -299,13 +315,10 @@ class GLMMResults:
         ``se(name)`` columns when ``se``; indexed by the cluster labels.
         """
         lam = self.structure.lam(self.theta)
-        if kind in ("means", "mean"):
-            if self.nagq == 1:
-                centre, cov_u = self.posterior_mode, self.posterior_mode_cov
-            else:
-                centre, cov_u = self.posterior_mean, self.posterior_cov
-        elif kind in ("modes", "mode"):
-            centre, cov_u = self.posterior_mode, self.posterior_mode_cov
+        if kind in ("means", "mean") and self.nagq > 1:
+            centre, cov_u = self.posterior_mean, self.posterior_cov
+        elif kind in ("means", "mean", "modes", "mode"):
+            centre, cov_u = self._modes
         else:
             raise ValueError(f"kind must be 'means' or 'modes', not '{kind}'")
         b = centre @ lam.T
@@ -349,13 +362,14 @@ def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
 class Summary:
     """What ``summary()`` returns: prints as Stata's text; other formats on request."""
 
-    def __init__(self, table: CoefTable) -> None:
+    def __init__(self, table: CoefTable, extras: tuple[str, ...] = ()) -> None:
         self.table = table
+        self.extras = extras
 
     def __str__(self) -> str:
         from mixedglm.report.stata import render_stata
 
-        return render_stata(self.table)
+        return "\n\n".join([render_stata(self.table), *self.extras])
 
     def __repr__(self) -> str:
         return str(self)

@@ -66,7 +66,7 @@ def group_header_lines(group, style: str) -> list[HeaderLine]:
         )
     else:
         first = HeaderLine(
-            f"Group variable: {group.name:>16}", "Number of groups", comma_int(group.n_groups)
+            f"Group variable:{group.name:>16}", "Number of groups", comma_int(group.n_groups)
         )
     return [first]
 

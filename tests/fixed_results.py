@@ -1,0 +1,95 @@
+"""A GLMM result built from fixed numbers (the seed's xtlogit estimates), no fitting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mixedglm.design.build import GroupInfo, ModelDesign
+from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.families import Family
+from mixedglm.formula import parse_formula
+from mixedglm.optim import OptSummary
+from mixedglm.results.glmm import GLMMResults
+
+NAMES = [
+    "nauthors",
+    "npages",
+    "nrefs",
+    "jifperc",
+    "careerstage",
+    "C(female)[Female]",
+    "C(usa)[Yes]",
+    "C(socialscience)[Yes]",
+    "_cons",
+]
+BETA = [
+    0.0729849,
+    0.014749,
+    0.006277,
+    0.0399781,
+    -0.0394571,
+    -0.2309206,
+    0.2643758,
+    0.1206236,
+    -3.993144,
+]
+SE = [
+    0.0013875,
+    0.0009566,
+    0.0001762,
+    0.0002369,
+    0.0008703,
+    0.0204889,
+    0.0267614,
+    0.0276417,
+    0.0237151,
+]
+SIGMA_U, SE_SIGMA_U = 0.7303151, 0.0082153
+
+
+def seed_sizes() -> np.ndarray:
+    """14,129 cluster sizes summing to 374,334 with min 1, max 683 (as the seed's data)."""
+    sizes = np.ones(14129, dtype=np.int64)
+    sizes[1] = 683
+    rest = 374334 - sizes.sum()
+    sizes[2:] += rest // 14127
+    sizes[2 : 2 + rest % 14127] += 1
+    return sizes
+
+
+def seed_like_results(loglik: float = -209470.86, lr_stat: float = 16000.0) -> GLMMResults:
+    sizes = seed_sizes()
+    n = int(sizes.sum())
+    design = ModelDesign(
+        formula=parse_formula("topq ~ x + (1 | id)"),
+        response="topq",
+        y=np.zeros(n),
+        trials=np.ones(n),
+        offset=np.zeros(n),
+        X=np.zeros((n, len(NAMES))),
+        x_names=tuple(NAMES),
+        Z=np.ones((n, 1)),
+        z_names=("_cons",),
+        group=GroupInfo("id", np.arange(14129), sizes),
+        group_codes=np.zeros(n, dtype=np.int64),
+        starts=np.r_[0, np.cumsum(sizes)],
+        row_index=None,
+        random_terms=(),
+    )
+    cov = np.diag(np.r_[SE, SE_SIGMA_U] ** 2)
+    return GLMMResults(
+        design=design,
+        family=Family("bernoulli", "logit"),
+        structure=CovarianceStructure("independent", ("_cons",)),
+        method="mvaghermite",
+        nagq=12,
+        params_all=np.r_[BETA, SIGMA_U],
+        cov_all=cov,
+        loglik=loglik,
+        loglik_pooled=loglik - lr_stat / 2,
+        opt=OptSummary(True, 4, loglik, 0, 0, "converged", (), 5),
+        time_s=1.0,
+        notes=(),
+        posterior_mean=np.zeros((1, 1)),
+        posterior_cov=np.zeros((1, 1, 1)),
+    )
