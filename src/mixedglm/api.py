@@ -92,15 +92,15 @@ def _start_values(
 
 
 def _boundary(objective: AGHQObjective, theta: np.ndarray) -> np.ndarray:
-    """Which variance parameters sit at zero (SD negligible on the linear-predictor scale)."""
+    """Which ``theta`` entries belong to a random effect whose variance is zero: a row of
+    ``Lambda`` negligible (SD below 1e-6 on the linear-predictor scale)."""
     scales = np.sqrt(np.mean(objective.arrays.Z**2, axis=0))
     basis = objective.structure.basis()
+    lam = objective.structure.lam(theta)
     flags = np.zeros(theta.shape[0], dtype=bool)
-    for l in range(theta.shape[0]):
-        diag = np.diag(basis[l])
-        if np.any(diag != 0):
-            size = abs(theta[l]) * float(np.max(np.abs(diag) * scales))
-            flags[l] = size < 1e-6
+    for a in range(lam.shape[0]):
+        if np.linalg.norm(lam[a]) * scales[a] < 1e-6:
+            flags |= np.any(basis[:, a, :] != 0, axis=1)
     return flags
 
 
@@ -151,13 +151,12 @@ def fit_glmm(
         x = x.copy()
         x[p : p + objective.n_theta][boundary] = 0.0
         ev = objective(x, 2)
-        for l in np.flatnonzero(boundary):
-            label = (
-                structure.free_labels()[l][0] if l < len(structure.free_labels()) else f"theta{l}"
-            )
-            notes.append(
-                f"note: {label} estimated at zero (on the boundary of the parameter space)"
-            )
+        lam = structure.lam(x[p : p + objective.n_theta])
+        zero = [structure.columns[a] for a in range(structure.q) if not np.any(lam[a])]
+        notes.append(
+            f"note: var({' '.join(zero)}) estimated at zero (on the boundary of the parameter "
+            "space)"
+        )
     full_flags = np.zeros(x.shape[0], dtype=bool)
     full_flags[p : p + objective.n_theta] = boundary
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)

@@ -60,7 +60,8 @@ class ModelDesign:
 
     Shapes: ``y``, ``trials``, ``offset``, ``group_codes``: ``(N,)``; ``X``: ``(N, p)``;
     ``Z``: ``(N, q)``; ``starts``: ``(G + 1,)``. ``row_index`` holds the original index
-    labels of the rows in this order (to map predictions back).
+    labels of the rows in this order and ``source_positions`` their positions in the data
+    given (to put predictions back in the data's order).
     """
 
     formula: ParsedFormula
@@ -77,6 +78,7 @@ class ModelDesign:
     starts: np.ndarray
     row_index: pd.Index
     random_terms: tuple[RandomTerm, ...]
+    source_positions: np.ndarray | None = None
     omitted: tuple[tuple[str, str], ...] = ()
     all_x_names: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -278,6 +280,7 @@ def build_design(
             f"(missing per variable: {per_variable})"
         )
     frame = frame.loc[keep]
+    positions = np.flatnonzero(keep)
 
     # clusters: sort once, stably
     if groups:
@@ -285,6 +288,7 @@ def build_design(
         codes, labels = pd.factorize(frame[gname], sort=True)
         order = np.argsort(codes, kind="stable")
         frame = frame.iloc[order]
+        positions = positions[order]
         codes = codes[order].astype(np.int64)
         sizes = np.bincount(codes)
         if sizes.shape[0] < 2:
@@ -375,6 +379,7 @@ def build_design(
         group_codes=codes,
         starts=starts,
         row_index=frame.index,
+        source_positions=positions,
         random_terms=formula.random,
         omitted=tuple(omitted),
         all_x_names=tuple(all_x_names),

@@ -93,47 +93,8 @@ class CovarianceStructure:
             return np.array([float(np.exp(np.mean(np.log(sd))))])
         return np.array([float(np.exp(np.mean(np.log(sd)))), 0.0])
 
-    def varcomp_labels(self) -> list[tuple[str, int, int]]:
-        """The reported variance components: ``(label, row, col)`` of ``Sigma``.
-
-        Stata's order and names: variances (``var(x)``), slopes before ``_cons``, then
-        covariances (``cov(x,_cons)``) where the structure estimates them.
-        """
-        order = self.display_order()
-        kind = self.effective_kind
-        out = [(f"var({self.columns[a]})", a, a) for a in order]
-        if kind in ("unstructured", "exchangeable"):
-            for ia, a in enumerate(order):
-                for b in order[ia + 1 :]:
-                    out.append((f"cov({self.columns[a]},{self.columns[b]})", a, b))
-        return out
-
     def display_order(self) -> list[int]:
         """Column order of Stata's output: slopes first, ``_cons`` last."""
         idx = list(range(self.q))
         cons = [i for i in idx if self.columns[i] == "_cons"]
         return [i for i in idx if i not in cons] + cons
-
-    def free_labels(self) -> list[tuple[str, int, int]]:
-        """The distinct estimated components (identity and exchangeable share values)."""
-        labels = self.varcomp_labels()
-        kind = self.effective_kind
-        if kind == "identity":
-            return labels[:1]
-        if kind == "exchangeable":
-            variances = [x for x in labels if x[0].startswith("var(")]
-            covs = [x for x in labels if x[0].startswith("cov(")]
-            return variances[:1] + covs[:1]
-        return labels
-
-    def varcomp_jacobian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values of the reported components and their Jacobian in ``theta``."""
-        labels = self.varcomp_labels()
-        lam = self.lam(theta)
-        basis = self.basis()
-        values = np.array([(lam @ lam.T)[a, b] for _, a, b in labels])
-        jac = np.zeros((len(labels), len(theta)))
-        for l in range(len(theta)):
-            d_sigma = basis[l] @ lam.T + lam @ basis[l].T
-            jac[:, l] = [d_sigma[a, b] for _, a, b in labels]
-        return values, jac

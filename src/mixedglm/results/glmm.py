@@ -12,25 +12,14 @@ from scipy import stats
 
 from mixedglm.design.build import ModelDesign
 from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, normal_ci, wald_test, z_pvalues
+from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
 from mixedglm.optim import OptSummary
 from mixedglm.report.table import CoefTable
 
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
-
-
-@dataclass(frozen=True)
-class VarCompRow:
-    """One reported variance component with its standard error and interval."""
-
-    group: str
-    name: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    kind: str  # "var", "cov" or "resvar"
 
 
 @dataclass(frozen=True)
@@ -156,31 +145,75 @@ class GLMMResults:
         log scale, ``cov()`` with a symmetric CI; for gaussian models the residual variance.
         """
         level = level or self.level
-        crit = stats.norm.ppf(0.5 + level / 200.0)
         group = self.design.group.name if self.design.group else ""
-        values, jac = self.structure.varcomp_jacobian(self.theta)
-        cov = jac @ self._theta_cov() @ jac.T
-        rows: list[VarCompRow] = []
-        for (label, _, _), value, var in zip(
-            self.structure.free_labels(), *_free(self.structure, values, cov), strict=True
-        ):
-            se = math.sqrt(var) if var >= 0 else math.nan
-            if label.startswith("var("):
-                lo, hi = _log_scale_ci(value, se, crit)
-                rows.append(VarCompRow(group, label, value, se, lo, hi, "var"))
-            else:
-                rows.append(
-                    VarCompRow(group, label, value, se, value - crit * se, value + crit * se, "cov")
-                )
+        rows = variance_rows(self.structure, self.theta, self._theta_cov(), group, level)
         if self.family.name == "gaussian":
-            a = self.aux[0]
+            crit = stats.norm.ppf(0.5 + level / 200.0)
             k = self.n_beta + self.n_theta
             var_a = self.cov_all[k, k]
-            value = math.exp(2 * a)
+            value = math.exp(2 * self.aux[0])
             se = 2 * value * math.sqrt(var_a) if var_a >= 0 else math.nan
-            lo, hi = _log_scale_ci(value, se, crit)
+            lo, hi = log_scale_ci(value, se, crit)
             rows.append(VarCompRow("Residual", "var(e)", value, se, lo, hi, "resvar"))
         return rows
+
+    def sd(self, level: float | None = None) -> pd.DataFrame:
+        """Stata's ``estat sd``: standard deviations and correlations of the random effects
+        with delta-method SEs and intervals (log scale for SDs, atanh for correlations)."""
+        level = level or self.level
+        group = self.design.group.name if self.design.group else ""
+        rows = sd_rows(self.structure, self.theta, self._theta_cov(), group, level)
+        if self.family.name == "gaussian":
+            crit = stats.norm.ppf(0.5 + level / 200.0)
+            k = self.n_beta + self.n_theta
+            value = math.exp(self.aux[0])
+            se = value * math.sqrt(self.cov_all[k, k])
+            lo, hi = log_scale_ci(value, se, crit)
+            rows.append(VarCompRow("Residual", "sd(e)", value, se, lo, hi, "resvar"))
+        return _rows_frame(rows)
+
+    def estat_sd(self, level: float | None = None) -> str:
+        """``estat sd`` as Stata prints it."""
+        from mixedglm.report.stata import render_table
+        from mixedglm.results.tables import varcomp_table
+
+        level = level or self.level
+        frame = self.sd(level)
+        return render_table(varcomp_table(self, frame, level))
+
+    def icc(self, level: float | None = None) -> pd.DataFrame:
+        """Stata's ``estat icc`` for random-intercept models: the residual intra-class
+        correlation on the latent scale, with a delta-method SE and an interval symmetric
+        on the logit scale."""
+        if self.structure.q != 1 or self.structure.columns != ("_cons",):
+            raise MixedGLMError("icc() is for random-intercept models (Stata's estat icc too)")
+        level = level or self.level
+        crit = stats.norm.ppf(0.5 + level / 200.0)
+        theta = float(self.theta[0])
+        var_u = theta**2
+        idx = [self.n_beta]
+        if self.family.name == "gaussian":
+            k = self.n_beta + self.n_theta
+            var_e = math.exp(2 * self.aux[0])
+            total = var_u + var_e
+            grad = np.array([2 * theta * var_e / total**2, -2 * var_u * var_e / total**2])
+            idx.append(k)
+        elif self.family.latent_variance is not None:
+            c = self.family.latent_variance
+            total = var_u + c
+            grad = np.array([2 * theta * c / total**2])
+        else:
+            raise MixedGLMError(
+                f"icc() is not defined for the {self.family.name} family (no latent residual)"
+            )
+        icc = var_u / total
+        se = math.sqrt(max(float(grad @ self.cov_all[np.ix_(idx, idx)] @ grad), 0.0))
+        lo, hi = _logit_ci(icc, se, crit)
+        name = self.design.group.name if self.design.group else ""
+        return pd.DataFrame(
+            {"icc": [icc], "se": [se], "ci_low": [lo], "ci_high": [hi]},
+            index=pd.Index([name], name="level"),
+        )
 
     # -- likelihood-based ---------------------------------------------------------------------
     @property
@@ -195,8 +228,11 @@ class GLMMResults:
     def lr_test(self) -> TestResult:
         """LR test against the model without random effects (Stata's footer)."""
         from mixedglm.inference import lr_test_variance
+        from mixedglm.inference.varcomp import component_labels
 
-        return lr_test_variance(self.loglik, self.loglik_pooled, len(self.structure.free_labels()))
+        return lr_test_variance(
+            self.loglik, self.loglik_pooled, len(component_labels(self.structure))
+        )
 
     @cached_property
     def wald(self) -> TestResult:
@@ -306,13 +342,34 @@ class GLMMResults:
 
         return glmm_to_dict(self, level or self.level)
 
-    def random_effects(self, kind: str = "means", se: bool = True) -> pd.DataFrame:
+    def predict(
+        self,
+        data: pd.DataFrame | None = None,
+        kind: str = "mu",
+        conditional: bool = True,
+    ) -> pd.Series:
+        """Predictions, as Stata's ``predict`` after ``melogit``.
+
+        ``kind``: ``xb`` (fixed part with the offset), ``eta`` (linear predictor) or ``mu``
+        (mean; for binomial the probability of success). ``conditional=True`` uses the
+        predicted random effects (posterior means; a cluster not in the fit gets zero);
+        ``conditional=False`` integrates the random effects out (``eta`` is then ``xb``).
+        ``data=None`` predicts for the estimation sample, in the data's row order.
+        """
+        from mixedglm.results.predict import predict
+
+        return predict(self, data, kind, conditional)
+
+    def random_effects(
+        self, kind: str = "means", se: bool = True, expand: bool = False
+    ) -> pd.DataFrame:
         """Predicted random effects per cluster (Stata's ``predict, reffects``/``reses``).
 
         ``kind="means"``: posterior means and SDs by the fit's quadrature (Stata's default);
         ``kind="modes"``: posterior modes with the SDs from the curvature there (lme4's
         ``ranef``). Columns in Stata's order (slopes first, ``_cons`` last), then
-        ``se(name)`` columns when ``se``; indexed by the cluster labels.
+        ``se(name)`` columns when ``se``; indexed by the cluster labels, or with
+        ``expand=True`` one row per observation of the estimation sample (data order).
         """
         lam = self.structure.lam(self.theta)
         if kind in ("means", "mean") and self.nagq > 1:
@@ -332,22 +389,37 @@ class GLMMResults:
                 frame[f"se({name})"] = sds[:, j]
         assert self.design.group is not None
         frame.index = pd.Index(self.design.group.labels, name=self.design.group.name)
+        if expand:
+            order = np.argsort(self.design.source_positions, kind="stable")
+            rows = frame.iloc[self.design.group_codes[order]]
+            rows.index = self.design.row_index[order]
+            return rows
         return frame
 
 
-def _free(structure: CovarianceStructure, values: np.ndarray, cov: np.ndarray):
-    labels = structure.varcomp_labels()
-    free = structure.free_labels()
-    idx = [labels.index(f) for f in free]
-    return values[idx], np.diag(cov)[idx]
+def _rows_frame(rows: list[VarCompRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "group": [r.group for r in rows],
+            "estimate": [r.estimate for r in rows],
+            "se": [r.se for r in rows],
+            "z": [r.z for r in rows],
+            "p": [r.p for r in rows],
+            "ci_low": [r.ci_low for r in rows],
+            "ci_high": [r.ci_high for r in rows],
+            "kind": [r.kind for r in rows],
+        },
+        index=pd.Index([r.name for r in rows], name="term"),
+    )
 
 
-def _log_scale_ci(value: float, se: float, crit: float) -> tuple[float, float]:
-    """Stata's interval for a variance: symmetric in log(value)."""
-    if not value > 0 or not math.isfinite(se):
+def _logit_ci(value: float, se: float, crit: float) -> tuple[float, float]:
+    """Interval symmetric on the logit scale (intra-class correlations)."""
+    if not 0 < value < 1 or not math.isfinite(se):
         return math.nan, math.nan
-    half = crit * se / value
-    return value * math.exp(-half), value * math.exp(half)
+    half = crit * se / (value * (1 - value))
+    centre = math.log(value / (1 - value))
+    return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
 
 
 def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:

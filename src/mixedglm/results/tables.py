@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from mixedglm.inference import TestResult
 from mixedglm.report.formats import comma_int, fixed, stata_stat
 from mixedglm.report.table import CoefTable, HeaderLine, Row
@@ -174,46 +172,8 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
             word = "rho" if "rho" in xt else "sigma_u"
             footer.append(test_footer(f"LR test of {word}=0: ", res.lr_test, 3, True))
     else:
-        vrows = [Row(group.name, "group")]
-        crows = [Row(group.name, "group")]
-        resid = []
-        for vc in res.varcomp(level):
-            if vc.kind == "resvar":
-                resid.append(
-                    Row(
-                        f"var(e.{design.response})",
-                        "varcomp",
-                        vc.estimate,
-                        vc.se,
-                        None,
-                        None,
-                        vc.ci_low,
-                        vc.ci_high,
-                    )
-                )
-            elif vc.kind == "cov":
-                z = vc.estimate / vc.se if vc.se > 0 else None
-                crows.append(
-                    Row(
-                        vc.name,
-                        "varcomp",
-                        vc.estimate,
-                        vc.se,
-                        z,
-                        _p(vc.estimate, vc.se),
-                        vc.ci_low,
-                        vc.ci_high,
-                    )
-                )
-            else:
-                vrows.append(
-                    Row(vc.name, "varcomp", vc.estimate, vc.se, None, None, vc.ci_low, vc.ci_high)
-                )
-        blocks.append(tuple(vrows))
-        if len(crows) > 1:
-            blocks.append(tuple(crows))
-        if resid:
-            blocks.append(tuple(resid))
+        rows_by_kind = _varcomp_blocks(group.name, res.varcomp(level), design.response)
+        blocks += rows_by_kind
         footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
         if res.lr_test.kind == "chi2":
             footer += ["", "Note: LR test is conservative and provided only for reference."]
@@ -230,14 +190,49 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
     )
 
 
+def _varcomp_blocks(group: str, comps, response: str) -> list[tuple[Row, ...]]:
+    """Blocks of variance components: variances, then covariances (each under the group's
+    name), then the residual variance."""
+    variances = [Row(group, "group")]
+    covariances = [Row(group, "group")]
+    residual = []
+    for vc in comps:
+        if vc.kind == "resvar":
+            name = vc.name.replace("(e)", f"(e.{response})")
+            residual.append(
+                Row(name, "varcomp", vc.estimate, vc.se, None, None, vc.ci_low, vc.ci_high)
+            )
+        elif vc.kind in ("cov", "corr"):
+            covariances.append(
+                Row(vc.name, "varcomp", vc.estimate, vc.se, vc.z, vc.p, vc.ci_low, vc.ci_high)
+            )
+        else:
+            variances.append(
+                Row(vc.name, "varcomp", vc.estimate, vc.se, None, None, vc.ci_low, vc.ci_high)
+            )
+    blocks = [tuple(variances)]
+    if len(covariances) > 1:
+        blocks.append(tuple(covariances))
+    if residual:
+        blocks.append(tuple(residual))
+    return blocks
+
+
+def varcomp_table(res, frame, level: float) -> CoefTable:
+    """The table of ``estat sd``: SDs and correlations under the group's name."""
+    from mixedglm.inference.varcomp import VarCompRow
+
+    comps = [
+        VarCompRow(r.group, name, r.estimate, r.se, r.ci_low, r.ci_high, r.kind)
+        for name, r in frame.iterrows()
+    ]
+    group = res.design.group.name if res.design.group else ""
+    blocks = _varcomp_blocks(group, comps, res.design.response)
+    return CoefTable(
+        title="", header=(), depvar=res.design.response, blocks=tuple(blocks), level=level
+    )
+
+
 def _est(values: tuple[float, float, float, float]) -> tuple:
     est, se, lo, hi = values
     return est, se, None, None, lo, hi
-
-
-def _p(estimate: float, se: float) -> float | None:
-    from mixedglm.inference import z_pvalues
-
-    if not se > 0:
-        return None
-    return float(z_pvalues(np.array([estimate / se]))[0])

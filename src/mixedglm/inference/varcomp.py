@@ -1,0 +1,145 @@
+"""Variance components on the scales Stata reports, with delta-method standard errors.
+
+``variance_rows``: ``var()`` and ``cov()`` (the estimation table); ``sd_rows``: ``sd()`` and
+``corr()`` (``estat sd``). Intervals: variances and SDs symmetric on the log scale,
+covariances symmetric, correlations symmetric on Fisher's z (atanh) scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from mixedglm.engines.covariance import CovarianceStructure
+
+
+@dataclass(frozen=True)
+class VarCompRow:
+    """One reported component: ``kind`` is var, cov, sd, corr or resvar."""
+
+    group: str
+    name: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    kind: str
+
+    @property
+    def z(self) -> float | None:
+        """z statistic for covariances and correlations (variances sit on a boundary)."""
+        if self.kind in ("cov", "corr") and self.se > 0:
+            return self.estimate / self.se
+        return None
+
+    @property
+    def p(self) -> float | None:
+        z = self.z
+        return None if z is None else float(2 * stats.norm.sf(abs(z)))
+
+
+def _crit(level: float) -> float:
+    return float(stats.norm.ppf(0.5 + level / 200.0))
+
+
+def log_scale_ci(value: float, se: float, crit: float) -> tuple[float, float]:
+    """Interval symmetric in log(value) (Stata's for variances and SDs)."""
+    if not value > 0 or not math.isfinite(se):
+        return math.nan, math.nan
+    half = crit * se / value
+    return value * math.exp(-half), value * math.exp(half)
+
+
+def atanh_ci(value: float, se: float, crit: float) -> tuple[float, float]:
+    """Interval symmetric in atanh(value) (correlations)."""
+    if not -1 < value < 1 or not math.isfinite(se):
+        return math.nan, math.nan
+    half = crit * se / (1 - value**2)
+    return math.tanh(math.atanh(value) - half), math.tanh(math.atanh(value) + half)
+
+
+def component_labels(
+    structure: CovarianceStructure, prefix: str = "var"
+) -> list[tuple[str, str, int, int]]:
+    """``(label, kind, a, b)`` of the distinct components, in Stata's order and names."""
+    cols = structure.columns
+    order = structure.display_order()
+    kind = structure.effective_kind
+    var_kind, cov_kind = ("var", "cov") if prefix == "var" else ("sd", "corr")
+    if kind in ("identity", "exchangeable"):
+        joined = " ".join(cols[a] for a in order)
+        out = [(f"{var_kind}({joined})", var_kind, order[0], order[0])]
+        if kind == "exchangeable":
+            out.append((f"{cov_kind}({joined})", cov_kind, order[0], order[1]))
+        return out
+    out = [(f"{var_kind}({cols[a]})", var_kind, a, a) for a in order]
+    if kind == "unstructured":
+        for ia, a in enumerate(order):
+            for b in order[ia + 1 :]:
+                out.append((f"{cov_kind}({cols[a]},{cols[b]})", cov_kind, a, b))
+    return out
+
+
+def _sigma_and_jacobian(
+    structure: CovarianceStructure, theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Sigma`` ``(q, q)`` and ``dSigma/dtheta`` ``(n_theta, q, q)``."""
+    lam = structure.lam(theta)
+    basis = structure.basis()
+    d_sigma = np.einsum("lab,cb->lac", basis, lam)
+    return lam @ lam.T, d_sigma + np.transpose(d_sigma, (0, 2, 1))
+
+
+def variance_rows(
+    structure: CovarianceStructure,
+    theta: np.ndarray,
+    cov_theta: np.ndarray,
+    group: str,
+    level: float,
+) -> list[VarCompRow]:
+    """``var()`` and ``cov()`` rows of the estimation table."""
+    crit = _crit(level)
+    sigma, jac = _sigma_and_jacobian(structure, theta)
+    rows = []
+    for label, kind, a, b in component_labels(structure, "var"):
+        value = float(sigma[a, b])
+        grad = jac[:, a, b]
+        var = float(grad @ cov_theta @ grad)
+        se = math.sqrt(var) if var >= 0 else math.nan
+        if kind == "var":
+            lo, hi = log_scale_ci(value, se, crit)
+        else:
+            lo, hi = value - crit * se, value + crit * se
+        rows.append(VarCompRow(group, label, value, se, lo, hi, kind))
+    return rows
+
+
+def sd_rows(
+    structure: CovarianceStructure,
+    theta: np.ndarray,
+    cov_theta: np.ndarray,
+    group: str,
+    level: float,
+) -> list[VarCompRow]:
+    """``sd()`` and ``corr()`` rows of ``estat sd``."""
+    crit = _crit(level)
+    sigma, jac = _sigma_and_jacobian(structure, theta)
+    sd = np.sqrt(np.maximum(np.diag(sigma), 0.0))
+    rows = []
+    for label, kind, a, b in component_labels(structure, "sd"):
+        if kind == "sd":
+            value = float(sd[a])
+            grad = jac[:, a, a] / (2 * value) if value > 0 else np.full(len(theta), np.nan)
+        else:
+            value = float(sigma[a, b] / (sd[a] * sd[b]))
+            grad = jac[:, a, b] / (sd[a] * sd[b]) - 0.5 * value * (
+                jac[:, a, a] / sigma[a, a] + jac[:, b, b] / sigma[b, b]
+            )
+        var = float(grad @ cov_theta @ grad)
+        se = math.sqrt(var) if var >= 0 else math.nan
+        lo, hi = log_scale_ci(value, se, crit) if kind == "sd" else atanh_ci(value, se, crit)
+        rows.append(VarCompRow(group, label, value, se, lo, hi, kind))
+    return rows
