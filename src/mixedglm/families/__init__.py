@@ -99,6 +99,15 @@ class Family:
             ]
         return None
 
+    def ancillary_rows(
+        self, aux: np.ndarray, cov_aux: np.ndarray, level: float
+    ) -> list[tuple[str, float, float, float, float]]:
+        """Rows ``(label, estimate, se, ci_low, ci_high)`` of the family's ancillary
+        parameters as Stata prints them between the fixed effects and the variance
+        components (``/lnalpha`` and ``alpha``, ``/cut1``...). The gaussian residual
+        variance is reported with the variance components instead."""
+        return []
+
     def log_constant(self, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
         """Per-observation normalising constants of the log-likelihood."""
         return k.log_constant(self.code, y, trials)

@@ -157,6 +157,12 @@ class GLMMResults:
             rows.append(VarCompRow("Residual", "var(e)", value, se, lo, hi, "resvar"))
         return rows
 
+    def ancillary(self, level: float | None = None) -> list[tuple[str, float, float, float, float]]:
+        """The family's ancillary parameters (dispersion, cut points) as Stata reports them:
+        ``(label, estimate, se, ci_low, ci_high)``."""
+        k = self.n_beta + self.n_theta
+        return self.family.ancillary_rows(self.aux, self.cov_all[k:, k:], level or self.level)
+
     def sd(self, level: float | None = None) -> pd.DataFrame:
         """Stata's ``estat sd``: standard deviations and correlations of the random effects
         with delta-method SEs and intervals (log scale for SDs, atanh for correlations)."""

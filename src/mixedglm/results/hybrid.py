@@ -287,7 +287,9 @@ class HybridResults:
             "random_slopes": list(self.random_slopes),
             "percentage": dec.percentage,
             "within_percent": dict(dec.within_percent),
-            "skipped": [{"variable": s.name, "within_percent": s.within_percent} for s in dec.skipped],
+            "skipped": [
+                {"variable": s.name, "within_percent": s.within_percent} for s in dec.skipped
+            ],
         }
         doc["tests"] = [
             {

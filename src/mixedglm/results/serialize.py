@@ -67,6 +67,16 @@ def glmm_to_dict(res, level: float) -> dict:
             }
             for vc in res.varcomp(level)
         ],
+        "aux": [
+            {
+                "name": name,
+                "estimate": clean(est),
+                "se": clean(se),
+                "ci_low": clean(lo),
+                "ci_high": clean(hi),
+            }
+            for name, est, se, lo, hi in res.ancillary(level)
+        ],
         "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
         "wald": {"chi2": clean(res.wald.stat), "df": res.wald.df, "p": clean(res.wald.p)},
         "level": level,

@@ -152,6 +152,12 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
         label = design.offset_name or f"ln({design.exposure_name})"
         rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
     blocks: list[tuple[Row, ...]] = [tuple(rows)]
+    ancillary = [
+        Row(label, "param", est, se, None, None, lo, hi)
+        for label, est, se, lo, hi in res.ancillary(level)
+    ]
+    if ancillary:
+        blocks.append(tuple(ancillary))
     footer: list[str] = []
     if style == "xt":
         xt = res.xt_params(level)
