@@ -8,6 +8,9 @@ from mixedglm.api import glmm
 from mixedglm.data import load_data
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import get_family
+from mixedglm.fe import clogit, xtpoisson_fe
+from mixedglm.hybrid import hybrid
+from mixedglm.report.compact import compare
 
 __version__ = "0.1.0"
 
@@ -17,7 +20,11 @@ __all__ = [
     "FormulaError",
     "MixedGLMError",
     "__version__",
+    "clogit",
+    "compare",
     "get_family",
     "glmm",
+    "hybrid",
     "load_data",
+    "xtpoisson_fe",
 ]

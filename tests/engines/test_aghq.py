@@ -26,6 +26,12 @@ def simulate(family: str, q: int, n_clusters: int = 12, seed: int = 1) -> Cluste
     trials = np.ones(n)
     if family == "bernoulli":
         y = rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
+    elif family == "nbinomial":  # NB2 with alpha = 0.8: gamma-Poisson mixture
+        y = rng.poisson(np.exp(eta) * rng.gamma(1 / 0.8, 0.8, n)).astype(float)
+    elif family == "gamma":  # shape 3
+        y = rng.gamma(3.0, np.exp(eta) / 3.0)
+    elif family == "ordinal":  # 4 categories, latent logistic
+        y = np.searchsorted([-1.0, 0.2, 1.5], eta + rng.logistic(size=n)).astype(float)
     elif family == "binomial":
         trials = rng.integers(1, 6, n).astype(float)
         y = rng.binomial(trials.astype(int), 1 / (1 + np.exp(-eta))).astype(float)
@@ -38,12 +44,24 @@ def simulate(family: str, q: int, n_clusters: int = 12, seed: int = 1) -> Cluste
     )
 
 
+def make_family(family: str, link: str) -> Family:
+    """``nbinomial constant`` is NB1; ordinal families get the simulation's 4 categories."""
+    name, _, dispersion = family.partition(" ")
+    fam = Family(name, link, dispersion=dispersion or ("mean" if name == "nbinomial" else ""))
+    return fam.with_categories((0, 1, 2, 3)) if name == "ordinal" else fam
+
+
 def objective(family, link, q, nagq, method, curvature="observed", kind=None):
-    arrays = simulate(family, q)
+    arrays = simulate(family.split()[0], q)
     cols = ("_cons", "x")[:q]
     structure = CovarianceStructure(kind or ("unstructured" if q > 1 else "independent"), cols)
     return AGHQObjective(
-        arrays, Family(family, link), structure, nagq=nagq, method=method, curvature=curvature
+        arrays,
+        make_family(family, link),
+        structure,
+        nagq=nagq,
+        method=method,
+        curvature=curvature,
     )
 
 
@@ -76,6 +94,16 @@ EXACT_CASES = [
     ("bernoulli", "logit", 2, 4, "mcaghermite", "observed"),
     ("poisson", "log", 2, 3, "mcaghermite", "observed"),
     ("gaussian", "identity", 2, 1, "laplace", "observed"),
+    ("nbinomial", "log", 1, 1, "laplace", "observed"),
+    ("nbinomial", "log", 2, 3, "mcaghermite", "observed"),
+    ("nbinomial constant", "log", 1, 1, "laplace", "observed"),
+    ("nbinomial constant", "log", 2, 1, "laplace", "observed"),
+    ("gamma", "log", 1, 5, "mcaghermite", "observed"),
+    ("gamma", "log", 2, 1, "laplace", "observed"),
+    ("ordinal", "logit", 1, 1, "laplace", "observed"),
+    ("ordinal", "probit", 1, 4, "mcaghermite", "observed"),
+    ("ordinal", "cloglog", 1, 1, "laplace", "observed"),
+    ("ordinal", "logit", 2, 3, "mcaghermite", "observed"),
 ]
 
 
@@ -88,6 +116,28 @@ def test_mode_curvature_gradient_is_exact(family, link, q, nagq, method, curvatu
     assert np.allclose(grad, fd_gradient(obj, x), rtol=1e-6, atol=1e-6)
 
 
+MEANVAR_CASES = [
+    ("bernoulli", "logit", 1, 3),
+    ("bernoulli", "logit", 1, 7),
+    ("poisson", "log", 1, 3),
+    ("poisson", "log", 1, 12),
+    ("bernoulli", "probit", 2, 3),
+    ("binomial", "logit", 2, 7),
+    ("gaussian", "identity", 1, 5),
+]
+
+
+@pytest.mark.parametrize(("family", "link", "q", "nagq"), MEANVAR_CASES)
+def test_meanvar_gradient_is_exact(family, link, q, nagq):
+    """The gradient includes the movement of the mean-variance grid (implicit
+    differentiation of its fixed point), so it is exact for any number of points."""
+    obj = objective(family, link, q, nagq, "mvaghermite")
+    x = params_for(obj)
+    _, grad = obj.gradient(x)
+    assert np.allclose(grad, fd_gradient(obj, x), rtol=1e-6, atol=1e-6)
+    assert np.all(obj.last_status == 0)
+
+
 @pytest.mark.parametrize(
     ("family", "link", "q"),
     [
@@ -97,25 +147,25 @@ def test_mode_curvature_gradient_is_exact(family, link, q, nagq, method, curvatu
         ("gaussian", "identity", 1),
     ],
 )
-def test_meanvar_fixed_grid_derivatives_match_the_objective(family, link, q):
-    """With the mean-variance grid the fixed-grid (Louis) derivatives are those of the
-    objective up to quadrature error: small at 7 points on clusters of 2-11 observations,
-    and vanishing as the number of points grows (the grid's location and scale do not enter
-    the exact integral, so their derivatives are quadrature estimates of zero)."""
+def test_meanvar_louis_hessian_matches_the_objective_up_to_quadrature_error(family, link, q):
+    """The Hessian of a mean-variance fit is Louis' fixed-grid one: it differs from the
+    objective's by the quadrature error, small at 7 points on clusters of 2-11
+    observations and vanishing as the number of points grows."""
     errors = {}
     for nagq in (7, 20):
         obj = objective(family, link, q, nagq, "mvaghermite")
         x = params_for(obj)
         ev = obj(x, 2)
         scale = np.max(np.abs(ev.hessian))
-        errors[nagq] = (
-            np.max(np.abs(ev.gradient - fd_gradient(obj, x))) / scale,
-            np.max(np.abs(ev.hessian - obj.fd_hessian(x))) / scale,
-        )
-    # measured: gradient <= 9.5e-5 and Hessian <= 5.2e-4 (Poisson) at 7 points, relative
-    # to max |H|; below 1e-9 and 1.2e-8 at 20 points; gaussian exact at any nagq
-    assert errors[7][0] < 2e-4 and errors[7][1] < 1e-3
-    assert errors[20][0] < 1e-8 and errors[20][1] < 1e-7
+        errors[nagq] = np.max(np.abs(ev.hessian - obj.fd_hessian(x))) / scale
+    # measured: at most 5.2e-4 (Poisson) at 7 points, below 1.2e-8 at 20
+    assert errors[7] < 1e-3
+    assert errors[20] < 1e-7
+
+
+def test_two_point_meanvar_uses_the_mode_curvature_grid():
+    obj = objective("bernoulli", "logit", 1, 2, "mvaghermite")
+    assert obj.method == "mcaghermite"
 
 
 def test_fixed_grid_hessian_matches_its_gradient_with_exact_mode_grid():
@@ -240,3 +290,108 @@ def test_warm_state_does_not_change_values():
     first = obj.loglik(x)
     obj.loglik(x + 0.3)
     assert obj.loglik(x) == pytest.approx(first, rel=1e-12)
+
+
+# -- negative binomial, gamma, ordinal ---------------------------------------------------
+
+
+def _scipy_loglik(family: str, link: str, y: np.ndarray, eta: np.ndarray, aux: np.ndarray):
+    """Per-observation log densities from scipy (independent of the kernels)."""
+    from scipy import special
+
+    if family == "nbinomial":  # NB2, aux = log alpha
+        size = np.exp(-aux[0])
+        return stats.nbinom.logpmf(y, size, size / (size + np.exp(eta)))
+    if family == "nbinomial constant":  # NB1, aux = log delta
+        size = np.exp(eta - aux[0])
+        return stats.nbinom.logpmf(y, size, 1 / (1 + np.exp(aux[0])))
+    if family == "gamma":  # aux = log scale, shape = exp(-aux)
+        shape = np.exp(-aux[0])
+        return stats.gamma.logpdf(y, shape, scale=np.exp(eta) / shape)
+    cuts = np.r_[-np.inf, aux[0] + np.r_[0.0, np.cumsum(np.exp(aux[1:]))], np.inf]
+    cdf = {
+        "logit": special.expit,
+        "probit": special.ndtr,
+        "cloglog": lambda x: -np.expm1(-np.exp(x)),
+    }[link]
+    yi = y.astype(int)
+    with np.errstate(divide="ignore"):  # far in the tails of the integral: log(0)
+        return np.log(cdf(cuts[yi + 1] - eta) - cdf(cuts[yi] - eta))
+
+
+@pytest.mark.parametrize(
+    ("family", "link"),
+    [
+        ("nbinomial", "log"),
+        ("nbinomial constant", "log"),
+        ("gamma", "log"),
+        ("ordinal", "logit"),
+        ("ordinal", "probit"),
+        ("ordinal", "cloglog"),
+    ],
+)
+@pytest.mark.parametrize("method", ["mvaghermite", "mcaghermite"])
+def test_new_families_quadrature_equals_brute_force_integral(family, link, method):
+    """Full log-likelihoods (all constants) against integrate.quad of scipy's densities."""
+    obj = objective(family, link, 1, 30, method)
+    x = params_for(obj)
+    aux = x[4:]
+    ll, _, _ = obj.cluster_terms(x, 0)
+    a = obj.arrays
+    for i in range(a.n_clusters):
+        s, e = a.starts[i], a.starts[i + 1]
+        xb = a.X[s:e] @ x[:3]
+
+        def density(b, xb=xb, s=s, e=e):
+            like = np.sum(_scipy_loglik(family, link, a.y[s:e], xb + b, aux))
+            return np.exp(like) * stats.norm.pdf(b, scale=x[3])
+
+        value, _ = integrate.quad(density, -10 * x[3], 10 * x[3], epsabs=0, epsrel=1e-12, limit=200)
+        assert ll[i] == pytest.approx(np.log(value), rel=1e-8, abs=1e-8), (family, i)
+
+
+@pytest.mark.parametrize(
+    ("family", "link"),
+    [("nbinomial", "log"), ("nbinomial constant", "log"), ("gamma", "log"), ("ordinal", "logit")],
+)
+def test_new_families_laplace_equals_its_formula_and_nagq1(family, link):
+    """Laplace: h(mode) - log(-h''(mode)) / 2, with h from scipy's densities; and a
+    mode-curvature grid with one point is the same number."""
+    obj = objective(family, link, 1, 1, "laplace")
+    one_point = objective(family, link, 1, 1, "mcaghermite")
+    x = params_for(obj)
+    ll, _, _ = obj.cluster_terms(x, 0)
+    assert one_point.loglik(x) == pytest.approx(float(np.sum(ll)), rel=1e-14)
+    a = obj.arrays
+    for i in range(a.n_clusters):
+        s, e = a.starts[i], a.starts[i + 1]
+        xb, sd = a.X[s:e] @ x[:3], x[3]
+
+        def h(u, xb=xb, s=s, e=e, sd=sd):
+            return np.sum(_scipy_loglik(family, link, a.y[s:e], xb + sd * u, x[4:])) - 0.5 * u**2
+
+        mode = optimize.minimize_scalar(lambda u, h=h: -h(u), bracket=(-1, 1), tol=1e-12).x
+        step = 1e-4  # second differences: about 1e-7 relative error in the curvature
+        curvature = -(h(mode + step) - 2 * h(mode) + h(mode - step)) / step**2
+        assert ll[i] == pytest.approx(h(mode) - 0.5 * np.log(curvature), rel=1e-7, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("family", "link", "q"),
+    [("nbinomial", "log", 1), ("gamma", "log", 2), ("ordinal", "logit", 1)],
+)
+def test_new_families_meanvar_fixed_grid_derivatives_match_the_objective(family, link, q):
+    """As for the foundation's families: fixed-grid derivatives are those of the
+    mean-variance objective up to quadrature error, which vanishes as nagq grows."""
+    errors = {}
+    for nagq in (7, 20):
+        obj = objective(family, link, q, nagq, "mvaghermite")
+        x = params_for(obj)
+        ev = obj(x, 2)
+        scale = np.max(np.abs(ev.hessian))
+        errors[nagq] = (
+            np.max(np.abs(ev.gradient - fd_gradient(obj, x))) / scale,
+            np.max(np.abs(ev.hessian - obj.fd_hessian(x))) / scale,
+        )
+    assert errors[7][0] < 2e-4 and errors[7][1] < 1e-3, errors
+    assert errors[20][0] < 1e-7 and errors[20][1] < 1e-6, errors

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy.special import gammaln, logsumexp
 
+from mixedglm.engines import parallel
 from mixedglm.engines.conditional import (
     clogit_evaluate,
     clogit_evaluate_reference,
@@ -389,8 +390,6 @@ def test_bad_arguments_are_rejected():
 
 @pytest.mark.parametrize("threshold", [0.0, np.inf])
 def test_serial_and_threaded_kernels_agree(monkeypatch, threshold):
-    from mixedglm.engines import conditional
-
     rng = np.random.default_rng(12)
     X, y, starts = random_panel(rng, n_groups=120, min_size=1, max_size=25)
     offset = rng.normal(size=y.size)
@@ -398,7 +397,7 @@ def test_serial_and_threaded_kernels_agree(monkeypatch, threshold):
     ref_logit = clogit_evaluate_reference(beta, X, y, starts, 2, offset=offset)
     counts = rng.poisson(2.0, size=y.size).astype(float)
     ref_pois = cpoisson_evaluate_reference(beta, X, counts, offset, starts, 2)
-    monkeypatch.setattr(conditional, "PARALLEL_MIN_COST", threshold)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_COST", threshold)
     for ev, ref in [
         (clogit_evaluate(beta, X, y, starts, 2, offset=offset), ref_logit),
         (cpoisson_evaluate(beta, X, counts, offset, starts, 2), ref_pois),

@@ -134,3 +134,177 @@ def test_fisher_weight_is_expected_information(link):
         wp, _ = k.fisher_weight(fam.code, fam.link_code, n, eta + h)
         wm, _ = k.fisher_weight(fam.code, fam.link_code, n, eta - h)
         assert dw == pytest.approx((wp - wm) / (2 * h), rel=1e-5, abs=1e-8)
+
+
+# -- negative binomial, gamma, ordinal ---------------------------------------------------
+
+NEW_FAMILIES = [
+    (k.NBINOM2, k.LOG, [0.0, 1.0, 3.0, 12.0, 70.0, 250.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
+    (k.NBINOM1, k.LOG, [0.0, 1.0, 3.0, 12.0, 70.0, 250.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
+    (k.GAMMA, k.LOG, [0.05, 0.7, 1.0, 4.0, 90.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
+]
+NEW_ETAS = [-4.0, -1.2, 0.0, 0.5, 2.0, 4.5]
+CUT_AUX = np.array([-1.0, np.log(0.8), np.log(1.5), np.log(0.3)])  # 4 cut points, 5 categories
+
+
+def _aux_arrays(code, link, y, eta, aux):
+    n = aux.shape[0]
+    out = [np.zeros(n), np.zeros(n), np.zeros(n), np.zeros((n, n))]
+    k.aux_derivs(code, link, y, 1.0, eta, aux, *out)
+    return out
+
+
+def _check_all_derivatives(code, link, y, eta, aux, h=1e-5, rtol=2e-6):
+    """Every derivative the engines use against central differences of the one below."""
+
+    def ed(e, a):
+        return np.array(k.eta_derivs(code, link, y, 1.0, e, a))
+
+    d = ed(eta, aux)
+    assert np.all(np.isfinite(d)), (code, link, y, eta, aux)
+    fd = (ed(eta + h, aux) - ed(eta - h, aux)) / (2 * h)
+    scale = max(1.0, *np.abs(d[1:]))
+    assert np.allclose(fd[:3], d[1:], rtol=0, atol=rtol * scale), (y, eta, aux, d, fd)
+    l_a, l_ea, l_eea, l_aa = _aux_arrays(code, link, y, eta, aux)
+    assert np.allclose(l_aa, l_aa.T, rtol=1e-12, atol=1e-12)
+    for m in range(aux.shape[0]):
+        up, down = aux.copy(), aux.copy()
+        up[m] += h
+        down[m] -= h
+        fd_a = (ed(eta, up) - ed(eta, down)) / (2 * h)
+        got = np.array([l_a[m], l_ea[m], l_eea[m]])
+        scale = max(1.0, *np.abs(got))
+        assert np.allclose(fd_a[:3], got, rtol=0, atol=rtol * scale), (m, y, eta, got, fd_a)
+        fd_aa = (
+            _aux_arrays(code, link, y, eta, up)[0] - _aux_arrays(code, link, y, eta, down)[0]
+        ) / (2 * h)
+        scale = max(1.0, *np.abs(l_aa[m]))
+        assert np.allclose(fd_aa, l_aa[m], rtol=0, atol=rtol * scale), (m, y, eta)
+
+
+@pytest.mark.parametrize(("code", "link", "ys", "auxes"), NEW_FAMILIES)
+def test_dispersion_family_derivatives_match_finite_differences(code, link, ys, auxes):
+    for y in ys:
+        for eta in NEW_ETAS:
+            for a in auxes:
+                _check_all_derivatives(code, link, y, eta, np.array([a]))
+
+
+@pytest.mark.parametrize("link", [k.LOGIT, k.PROBIT, k.CLOGLOG])
+def test_ordinal_derivatives_match_finite_differences(link):
+    for y in range(5):
+        for eta in [-7.0, *NEW_ETAS, 7.0]:
+            _check_all_derivatives(k.ORDINAL, link, float(y), eta, CUT_AUX)
+    # two categories (one cut point) and three
+    for aux in (np.array([0.3]), np.array([0.3, -0.5])):
+        for y in range(aux.size + 1):
+            _check_all_derivatives(k.ORDINAL, link, float(y), 0.8, aux)
+
+
+def test_negative_binomial_and_gamma_logliks_equal_scipy():
+    eta, a = 0.3, 0.4
+    mu = math.exp(eta)
+    for y in [0.0, 2.0, 7.0, 100.0]:
+        size = math.exp(-a)  # NB2: size 1/alpha
+        got = k.eta_derivs(k.NBINOM2, k.LOG, y, 1.0, eta, np.array([a]))[0]
+        got += k.log_constant(k.NBINOM2, np.array([y]), np.ones(1))[0]
+        assert got == pytest.approx(stats.nbinom.logpmf(y, size, size / (size + mu)), rel=1e-12)
+        size = mu / math.exp(a)  # NB1: size mu/delta
+        got = k.eta_derivs(k.NBINOM1, k.LOG, y, 1.0, eta, np.array([a]))[0]
+        got += k.log_constant(k.NBINOM1, np.array([y]), np.ones(1))[0]
+        assert got == pytest.approx(stats.nbinom.logpmf(y, size, size / (size + mu)), rel=1e-12)
+    for y in [0.05, 1.0, 7.5, 300.0]:
+        shape = math.exp(-a)  # gamma: a = log of the scale s = 1/shape
+        got = k.eta_derivs(k.GAMMA, k.LOG, y, 1.0, eta, np.array([a]))[0]
+        got += k.log_constant(k.GAMMA, np.array([y]), np.ones(1))[0]
+        assert got == pytest.approx(stats.gamma.logpdf(y, shape, scale=mu / shape), rel=1e-12)
+
+
+def test_negative_binomial_near_the_poisson_limit_is_accurate():
+    """A tiny alpha (huge size) must not lose the log-likelihood to cancellation."""
+    eta, y = 1.1, 4.0
+    poisson = stats.poisson.logpmf(y, math.exp(eta))
+    for code in (k.NBINOM2, k.NBINOM1):
+        got = k.eta_derivs(code, k.LOG, y, 1.0, eta, np.array([-25.0]))[0]
+        got += k.log_constant(code, np.array([y]), np.ones(1))[0]
+        assert got == pytest.approx(poisson, abs=1e-9)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
+def test_ordinal_probabilities_match_scipy_and_sum_to_one(link):
+    from mixedglm.families.ordinal import category_probabilities, cutpoints
+
+    cdf = {
+        "logit": special.expit,
+        "probit": special.ndtr,
+        "cloglog": lambda x: -np.expm1(-np.exp(x)),
+    }[link]
+    survival = {
+        "logit": lambda x: special.expit(-x),
+        "probit": lambda x: special.ndtr(-x),
+        "cloglog": lambda x: np.exp(-np.exp(x)),
+    }[link]
+    code = {"logit": k.LOGIT, "probit": k.PROBIT, "cloglog": k.CLOGLOG}[link]
+    cuts = np.r_[-np.inf, cutpoints(CUT_AUX), np.inf]
+    for eta in [-3.0, -0.2, 0.0, 1.3, 4.0]:
+        total = 0.0
+        for y in range(5):
+            lo, hi = cuts[y] - eta, cuts[y + 1] - eta
+            if lo > 0:  # both in the upper tail: survival functions do not cancel
+                expected = survival(lo) - survival(hi)
+            else:
+                expected = cdf(hi) - cdf(lo)
+            got = k.eta_derivs(k.ORDINAL, code, float(y), 1.0, eta, CUT_AUX)[0]
+            assert got == pytest.approx(math.log(expected), rel=1e-11)
+            total += math.exp(got)
+        assert total == pytest.approx(1.0, abs=1e-13)
+        kernel = [
+            math.exp(k.eta_derivs(k.ORDINAL, code, float(y), 1.0, eta, CUT_AUX)[0])
+            for y in range(5)
+        ]
+        probs = category_probabilities(link, np.array([eta]), CUT_AUX)[0]
+        assert probs == pytest.approx(kernel, rel=1e-6, abs=1e-15)
+
+
+def test_ordinal_loglik_in_the_tails():
+    """Category probabilities far in the tails, where F(b) - F(a) cancels: computed from
+    the survival functions, which do not."""
+    aux = np.array([1.0, 0.0])  # cuts 1 and 2
+    for eta in (-40.0, -15.0, 15.0, 40.0):
+        a, b = 1.0 - eta, 2.0 - eta
+        # logit, middle category
+        if a > 0:
+            expected = math.log(special.expit(-a) - special.expit(-b))
+        else:
+            expected = math.log(special.expit(b) - special.expit(a))
+        got = k.eta_derivs(k.ORDINAL, k.LOGIT, 1.0, 1.0, eta, aux)[0]
+        assert got == pytest.approx(expected, rel=1e-10)
+        # probit, middle category: log(Phi(b) - Phi(a)) via log_ndtr differences
+        if a > 0:
+            la, lb = special.log_ndtr(-a), special.log_ndtr(-b)
+        else:
+            la, lb = special.log_ndtr(b), special.log_ndtr(a)
+        expected = la + math.log1p(-math.exp(lb - la))
+        got = k.eta_derivs(k.ORDINAL, k.PROBIT, 1.0, 1.0, eta, aux)[0]
+        assert got == pytest.approx(expected, rel=1e-10)
+        assert all(
+            np.isfinite(k.eta_derivs(k.ORDINAL, lk, float(y), 1.0, eta, aux)).all()
+            for lk in (k.LOGIT, k.PROBIT)
+            for y in range(3)
+        )
+
+
+def test_polygamma_functions_match_scipy():
+    from mixedglm.families.polygamma import count_differences, digamma, tetragamma, trigamma
+
+    for x in [1e-3, 0.2, 1.0, 3.7, 9.99, 10.0, 55.0, 1e4]:
+        assert digamma(x) == pytest.approx(special.digamma(x), rel=1e-13, abs=1e-14)
+        assert trigamma(x) == pytest.approx(special.polygamma(1, x), rel=1e-13)
+        assert tetragamma(x) == pytest.approx(special.polygamma(2, x), rel=1e-12)
+    for y in [0.0, 1.0, 5.0, 63.0, 64.0, 500.0]:
+        for r in [0.05, 1.3, 40.0]:
+            got = count_differences(y, r)
+            assert got[0] == pytest.approx(special.gammaln(y + r) - special.gammaln(r), abs=1e-11)
+            for order in (0, 1, 2):
+                expected = special.polygamma(order, y + r) - special.polygamma(order, r)
+                assert got[order + 1] == pytest.approx(expected, rel=1e-10, abs=1e-13)

@@ -292,6 +292,7 @@ def test_slope_bad_input(contraception):
         fit(f"{BANGLA} + (1 + urban | region)", contraception)
 
 
+@pytest.mark.filterwarnings("ignore::mixedglm.errors.ConvergenceWarning")
 def test_large_grid_warns(contraception):
     from mixedglm.errors import QuadratureWarning
 

@@ -23,6 +23,7 @@ from mixedglm.design.collinear import find_collinear
 from mixedglm.engines.aghq import ClusterArrays
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
+from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula, RandomTerm
 
 _KNOWN_NAMESPACES = {"np", "numpy", "math", "scipy", "C", "I", "Q", "poly", "center", "scale"}
@@ -89,6 +90,7 @@ class ModelDesign:
     fixed_spec: object = field(default=None, repr=False)
     random_specs: tuple = field(default=(), repr=False)
     binomial_trials: bool = False
+    categories: tuple = ()  # an ordinal outcome's categories, coded 0.. in y
 
     @property
     def n_obs(self) -> int:
@@ -303,15 +305,25 @@ def build_design(
         starts = np.array([0, len(frame)], dtype=np.int64)
         group = None
 
-    y, response_note = _response(frame, formula.response)
-    if response_note:
-        notes.append(response_note)
+    categories: tuple = ()
+    if family.is_ordinal:
+        y, categories, outcome_notes = ordinal_outcome(frame[formula.response], formula.response)
+        notes += outcome_notes
+    else:
+        y, response_note = _response(frame, formula.response)
+        if response_note:
+            notes.append(response_note)
     n_trials = None
     if trials is not None:
         n_trials = _numeric_column(frame, trials, "trials variable")
     family.check_outcome(y, n_trials, formula.response)
 
     X, x_names, fixed_spec = _materialize(formula.fixed, frame, "fixed part")
+    if family.is_ordinal and "_cons" not in x_names:
+        # the cut points play the constant's part: keep one (first) while looking for
+        # collinear columns, so that a full set of dummies loses a level as with a constant
+        X = np.ascontiguousarray(np.column_stack([np.ones(len(frame)), X]))
+        x_names = ["_cons", *x_names]
     all_names = list(x_names)
     omitted: list[tuple[str, str]] = []
     dropped = find_collinear(X)
@@ -330,6 +342,12 @@ def build_design(
     all_x_names = [n for n in all_names if n != "_cons"] + (
         ["_cons"] if "_cons" in all_names else []
     )
+    if family.is_ordinal:  # Stata's ordinal models have no constant: the cut points are it
+        if "_cons" in x_names:
+            X = np.ascontiguousarray(X[:, :-1])
+            x_names = x_names[:-1]
+        all_x_names = [n for n in all_x_names if n != "_cons"]
+        omitted = [o for o in omitted if o[0] != "_cons"]
 
     z_blocks, z_names, random_specs = [], [], []
     for term in formula.random:
@@ -391,4 +409,5 @@ def build_design(
         fixed_spec=fixed_spec,
         random_specs=tuple(random_specs),
         binomial_trials=trials is not None,
+        categories=categories,
     )

@@ -5,32 +5,36 @@ from __future__ import annotations
 import numpy as np
 
 
-def find_collinear(X: np.ndarray, rtol: float = 1e-9) -> list[int]:
+def find_collinear(X: np.ndarray, rtol: float = 1e-7) -> list[int]:
     """Indices of columns of ``X`` that are linear combinations of earlier columns.
 
     Columns are tested left to right (Stata keeps the first of a collinear set and omits
-    later ones) by Gram-Schmidt with reorthogonalisation: a column is dropped when its
-    residual, after projecting on the kept columns, is below ``rtol`` times its own norm.
+    later ones): a column is dropped when the norm of its residual, after projecting it on
+    the kept columns, is below ``rtol`` times its own norm. The residuals come from a
+    Cholesky factorisation of the cross-product matrix, built one kept column at a time
+    (one pass over the data, then p x p work; Stata's ``_rmcoll`` also works on ``X'X``).
     """
-    n, p = X.shape
+    p = X.shape[1]
     if p == 0:
         return []
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
-    dropped: list[int] = []
+    gram = X.T @ X
+    chol = np.zeros((p, p))
     kept: list[int] = []
-    q_basis = np.empty((n, 0))
+    dropped: list[int] = []
     for j in range(p):
-        col = X[:, j]
-        if norms[j] == 0.0:
+        norm2 = gram[j, j]
+        if norm2 <= 0.0:
             dropped.append(j)
             continue
-        resid = col - q_basis @ (q_basis.T @ col)
-        # second Gram-Schmidt pass for stability
-        resid = resid - q_basis @ (q_basis.T @ resid)
-        rnorm = np.linalg.norm(resid)
-        if rnorm <= rtol * norms[j] * max(1.0, np.sqrt(len(kept))):
+        # coefficients of column j on the kept columns' orthonormal basis
+        coef = np.zeros(len(kept))
+        for i, k in enumerate(kept):
+            coef[i] = (gram[k, j] - chol[k, kept[:i]] @ coef[:i]) / chol[k, k]
+        resid2 = norm2 - coef @ coef
+        if resid2 <= (rtol**2) * norm2:
             dropped.append(j)
             continue
+        chol[j, kept] = coef
+        chol[j, j] = np.sqrt(resid2)
         kept.append(j)
-        q_basis = np.column_stack([q_basis, resid / rnorm])
     return dropped

@@ -197,7 +197,7 @@ def prepare_within(
     kind: Kind,
     *,
     outcome: str = "y",
-    collinear_rtol: float = 1e-9,
+    collinear_rtol: float = 1e-7,
 ) -> WithinDesign:
     """Select the informative groups and the identified covariates of a conditional model.
 

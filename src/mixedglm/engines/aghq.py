@@ -83,6 +83,10 @@ class AGHQObjective:
             self.nagq = 1
         if self.nagq == 1:
             self.method = "laplace"
+        if self.nagq == 2 and self.method == "mvaghermite":
+            # with two points per dimension sum_k post_k t_k^2 = 1 for every grid, so the
+            # mean-variance rule does not determine the grid's scale: use the mode's curvature
+            self.method = "mcaghermite"
         q = self.structure.q
         rule = gauss_hermite_rule(self.nagq, q)
         self._nodes = rule.nodes
@@ -125,9 +129,8 @@ class AGHQObjective:
         Hessians ``(G, P, P)`` (the last two zero unless asked for by ``order``)."""
         beta, theta, aux = self.split(np.asarray(params, dtype=float))
         a = self.arrays
-        lam = self.structure.lam(theta)
-        xb = a.X @ beta + a.offset
-        w = np.ascontiguousarray(a.Z @ lam)
+        lam = np.ascontiguousarray(self.structure.lam(theta))
+        xb, w = kern.linear_predictors(a.X, beta, a.offset, a.Z, lam)
         g, n_par = a.n_clusters, self.n_params
         out_ll = np.empty(g)
         out_grad = np.zeros((g, n_par)) if order >= 1 else np.zeros((g, 0))
@@ -138,35 +141,19 @@ class AGHQObjective:
         status = np.zeros(g, dtype=np.int64)
         st = self._state
         kern.aghq_clusters(
-            xb,
-            lam,
-            np.ascontiguousarray(aux, dtype=float),
-            a.X,
-            a.Z,
-            w,
-            a.y,
-            a.trials,
-            self._const,
-            a.starts,
-            self._nodes,
-            self._logw_adj,
-            self._basis,
-            self.family.code,
-            self.family.link_code,
-            self._rule_code,
-            self._curv_code,
-            order,
-            exact,
-            st.warm,
-            st.modes,
-            st.grid_m,
-            st.grid_r,
-            out_ll,
-            out_grad,
-            out_hess,
-            post_mean,
-            post_cov,
-            status,
+            (xb, a.X, a.Z, w, a.y, a.trials, self._const, a.starts),
+            (self._nodes, self._logw_adj, self._basis, lam, np.ascontiguousarray(aux, dtype=float)),
+            (
+                self.family.code,
+                self.family.link_code,
+                self._rule_code,
+                self._curv_code,
+                order,
+                exact,
+                st.warm,
+            ),
+            (st.modes, st.grid_m, st.grid_r),
+            (out_ll, out_grad, out_hess, post_mean, post_cov, status),
         )
         st.warm = bool(np.all(np.isfinite(st.grid_r)))
         self.last_params = np.array(params, dtype=float)
@@ -221,6 +208,11 @@ class AGHQObjective:
         self.cluster_terms(params, 0)
         mean, cov = self.last_posterior
         return mean.copy(), cov.copy(), self._state.modes.copy()
+
+    def adopt_grid(self, other: AGHQObjective) -> None:
+        """Start from another objective's modes (and, for the same rule, grids): a warm
+        start after a fit with fewer points."""
+        self._state.modes[:] = other._state.modes
 
     def mode_curvature_cov(self, params: np.ndarray) -> np.ndarray:
         """Inverse curvature ``(-h''(mode))^-1`` per cluster ``(G, q, q)``: the covariance

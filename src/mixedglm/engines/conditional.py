@@ -34,6 +34,7 @@ import numpy as np
 from numba import prange
 from scipy.special import gammaln, logsumexp
 
+from mixedglm.engines.parallel import cost_chunks, use_threads
 from mixedglm.optim.newton import Evaluation
 
 __all__ = [
@@ -93,33 +94,6 @@ def _unpack(ll: float, grad: np.ndarray, packed: np.ndarray, p: int, order: int)
     hess[iu] = packed
     hess = hess + np.triu(hess, 1).T
     return Evaluation(float(ll), grad, hess)
-
-
-# Below this much work (rows times events per group, summed) one thread is faster than
-# waking the others.
-PARALLEL_MIN_COST = 20_000.0
-
-
-def _use_threads(cost: np.ndarray) -> bool:
-    return numba.get_num_threads() > 1 and float(cost.sum()) >= PARALLEL_MIN_COST
-
-
-def _chunks(cost: np.ndarray) -> np.ndarray:
-    """Split groups into contiguous chunks of about equal total ``cost``, several per thread.
-
-    The threaded kernels hand out chunks one at a time (``parallel_chunksize(1)``), so a
-    thread slowed by other work on the machine, or a chunk holding one huge group, does not
-    leave the others idle.
-    """
-    G = cost.size
-    n_chunks = int(min(G, 4 * numba.get_num_threads()))
-    if n_chunks <= 1:
-        return np.array([0, G], dtype=np.int64)
-    cum = np.cumsum(cost, dtype=np.float64)
-    targets = cum[-1] * np.arange(1, n_chunks) / n_chunks
-    inner = np.searchsorted(cum, targets, side="left") + 1
-    bounds = np.unique(np.concatenate(([0], np.minimum(inner, G), [G])))
-    return bounds.astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,9 +346,11 @@ def clogit_evaluate(
     k = _count_events(y, starts)
     n = np.diff(starts)
     cost = n * np.maximum(1, np.minimum(k, n - k)).astype(np.float64)
-    if _use_threads(cost):
+    if use_threads(cost):
         with numba.parallel_chunksize(1):
-            ll, grad, packed = _clogit_parallel(X, y, beta, offset, starts, k, _chunks(cost), order)
+            ll, grad, packed = _clogit_parallel(
+                X, y, beta, offset, starts, k, cost_chunks(cost), order
+            )
     else:
         ll, grad, packed = _clogit_serial(X, y, beta, offset, starts, k, order)
     return _unpack(ll, grad, packed, X.shape[1], order)
@@ -542,9 +518,11 @@ def cpoisson_evaluate(
     beta, X, y, starts = _check_arrays(beta, X, y, starts, order)
     offset = _check_offset(offset, y.shape[0])
     cost = np.diff(starts).astype(np.float64) + 1.0
-    if _use_threads(cost):
+    if use_threads(cost):
         with numba.parallel_chunksize(1):
-            ll, grad, packed = _cpoisson_parallel(X, y, beta, offset, starts, _chunks(cost), order)
+            ll, grad, packed = _cpoisson_parallel(
+                X, y, beta, offset, starts, cost_chunks(cost), order
+            )
     else:
         ll, grad, packed = _cpoisson_serial(X, y, beta, offset, starts, order)
     return _unpack(ll, grad, packed, X.shape[1], order)

@@ -53,10 +53,13 @@ def lr_test_variance(loglik: float, loglik_restricted: float, n_components: int)
     """LR test of the random-effects variance components against the model without them.
 
     One variance: Stata's ``chibar2(01)``, p = half the chi2(1) tail (the variance sits on
-    the boundary under the null). Several components: ``chi2(k)`` with the plain chi2 tail,
-    which is conservative, as Stata reports it.
+    the boundary under the null), and 1 for a statistic of 0 (the mixture's point mass).
+    Several components: ``chi2(k)`` with the plain chi2 tail, which is conservative, as
+    Stata reports it.
     """
-    stat = max(2.0 * (loglik - loglik_restricted), 0.0)
+    stat = 2.0 * (loglik - loglik_restricted)
+    # a variance estimated at zero reproduces the restricted fit up to rounding
+    stat = 0.0 if stat < 1e-8 * max(1.0, abs(loglik)) else stat
     if n_components == 1:
         p = 0.5 * float(stats.chi2.sf(stat, 1)) if stat > 0 else 1.0
         return TestResult(stat, 1, p, "chibar2")

@@ -11,8 +11,10 @@ from mixedglm.report.table import CoefTable, Row
 def _cells(row: Row) -> list[str]:
     if row.style in ("blank", "factor", "group"):
         return [""] * 6
-    if row.style in ("omitted", "base"):
-        return ["0", f"({row.style})", "", "", "", ""]
+    if row.style in ("omitted", "base", "offset", "exposure", "level_omitted"):
+        shown = "0" if row.coef is None else stata_g(row.coef)
+        word = "omitted" if row.style == "level_omitted" else row.style
+        return [shown, f"({word})", "", "", "", ""]
 
     def num(v, fmt=None):
         if v is None:
@@ -30,7 +32,7 @@ def _cells(row: Row) -> list[str]:
 
 
 def _label(row: Row) -> str:
-    return f"  {row.label}" if row.style == "level" else row.label
+    return f"  {row.label}" if row.style in ("level", "level_omitted") else row.label
 
 
 def _columns(table: CoefTable) -> list[str]:

@@ -37,7 +37,7 @@ def label_width(table: CoefTable) -> int:
     """Characters left of ``|``: the longest label plus a space, at least 13."""
     widths = [len(table.depvar) + 1, 13]
     for row in table.rows():
-        extra = {"varcomp": 1, "level": 2, "group": 0}.get(row.style, 1)
+        extra = {"varcomp": 1, "level": 2, "level_omitted": 2, "group": 0}.get(row.style, 1)
         widths.append(len(row.label) + extra)
     return max(widths)
 
@@ -45,8 +45,11 @@ def label_width(table: CoefTable) -> int:
 def _body(row: Row) -> str:
     if row.style in ("blank", "factor", "group"):
         return ""
-    if row.style in ("omitted", "base"):
-        return f"{'0':>11}  ({row.style})"
+    if row.style in ("omitted", "base", "offset", "exposure", "level_omitted"):
+        # 0 for an omitted coefficient; 1 for an omitted odds ratio and for an offset
+        shown = "0" if row.coef is None else stata_g(row.coef)
+        word = "omitted" if row.style == "level_omitted" else row.style
+        return f"{shown:>11}  ({word})"
     coef = f"{stata_g(row.coef):>11}"
     se = f"{stata_g(row.se):>11}" if row.se is not None else " " * 11
     if row.style in ("coef", "level") or row.stat is not None:
@@ -64,7 +67,7 @@ def _row_line(row: Row, width: int) -> str:
         return f"{row.label:<{width}}|"
     if row.style == "varcomp":
         return f"{row.label:>{width}}|{_body(row)}"
-    if row.style == "level":
+    if row.style in ("level", "level_omitted"):
         return f"{row.label:>{width - 2}}  |{_body(row)}"
     if row.style == "blank":
         return f"{'':>{width}}|"
@@ -131,3 +134,17 @@ def render_ic(
             "Note: BIC uses N = number of observations. See [R] BIC note.",
         ]
     )
+
+
+def render_summarize(rows: list[tuple[str, int, float, float, float, float]]) -> str:
+    """Stata's ``summarize``: ``(name, obs, mean, sd, min, max)`` per variable."""
+    from mixedglm.report.formats import comma_int
+
+    head = f"{'Variable':>12} |{'Obs':>11}{'Mean':>12}{'Std. Dev.':>13}{'Min':>10}{'Max':>11}"
+    lines = [head, "-" * 13 + "+" + "-" * 57]
+    for name, n, mean, sd, low, high in rows:
+        lines.append(
+            f"{name:>12} |{comma_int(n):>11}{stata_g(mean):>12}{stata_g(sd):>12}"
+            f"{stata_g(low):>11}{stata_g(high):>11}"
+        )
+    return "\n".join(lines)

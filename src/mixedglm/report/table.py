@@ -17,9 +17,12 @@ RowStyle = Literal[
     "varcomp",  # var(_cons) rows of a random-effects block: label flush against the rule
     "omitted",  # 0 (omitted)
     "base",  # 0 (base)
+    "offset",  # 1 (offset): an offset variable's fixed coefficient
+    "exposure",  # 1 (exposure): ln(exposure variable)'s fixed coefficient
     "blank",  # empty row
     "factor",  # factor-variable header (its levels follow as 'level' rows)
     "level",  # a factor level
+    "level_omitted",  # a factor level shown as 0 (omitted), indented as a level
     "group",  # name of a grouping variable, left-aligned, heading a varcomp block
 ]
 

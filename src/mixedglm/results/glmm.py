@@ -312,7 +312,8 @@ class GLMMResults:
         return render_ic(self.nobs, None, self.loglik, self.n_params, self.aic, self.bic)
 
     def to_frame(self, level: float | None = None) -> pd.DataFrame:
-        """Fixed effects and variance components in one DataFrame."""
+        """Fixed effects, ancillary parameters (part ``aux``: ``/lnalpha``, ``/cut1``...)
+        and variance components in one DataFrame."""
         level = level or self.level
         ci = self.conf_int(level)
         coef = pd.DataFrame(
@@ -339,6 +340,19 @@ class GLMMResults:
             }
             for r in self.varcomp(level)
         ]
+        rows = [
+            {
+                "part": "aux",
+                "estimate": est,
+                "se": se,
+                "z": np.nan,
+                "p": np.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+                "term": label,
+            }
+            for label, est, se, lo, hi in self.ancillary(level)
+        ] + rows
         rand = pd.DataFrame(rows).set_index("term") if rows else pd.DataFrame()
         return pd.concat([coef, rand])
 
@@ -353,11 +367,14 @@ class GLMMResults:
         data: pd.DataFrame | None = None,
         kind: str = "mu",
         conditional: bool = True,
-    ) -> pd.Series:
+    ) -> pd.Series | pd.DataFrame:
         """Predictions, as Stata's ``predict`` after ``melogit``.
 
-        ``kind``: ``xb`` (fixed part with the offset), ``eta`` (linear predictor) or ``mu``
-        (mean; for binomial the probability of success). ``conditional=True`` uses the
+        ``kind``: ``xb`` (fixed part with the offset), ``eta`` (linear predictor), ``mu``
+        (mean; for binomial the probability of success; for nbinomial and gamma
+        ``exp(eta)``) or, for ordinal models, ``pr``: a DataFrame of the probability of each
+        category, one column per category (Stata's ``predict p1-pK, pr``; for ordinal
+        models ``xb`` and ``eta`` have no constant). ``conditional=True`` uses the
         predicted random effects (posterior means; a cluster not in the fit gets zero);
         ``conditional=False`` integrates the random effects out (``eta`` is then ``xb``).
         ``data=None`` predicts for the estimation sample, in the data's row order.

@@ -20,6 +20,16 @@ def clean(value):
     return number if math.isfinite(number) else None
 
 
+def _category(value):
+    """An ordinal category as JSON: text stays text, whole numbers become ints."""
+    if isinstance(value, str):
+        return value
+    number = clean(value)
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    return number if number is not None else str(value)
+
+
 def coef_records(res, level: float) -> list[dict]:
     ci = res.conf_int(level)
     return [
@@ -39,13 +49,19 @@ def coef_records(res, level: float) -> list[dict]:
 def glmm_to_dict(res, level: float) -> dict:
     """The JSON document of a GLMM fit."""
     group = res.design.group
+    family = {"family": res.family.name, "link": res.family.link}
+    if res.family.dispersion:
+        family["dispersion"] = res.family.dispersion
+    if res.family.categories:
+        family["categories"] = [_category(c) for c in res.family.categories]
     return {
         "model": "glmm",
-        "family": res.family.name,
-        "link": res.family.link,
+        "depvar": res.design.response,
+        **family,
         "method": res.method,
         "nagq": res.nagq,
         "nobs": res.nobs,
+        "n_params": res.n_params,
         "groups": {
             group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
         },

@@ -46,7 +46,7 @@ def coefficient_rows(
             current_factor = None
             label, style = name, "coef"
         if name in omitted:
-            rows.append(Row(label, "omitted"))
+            rows.append(Row(label, "level_omitted" if style == "level" else "omitted"))
             continue
         b, se, z, p, lo, hi = estimates[name]
         row = Row(label, "coef", b, se, z, p, lo, hi)
@@ -118,6 +118,11 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
         raise ValueError(f"style must be 'me' (melogit) or 'xt' (xtlogit), not '{style}'")
     if style == "xt" and res.structure.q != 1:
         raise ValueError("style='xt' is for random-intercept models; use style='me'")
+    if style == "xt" and not res.family.has_xt_layout:
+        raise ValueError(
+            f"style='xt' has no Stata counterpart for a {res.family.model_words} mixed model "
+            "(xtnbreg's random effects are a different model); use style='me'"
+        )
     design, fam = res.design, res.family
     group = design.group
     n_points = res.nagq
@@ -131,6 +136,7 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
         header += obs_per_group_lines(group, "Random effects u_i ~ Gaussian")
         ll_line = f"Log likelihood  = {loglik_text}"
     else:
+        header += [HeaderLine(text) for text in fam.header_lines()]
         header += group_header_lines(group, "me")
         header.append(HeaderLine())
         header += obs_per_group_lines(group)
@@ -156,8 +162,12 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
         Row(label, "param", est, se, None, None, lo, hi)
         for label, est, se, lo, hi in res.ancillary(level)
     ]
-    if ancillary:
-        blocks.append(tuple(ancillary))
+    # Stata's blocks: the estimation-scale parameters (/lnalpha, /cut1...), then their
+    # transforms (alpha) below a rule
+    for kind in (True, False):
+        part = tuple(row for row in ancillary if row.label.startswith("/") == kind)
+        if part:
+            blocks.append(part)
     footer: list[str] = []
     if style == "xt":
         xt = res.xt_params(level)
