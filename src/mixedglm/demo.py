@@ -13,6 +13,7 @@ from mixedglm.fe import fe_logit_demo
 from mixedglm.hybrid import hybrid_demo
 from mixedglm.report.stata import render_summarize
 
+USE = ("nauthors", "npages", "nrefs", "jifperc", "careerstage")
 COVARIATES = (
     "nauthors + npages + nrefs + jifperc + careerstage + C(female) + C(usa) + C(socialscience)"
 )
@@ -34,7 +35,7 @@ def random_effects_logit(data) -> mg.api.GLMMResults:
         "i.socialscience, nolog re",
     )
     res = mg.glmm(f"topq ~ {COVARIATES} + (1 | id)", data, nagq=12, nolog=True)
-    print(res.summary(style="xt"))
+    print(res.summary(style="xt", ic=False))
     print(f"(estimation took {res.time_s:.2f} s)")
     return res
 
@@ -75,16 +76,21 @@ def random_slope_logit(data) -> mg.api.GLMMResults:
 
 
 def side_by_side(fe, re, hybrid) -> None:
-    """The FE, RE and hybrid within/between estimates in one compact table."""
+    """The FE, RE and hybrid within/between estimates in one compact table: a covariate's
+    FE and RE coefficients and its hybrid within effect share a row."""
     print()
-    print("Fixed effects (paprbest), random effects and hybrid (topq) estimates side by side")
+    print("Within (FE, hybrid W__), between (hybrid B__) and random-effects estimates")
     print()
+    rename = {f"W__{v}": v for v in USE}
+    for v in ("female", "usa", "socialscience"):
+        rename[f"C({v})[1]"] = rename[f"R__{v}"] = v
     print(
         mg.compare(
             [fe, re, hybrid],
             ["FE (paprbest)", "RE (topq)", "Hybrid (topq)"],
             star=True,
-            stats=["ll", "aic", "bic"],
+            stats=["ll", "aic", "bic", "N"],
+            rename=rename,
         )
     )
 

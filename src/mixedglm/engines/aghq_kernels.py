@@ -34,7 +34,14 @@ import math
 import numba
 import numpy as np
 
-from mixedglm.families.kernels import BINOMIAL, LOGIT, aux_derivs, eta_derivs, fisher_weight
+from mixedglm.families.kernels import (
+    BINOMIAL,
+    LOGIT,
+    aux_derivs,
+    eta_derivs,
+    fisher_weight,
+    logit_loglik_mean,
+)
 
 RULE_MODE = 0
 RULE_MEANVAR = 1
@@ -316,15 +323,9 @@ def _grid_values_logit(
             eta = xb[j]
             for a in range(q):
                 eta += w[j, a] * u_nodes[k, a]
-            z = math.exp(-abs(eta))
-            if eta >= 0.0:
-                mu = 1.0 / (1.0 + z)
-                log1pexp = eta + math.log(1.0 + z)
-            else:
-                mu = z / (1.0 + z)
-                log1pexp = math.log(1.0 + z)
             n = ntr[j]
-            hk += y[j] * eta - n * log1pexp
+            l0, mu = logit_loglik_mean(y[j], n, eta)
+            hk += l0
             d1s[k, j - s] = y[j] - n * mu
             d2s[k, j - s] = -n * mu * (1.0 - mu)
         log_terms[k] = logw_adj[k] + hk
@@ -803,6 +804,7 @@ def _chunk(
             _spd_inverse_into(curv, work, work2, sigma)
         # 2. the grid, and the values on it
         lse = 0.0
+        evaluated = False  # values computed on the final grid already
         if meanvar:
             if warm:
                 for a in range(q):
@@ -812,7 +814,6 @@ def _chunk(
             else:
                 centre[:] = m
                 _chol_into(sigma, chol)
-            converged = False
             for _ in range(_MEANVAR_MAXIT):
                 lse = _grid_values(
                     centre,
@@ -843,12 +844,12 @@ def _chunk(
                     for b in range(a + 1):
                         change = max(change, abs(new_chol[a, b] - chol[a, b]) / scale)
                 if change < _MEANVAR_TOL:
-                    converged = True  # the values were computed on this grid
+                    evaluated = True  # the values were computed on this grid
                     break
                 centre[:] = mean
                 chol[:, :] = new_chol
-            if not converged:
-                # fall back to the mode-curvature grid for this cluster
+            if not evaluated:
+                # no fixed point: fall back to the mode-curvature grid for this cluster
                 status[i] = 2
                 for a in range(q):
                     m[a] = modes[i, a]
@@ -856,28 +857,7 @@ def _chunk(
                 for a in range(q):
                     modes[i, a] = m[a]
                 _spd_inverse_into(neg_hess, work, work2, sigma)
-                centre[:] = m
-                _chol_into(sigma, chol)
-                lse = _grid_values(
-                    centre,
-                    chol,
-                    nodes,
-                    logw_adj,
-                    beta_xb,
-                    W,
-                    y,
-                    ntr,
-                    aux,
-                    family,
-                    link,
-                    s,
-                    e,
-                    u_nodes,
-                    log_terms,
-                    d1s,
-                    d2s,
-                )
-        else:
+        if not evaluated:
             centre[:] = m
             _chol_into(sigma, chol)
             lse = _grid_values(

@@ -333,6 +333,20 @@ def _ordinal_aux_derivs(
         l_eea[m] = lee_a * ja_m + lee_b * jb_m
 
 
+@numba.njit(cache=True, inline="always")
+def logit_loglik_mean(y: float, n: float, eta: float) -> tuple[float, float]:
+    """Binomial-logit kernel ``y eta - n log(1 + e^eta)`` and the mean ``expit(eta)``.
+
+    One exponential, z = exp(-|eta|), gives both; log(1 + z) rather than log1p(z) (a quarter
+    faster in the quadrature's hot loop) errs by less than 1.2e-16 in absolute terms, which
+    is all a sum of log-likelihood terms needs.
+    """
+    z = math.exp(-abs(eta))
+    if eta >= 0.0:
+        return y * eta - n * (eta + math.log(1.0 + z)), 1.0 / (1.0 + z)
+    return y * eta - n * math.log(1.0 + z), z / (1.0 + z)
+
+
 @numba.njit(cache=True)
 def eta_derivs(
     family: int, link: int, y: float, n: float, eta: float, aux: np.ndarray
@@ -346,18 +360,9 @@ def eta_derivs(
     """
     if family == BINOMIAL:
         if link == LOGIT:
-            # one exponential: z = exp(-|eta|) gives log(1 + e^eta) and the mean; log(1 + z)
-            # rather than log1p(z) (a quarter faster here): its error is below 1.2e-16 in
-            # absolute terms, which is all a sum of log-likelihood terms needs
-            z = math.exp(-abs(eta))
-            if eta >= 0.0:
-                mu = 1.0 / (1.0 + z)
-                log1pexp = eta + math.log(1.0 + z)
-            else:
-                mu = z / (1.0 + z)
-                log1pexp = math.log(1.0 + z)
+            l0, mu = logit_loglik_mean(y, n, eta)
             v = mu * (1.0 - mu)
-            return y * eta - n * log1pexp, y - n * mu, -n * v, -n * v * (1.0 - 2.0 * mu)
+            return l0, y - n * mu, -n * v, -n * v * (1.0 - 2.0 * mu)
         if link == PROBIT:
             p0, p1, p2, p3 = _log_ndtr_derivs(eta)
             q0, q1, q2, q3 = _log_ndtr_derivs(-eta)

@@ -13,12 +13,13 @@ from scipy import stats
 
 from mixedglm.design.build import GroupInfo
 from mixedglm.errors import MixedGLMError
-from mixedglm.inference import TestResult, normal_ci, wald_test, z_pvalues
+from mixedglm.inference import TestResult, wald_test
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.stata import _header_line, render_table
 from mixedglm.report.table import CoefTable, HeaderLine, Row
+from mixedglm.results.base import CoefficientResults
 from mixedglm.results.glmm import Summary
 from mixedglm.results.serialize import clean
 from mixedglm.results.tables import coefficient_rows, obs_per_group_lines
@@ -43,7 +44,7 @@ def stata_note_lines(note: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ConditionalResults:
+class ConditionalResults(CoefficientResults):
     """A fitted conditional fixed-effects logit (``kind="logit"``) or Poisson model.
 
     ``params_array`` ``(k,)`` holds the estimated coefficients, named by ``names``, with
@@ -91,14 +92,6 @@ class ConditionalResults:
     def n_params(self) -> int:
         return int(self.params_array.shape[0])
 
-    @property
-    def converged(self) -> bool:
-        return self.opt.converged
-
-    @property
-    def iterations(self) -> int:
-        return self.opt.iterations
-
     # -- coefficients ------------------------------------------------------------------------
     @cached_property
     def params(self) -> pd.Series:
@@ -109,28 +102,6 @@ class ConditionalResults:
     def cov_params(self) -> pd.DataFrame:
         names = list(self.names)
         return pd.DataFrame(self.cov_array, index=names, columns=names)
-
-    @cached_property
-    def bse(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.cov_array)), index=self.params.index)
-
-    @cached_property
-    def zvalues(self) -> pd.Series:
-        return self.params / self.bse
-
-    @property
-    def tvalues(self) -> pd.Series:
-        """Alias of :attr:`zvalues` (statsmodels' name)."""
-        return self.zvalues
-
-    @cached_property
-    def pvalues(self) -> pd.Series:
-        return pd.Series(z_pvalues(self.zvalues.to_numpy()), index=self.params.index)
-
-    def conf_int(self, level: float | None = None) -> pd.DataFrame:
-        """Normal-theory confidence intervals of the coefficients."""
-        lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
-        return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
 
     # -- tests and criteria ------------------------------------------------------------------
     @cached_property

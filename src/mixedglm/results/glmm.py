@@ -14,16 +14,17 @@ from mixedglm.design.build import ModelDesign
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
-from mixedglm.inference import TestResult, normal_ci, wald_test, z_pvalues
+from mixedglm.inference import TestResult, wald_test
 from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
 from mixedglm.optim import OptSummary
 from mixedglm.report.table import CoefTable
+from mixedglm.results.base import CoefficientResults
 
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
 
 
 @dataclass(frozen=True)
-class GLMMResults:
+class GLMMResults(CoefficientResults):
     """A fitted generalized linear mixed model (one grouping factor).
 
     ``params_all`` is ``[beta, theta, aux]`` on the estimation scale with covariance
@@ -67,14 +68,6 @@ class GLMMResults:
     def n_params(self) -> int:
         return int(self.params_all.shape[0])
 
-    @property
-    def converged(self) -> bool:
-        return self.opt.converged
-
-    @property
-    def iterations(self) -> int:
-        return self.opt.iterations
-
     # -- fixed effects -------------------------------------------------------------------
     @cached_property
     def params(self) -> pd.Series:
@@ -87,29 +80,6 @@ class GLMMResults:
         names = list(self.design.x_names)
         p = self.n_beta
         return pd.DataFrame(self.cov_all[:p, :p], index=names, columns=names)
-
-    @cached_property
-    def bse(self) -> pd.Series:
-        """Standard errors of the fixed effects."""
-        return pd.Series(np.sqrt(np.diag(self.cov_params.to_numpy())), index=self.params.index)
-
-    @cached_property
-    def zvalues(self) -> pd.Series:
-        return self.params / self.bse
-
-    @property
-    def tvalues(self) -> pd.Series:
-        """Alias of :attr:`zvalues` (statsmodels' name)."""
-        return self.zvalues
-
-    @cached_property
-    def pvalues(self) -> pd.Series:
-        return pd.Series(z_pvalues(self.zvalues.to_numpy()), index=self.params.index)
-
-    def conf_int(self, level: float | None = None) -> pd.DataFrame:
-        """Normal-theory confidence intervals of the fixed effects."""
-        lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
-        return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
 
     # -- random part -----------------------------------------------------------------------
     @cached_property
