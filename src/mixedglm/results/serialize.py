@@ -83,6 +83,17 @@ def glmm_to_dict(res, level: float) -> dict:
             }
             for vc in res.varcomp(level)
         ],
+        "sd": [
+            {
+                "group": row.group,
+                "name": name,
+                "estimate": clean(row.estimate),
+                "se": clean(row.se),
+                "ci_low": clean(row.ci_low),
+                "ci_high": clean(row.ci_high),
+            }
+            for name, row in res.sd(level).iterrows()
+        ],
         "aux": [
             {
                 "name": name,
