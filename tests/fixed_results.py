@@ -57,7 +57,18 @@ def seed_sizes() -> np.ndarray:
     return sizes
 
 
-def seed_like_results(loglik: float = -209470.86, lr_stat: float = 16000.0) -> GLMMResults:
+def fixed_glmm_results(
+    names: list[str],
+    beta: np.ndarray,
+    se: np.ndarray,
+    sigma_u: float,
+    se_sigma_u: float,
+    loglik: float,
+    lr_stat: float,
+    nagq: int,
+) -> GLMMResults:
+    """A random-intercept logit result on the seed's cluster sizes from fixed numbers:
+    estimates, their (independent) standard errors, the intercept's SD and the likelihoods."""
     sizes = seed_sizes()
     n = int(sizes.sum())
     design = ModelDesign(
@@ -66,25 +77,24 @@ def seed_like_results(loglik: float = -209470.86, lr_stat: float = 16000.0) -> G
         y=np.zeros(n),
         trials=np.ones(n),
         offset=np.zeros(n),
-        X=np.zeros((n, len(NAMES))),
-        x_names=tuple(NAMES),
-        Z=np.ones((n, 1)),
+        X=np.broadcast_to(0.0, (n, len(names))),
+        x_names=tuple(names),
+        Z=np.broadcast_to(1.0, (n, 1)),
         z_names=("_cons",),
-        group=GroupInfo("id", np.arange(14129), sizes),
+        group=GroupInfo("id", np.arange(sizes.shape[0]), sizes),
         group_codes=np.zeros(n, dtype=np.int64),
         starts=np.r_[0, np.cumsum(sizes)],
         row_index=None,
         random_terms=(),
     )
-    cov = np.diag(np.r_[SE, SE_SIGMA_U] ** 2)
     return GLMMResults(
         design=design,
         family=Family("bernoulli", "logit"),
         structure=CovarianceStructure("independent", ("_cons",)),
         method="mvaghermite",
-        nagq=12,
-        params_all=np.r_[BETA, SIGMA_U],
-        cov_all=cov,
+        nagq=nagq,
+        params_all=np.r_[beta, sigma_u],
+        cov_all=np.diag(np.r_[se, se_sigma_u] ** 2),
         loglik=loglik,
         loglik_pooled=loglik - lr_stat / 2,
         opt=OptSummary(True, 4, loglik, 0, 0, "converged", (), 5),
@@ -93,3 +103,8 @@ def seed_like_results(loglik: float = -209470.86, lr_stat: float = 16000.0) -> G
         posterior_mean=np.zeros((1, 1)),
         posterior_cov=np.zeros((1, 1, 1)),
     )
+
+
+def seed_like_results(loglik: float = -209470.86, lr_stat: float = 16000.0) -> GLMMResults:
+    """The seed's xtlogit estimates (12 points)."""
+    return fixed_glmm_results(NAMES, BETA, SE, SIGMA_U, SE_SIGMA_U, loglik, lr_stat, 12)

@@ -11,16 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedglm.design.build import GroupInfo, ModelDesign
 from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
-from mixedglm.engines.covariance import CovarianceStructure
-from mixedglm.families import Family
-from mixedglm.formula import parse_formula
-from mixedglm.optim import OptSummary
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.hybrid import HybridResults
 
-from fixed_results import seed_sizes
+from fixed_results import fixed_glmm_results
 
 
 def simulate_panel(seed: int = 11, n_groups: int = 80) -> pd.DataFrame:
@@ -91,43 +86,9 @@ def standard_errors() -> np.ndarray:
 
 
 def fixed_glmm(cre: bool = False) -> GLMMResults:
-    sizes = seed_sizes()
-    n = int(sizes.sum())
     names = [x.replace("B__", "D__") for x in NAMES] if cre else NAMES
-    design = ModelDesign(
-        formula=parse_formula("topq ~ x + (1 | id)"),
-        response="topq",
-        y=np.zeros(n),
-        trials=np.ones(n),
-        offset=np.zeros(n),
-        X=np.broadcast_to(0.0, (n, len(names))),
-        x_names=tuple(names),
-        Z=np.broadcast_to(1.0, (n, 1)),
-        z_names=("_cons",),
-        group=GroupInfo("id", np.arange(sizes.shape[0]), sizes),
-        group_codes=np.zeros(n, dtype=np.int64),
-        starts=np.r_[0, np.cumsum(sizes)],
-        row_index=pd.RangeIndex(n),
-        random_terms=(),
-    )
-    theta = math.sqrt(VAR_CONS)
-    se_theta = 0.01
-    cov = np.diag(np.r_[standard_errors(), se_theta] ** 2)
-    return GLMMResults(
-        design=design,
-        family=Family("bernoulli", "logit"),
-        structure=CovarianceStructure("independent", ("_cons",)),
-        method="mvaghermite",
-        nagq=7,
-        params_all=np.r_[BETA, theta],
-        cov_all=cov,
-        loglik=LOGLIK,
-        loglik_pooled=LOGLIK - 8000.0,
-        opt=OptSummary(True, 4, LOGLIK, 0, 0, "converged", (), 5),
-        time_s=1.0,
-        notes=(),
-        posterior_mean=np.zeros((1, 1)),
-        posterior_cov=np.zeros((1, 1, 1)),
+    return fixed_glmm_results(
+        names, np.array(BETA), standard_errors(), math.sqrt(VAR_CONS), 0.01, LOGLIK, 16000.0, 7
     )
 
 
