@@ -4,12 +4,12 @@ Random-intercept and random-slope GLMMs by adaptive Gauss-Hermite quadrature (St
 ``melogit``/``xtlogit, re``, lme4's ``glmer``), with Stata-style output.
 """
 
-from mixedglm.api import glmm
 from mixedglm.data import load_data
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import get_family
-from mixedglm.fe import clogit, xtpoisson_fe
-from mixedglm.hybrid import hybrid
+from mixedglm.models.conditional import clogit, xtpoisson_fe
+from mixedglm.models.glmm import glmm
+from mixedglm.models.hybrid import hybrid
 from mixedglm.report.compact import compare
 
 __version__ = "0.1.0"

@@ -110,7 +110,7 @@ def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
 
 
 def _run_fit(args: argparse.Namespace) -> None:
-    from mixedglm.api import glmm
+    from mixedglm.models.glmm import glmm
 
     nagq = 1 if args.laplace else args.nagq
     res = glmm(
@@ -215,7 +215,7 @@ def _add_compact_options(p: argparse.ArgumentParser, default_stats, stat_names) 
 
 
 def _run_hybrid(args: argparse.Namespace) -> None:
-    from mixedglm.hybrid import hybrid
+    from mixedglm.models.hybrid import hybrid
 
     res = hybrid(
         args.formula,
@@ -294,7 +294,7 @@ def _add_fe_commands(sub) -> None:
 
 
 def _run_fe(args: argparse.Namespace) -> None:
-    from mixedglm.fe import clogit, xtpoisson_fe
+    from mixedglm.models.conditional import clogit, xtpoisson_fe
 
     # Stata prints the notes even with nolog: with the log they come before it (printed by
     # the fit), without it they head the table.

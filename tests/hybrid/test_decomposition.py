@@ -11,7 +11,7 @@ import pytest
 
 from mixedglm.design.hybrid import decompose, within_share_percent
 from mixedglm.errors import DataError, FormulaError, MixedGLMError
-from mixedglm.hybrid import parse_varlist
+from mixedglm.models.hybrid import parse_varlist
 
 
 def _sample(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mixedglm.datasets import load_dataset
-from mixedglm.hybrid import hybrid_demo
+from mixedglm.demo import hybrid_demo
 from mixedglm.optim import newton_maximize
 
 USE = ["nauthors", "npages", "nrefs", "jifperc", "careerstage"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mixedglm.engines import aghq_kernels as kern
+from mixedglm.engines.base import Contributions
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.engines.quadrature import gauss_hermite_rule
 from mixedglm.families import Family
@@ -188,6 +189,15 @@ class AGHQObjective:
             hess[:, r] = (self.gradient(up)[1] - self.gradient(down)[1]) / (2.0 * step)
         self.gradient(params)  # leave the warm-start state at params
         return 0.5 * (hess + hess.T)
+
+    def contributions(self, params: np.ndarray) -> Contributions:
+        """Per-cluster log-likelihoods ``(G,)`` and exact scores ``(G, P)``."""
+        ll, grad, _ = self.cluster_terms(params, 1)
+        return Contributions(ll, grad)
+
+    def evaluate(self, params: np.ndarray, order: int) -> Evaluation:
+        """The engine interface (:mod:`mixedglm.engines.base`)."""
+        return self(params, order)
 
     def __call__(self, params: np.ndarray, order: int) -> Evaluation:
         """The optimiser's interface: ``order`` 0, 1 or 2."""

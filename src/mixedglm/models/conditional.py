@@ -36,7 +36,7 @@ from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
 
-__all__ = ["GTOL", "clogit", "fe_logit_demo", "fit_conditional", "warm_up", "xtpoisson_fe"]
+__all__ = ["GTOL", "clogit", "fit_conditional", "warm_up", "xtpoisson_fe"]
 
 # Convergence on the scaled gradient g'(-H)^-1 g, which is the squared distance to the
 # maximum in standard-error units (to second order). The GLMM default of 1e-9 leaves the
@@ -385,29 +385,3 @@ def warm_up() -> float:
         clogit_evaluate(np.zeros(2), X, y, starts, order)
         cpoisson_evaluate(np.zeros(2), X, y, None, starts, order)
     return time.perf_counter() - t0
-
-
-SEED_FE_FORMULA = (
-    "paprbest ~ nauthors + npages + nrefs + jifperc + careerstage"
-    " + C(female) + C(usa) + C(socialscience)"
-)
-
-
-def fe_logit_demo(data: DataSource = "papers") -> ConditionalResults:
-    """The seed's first analysis, ``xtlogit paprbest ..., nolog fe``, printed as the seed
-    shows it (``C()`` makes female, usa and socialscience factor blocks, as ``i.``)."""
-    from mixedglm.demo import _banner
-
-    _banner(
-        "A fixed effects model for highest ranked paper",
-        "xtlogit paprbest nauthors npages nrefs jifperc careerstage i.female i.usa "
-        "i.socialscience, nolog fe",
-    )
-    loading = warm_up()
-    res = clogit(SEED_FE_FORMULA, data, group="id", quiet=True)
-    print(res.summary())
-    print(
-        f"(estimation took {res.time_s:.2f} s; loading the compiled kernels before it, once "
-        f"per session, {loading:.2f} s)"
-    )
-    return res

@@ -1,25 +1,23 @@
 """Hybrid (within/between) and correlated-random-effects models: Stata's ``xthybrid``.
 
 ``hybrid()`` chains: data -> estimation sample and decomposition
-(:func:`mixedglm.design.hybrid.decompose`) -> :func:`mixedglm.api.glmm` on the new columns
+(:func:`mixedglm.design.hybrid.decompose`) -> :func:`mixedglm.models.glmm.glmm` on the new columns
 -> :class:`~mixedglm.results.hybrid.HybridResults`. No mathematics here.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 
-from mixedglm.api import glmm
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.hybrid import decompose
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
-from mixedglm.report.compact import DEFAULT_STATS
+from mixedglm.models.glmm import glmm
 from mixedglm.results.hybrid import HybridResults
 
-__all__ = ["hybrid", "hybrid_demo", "parse_varlist"]
+__all__ = ["hybrid", "parse_varlist"]
 
 _TOKEN = re.compile(r"^[^\s()\[\]{}*:|^~+\-/=<>!,'\"`]+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -220,33 +218,3 @@ def hybrid(
         percentage=percentage,
     )
     return HybridResults(res, dec, str(family).lower(), fam.link, tuple(slopes), command)
-
-
-DEMO_TITLE = "Hybrid Model for highly ranked (top quartile) paper"
-DEMO_COMMAND = (
-    ". xthybrid topq female usa socialscience, use(nauthors npages nrefs jifperc careerstage) ///",
-    ">         family(binomial) link(logit) clusterid(id) star",
-)
-
-
-def hybrid_demo(data: DataSource = "papers") -> HybridResults:
-    """Analysis 3 of the seed: the hybrid logit model of ``topq``, printed as the seed shows
-    it (the title, the ``xthybrid`` command line, then its output)."""
-    print()
-    print(DEMO_TITLE)
-    print()
-    for line in DEMO_COMMAND:
-        print(line)
-    start = time.perf_counter()
-    res = hybrid(
-        "topq ~ female + usa + socialscience",
-        data,
-        use=["nauthors", "npages", "nrefs", "jifperc", "careerstage"],
-        cluster="id",
-        family="binomial",
-        link="logit",
-    )
-    wall = time.perf_counter() - start
-    print(res.table(star=True, stats=DEFAULT_STATS))
-    print(f"(estimation took {res.glmm.time_s:.2f} s; {wall:.2f} s with the data preparation)")
-    return res
