@@ -19,11 +19,13 @@ only how fast it is reached).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from mixedglm.engines.rules import IntegrationRule
 from mixedglm.optim import Evaluation
 
 
@@ -77,3 +79,9 @@ class Engine(Protocol):
     def __call__(self, params: np.ndarray, order: int) -> Evaluation:
         """Same as :meth:`evaluate`: the optimiser's interface."""
         ...
+
+
+EngineFactory = Callable[[IntegrationRule], Engine]
+"""Makes the model's engine for a rule: the GLMM driver asks for a Laplace engine (start
+values), a coarse one and the full one, all on the same data. An in-memory factory builds the
+engine from arrays; a Dask factory builds one per partition on the workers."""
