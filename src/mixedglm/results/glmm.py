@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from mixedglm.design.build import ModelDesign
+from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
@@ -50,6 +51,7 @@ class GLMMResults(CoefficientResults):
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
     level: float = 95.0
+    engine: Engine | None = field(default=None, repr=False, compare=False)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -85,13 +87,10 @@ class GLMMResults(CoefficientResults):
     @cached_property
     def _modes(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior modes of ``u`` and the inverse curvature there (Laplace), per cluster."""
-        from mixedglm.engines.aghq import AGHQObjective
-
-        laplace = AGHQObjective(
-            self.design.cluster_arrays(), self.family, self.structure, nagq=1, method="laplace"
-        )
-        modes = laplace.posterior(self.params_all)[2]
-        return modes, laplace.mode_curvature_cov(self.params_all)
+        if self.engine is None:
+            raise MixedGLMError("this result has no engine to compute the modes with")
+        (modes,) = self.engine.posterior(self.params_all, "modes").values()
+        return modes.mean, modes.cov
 
     @property
     def theta(self) -> np.ndarray:
