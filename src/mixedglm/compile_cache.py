@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from numba.core import caching
@@ -49,7 +50,7 @@ def _writable(folder: Path) -> bool:
 def cache_root(key: str) -> Path:
     """The folder of this source version's compiled kernels (created if needed)."""
     user_dir = os.environ.get("NUMBA_CACHE_DIR")
-    candidates = [Path(user_dir) / "mixedglm" / key] if user_dir else []
+    candidates = [Path(user_dir) / "mixedglm" / f"numba-{key}"] if user_dir else []
     candidates.append(PACKAGE_DIR / "__pycache__" / f"numba-{key}")
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     candidates.append(Path(xdg) / "mixedglm" / f"numba-{key}")
@@ -90,10 +91,20 @@ class _PackageLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocat
         return locator
 
 
+def _remove_stale(root: Path) -> None:
+    """Delete the compiled kernels of earlier source versions beside ``root``."""
+    for folder in root.parent.glob("numba-*"):
+        if folder != root and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def install() -> Path:
     """Put the package's kernels in the source-keyed folder (idempotent)."""
     if _PackageLocator.root is None:
-        _PackageLocator.root = cache_root(source_key())
+        root = cache_root(source_key())
+        if root.name.startswith("numba-"):
+            _remove_stale(root)
+        _PackageLocator.root = root
     impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in numba 0.61
     classes = impl._locator_classes
     if _PackageLocator not in classes:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from mixedglm.engines.parallel import row_bounds, run_chunks
 from mixedglm.families import Family
 from mixedglm.families.dispatch import aux_derivs, eta_derivs
+from mixedglm.jit import kernel
 from mixedglm.optim import Evaluation
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _glm_block(
     X: np.ndarray,
     beta: np.ndarray,

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 from scipy.special import gammaln
 
@@ -24,26 +23,27 @@ from mixedglm.families.numerics import (
     log_ndtr_derivs,
     logit_loglik_mean,
 )
+from mixedglm.jit import kernel
 
 _LINK_WORDS = {"logit": "logistic", "probit": "probit", "cloglog": "complementary log-log"}
 _LATENT_VARIANCE = {"logit": math.pi**2 / 3.0, "probit": 1.0, "cloglog": math.pi**2 / 6.0}
 
 
-@numba.njit(cache=True)
+@kernel
 def logit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     l0, mu = logit_loglik_mean(y, n, eta)
     v = mu * (1.0 - mu)
     return l0, y - n * mu, -n * v, -n * v * (1.0 - 2.0 * mu)
 
 
-@numba.njit(cache=True)
+@kernel
 def logit_fisher(n: float, eta: float) -> tuple[float, float]:
     mu = expit(eta)
     v = mu * (1.0 - mu)
     return n * v, n * v * (1.0 - 2.0 * mu)
 
 
-@numba.njit(cache=True)
+@kernel
 def probit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     p0, p1, p2, p3 = log_ndtr_derivs(eta)
     q0, q1, q2, q3 = log_ndtr_derivs(-eta)
@@ -56,7 +56,7 @@ def probit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     )
 
 
-@numba.njit(cache=True)
+@kernel
 def probit_fisher(n: float, eta: float) -> tuple[float, float]:
     # W = n phi^2 / (Phi (1 - Phi)) = n lam(eta) lam(-eta), lam = phi / Phi
     _, l1, l2, _ = log_ndtr_derivs(eta)
@@ -64,7 +64,7 @@ def probit_fisher(n: float, eta: float) -> tuple[float, float]:
     return n * l1 * m1, n * (l2 * m1 - l1 * m2)
 
 
-@numba.njit(cache=True)
+@kernel
 def cloglog_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     # P(y=1) = 1 - exp(-exp(eta)), log P(y=0) = -exp(eta)
     c0, c1, c2, c3 = log1m_exp_neg_exp_derivs(eta)
@@ -78,7 +78,7 @@ def cloglog_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     )
 
 
-@numba.njit(cache=True)
+@kernel
 def cloglog_fisher(n: float, eta: float) -> tuple[float, float]:
     # W = n t^2 exp(-t) / (1 - exp(-t)) = n t A(eta), dW/deta = n (t A + t A')
     t = math.exp(eta)

@@ -38,13 +38,15 @@ from numba.extending import (
     unbox,
 )
 
+from mixedglm.jit import kernel
 
-@numba.njit(cache=True)
+
+@kernel
 def no_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     """For families without ancillary parameters."""
 
 
-@numba.njit(cache=True)
+@kernel
 def no_fisher_weight(n: float, eta: float) -> tuple[float, float]:
     """For families fitted with the observed curvature only."""
     return 0.0, 0.0

@@ -7,16 +7,16 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 
 from mixedglm.errors import DataError
 from mixedglm.families.base import Family, Row, plain_row, value_examples
 from mixedglm.families.dispatch import KernelSet
 from mixedglm.families.polygamma import digamma, trigamma
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True)
+@kernel
 def log_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     """l = k (log k + log y - eta - y/mu) - lgamma(k), k = 1/s; -log y is the constant."""
     a = aux[0]
@@ -26,7 +26,7 @@ def log_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     return l0, k * (z - 1.0), -k * z, k * z
 
 
-@numba.njit(cache=True)
+@kernel
 def log_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     # a = log s, shape k = 1/s; dl/dk = log k + log y - eta - y/mu + 1 - psi(k)
     a = aux[0]

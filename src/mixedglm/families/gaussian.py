@@ -10,23 +10,23 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 
 from mixedglm.families.base import Family
 from mixedglm.families.dispatch import KernelSet
+from mixedglm.jit import kernel
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-@numba.njit(cache=True)
+@kernel
 def identity_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     inv_var = math.exp(-2.0 * aux[0])
     r = y - eta
     return -aux[0] - 0.5 * r * r * inv_var, r * inv_var, -inv_var, 0.0
 
 
-@numba.njit(cache=True)
+@kernel
 def identity_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     inv_var = math.exp(-2.0 * aux[0])
     r = y - eta

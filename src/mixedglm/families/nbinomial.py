@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 from scipy.special import gammaln
 
@@ -17,9 +16,10 @@ from mixedglm.families.dispatch import KernelSet
 from mixedglm.families.numerics import expit, log1pexp
 from mixedglm.families.poisson import check_counts
 from mixedglm.families.polygamma import count_differences
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True)
+@kernel
 def nb2_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     """NB2 (size r = 1/alpha) and three eta-derivatives: l = lgamma(y + r) - lgamma(r)
     + y log p - r log(1 + alpha mu) with p = alpha mu / (1 + alpha mu) = expit(eta + a)."""
@@ -36,7 +36,7 @@ def nb2_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     return l0, y - (r + y) * p, -w, -w * (q - p)
 
 
-@numba.njit(cache=True)
+@kernel
 def nb2_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     # a = log alpha, r = 1/alpha; dl/dr = D1 + log(1 - p) + 1 - (r + y)/(r + mu)
     a = aux[0]
@@ -52,7 +52,7 @@ def nb2_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     l_aa[0, 0] = r * g + r * r * d2 + r * p - (math.exp(eta) - y) * q * q
 
 
-@numba.njit(cache=True)
+@kernel
 def nb1_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     """NB1 (size r = mu / delta): l = lgamma(y + r) - lgamma(r) - r log(1 + delta)
     + y log(delta / (1 + delta))."""
@@ -68,7 +68,7 @@ def nb1_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     return l0, t1, t1 + t2, t1 + 3.0 * t2 + r * r * r * g3
 
 
-@numba.njit(cache=True)
+@kernel
 def nb1_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     # a = log delta, r = mu/delta, c = log(1 + delta), qd = delta/(1 + delta)
     a = aux[0]

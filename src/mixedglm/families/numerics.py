@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 
-import numba
+from mixedglm.jit import kernel
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 SQRT_2 = math.sqrt(2.0)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-@numba.njit(cache=True)
+@kernel
 def log1pexp(x: float) -> float:
     """log(1 + exp(x)) without overflow."""
     if x > 0.0:
@@ -20,7 +20,7 @@ def log1pexp(x: float) -> float:
     return math.log1p(math.exp(x))
 
 
-@numba.njit(cache=True)
+@kernel
 def expit(x: float) -> float:
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -28,7 +28,7 @@ def expit(x: float) -> float:
     return e / (1.0 + e)
 
 
-@numba.njit(cache=True)
+@kernel
 def log_ndtr_and_mills(x: float) -> tuple[float, float]:
     """log Phi(x) and the inverse Mills ratio phi(x) / Phi(x), accurate in both tails."""
     if x > -5.0:
@@ -45,7 +45,7 @@ def log_ndtr_and_mills(x: float) -> tuple[float, float]:
     return log_pdf + math.log(mills), 1.0 / mills
 
 
-@numba.njit(cache=True)
+@kernel
 def log_ndtr_derivs(x: float) -> tuple[float, float, float, float]:
     """log Phi(x) and its first three derivatives."""
     f0, lam = log_ndtr_and_mills(x)
@@ -54,7 +54,7 @@ def log_ndtr_derivs(x: float) -> tuple[float, float, float, float]:
     return f0, lam, f2, f3
 
 
-@numba.njit(cache=True)
+@kernel
 def log1m_exp_neg_exp_derivs(eta: float) -> tuple[float, float, float, float]:
     """a(eta) = log(1 - exp(-exp(eta))) (the cloglog log-probability) and three derivatives."""
     t = math.exp(eta)
@@ -80,7 +80,7 @@ def log1m_exp_neg_exp_derivs(eta: float) -> tuple[float, float, float, float]:
     return f0, f1, f2, f3
 
 
-@numba.njit(cache=True)
+@kernel
 def log1mexp(x: float) -> float:
     """log(1 - exp(x)) for x < 0, accurate near 0 and in the tail."""
     if x > -0.6931471805599453:
@@ -88,7 +88,7 @@ def log1mexp(x: float) -> float:
     return math.log1p(-math.exp(x))
 
 
-@numba.njit(cache=True, inline="always")
+@kernel
 def logit_loglik_mean(y: float, n: float, eta: float) -> tuple[float, float]:
     """Binomial-logit kernel ``y eta - n log(1 + e^eta)`` and the mean ``expit(eta)``.
 

@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -36,6 +35,7 @@ from mixedglm.families.numerics import (
     log1pexp,
     log_ndtr_and_mills,
 )
+from mixedglm.jit import kernel
 
 _LOGIT, _PROBIT, _CLOGLOG = 0, 1, 2
 _LINK_CODES = {"logit": _LOGIT, "probit": _PROBIT, "cloglog": _CLOGLOG}
@@ -157,7 +157,7 @@ def category_probabilities(link: str, eta: np.ndarray, aux: np.ndarray) -> np.nd
 # -- compiled kernels ----------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
+@kernel
 def _ordinal_cuts(y: float, aux: np.ndarray) -> tuple[float, float]:
     """The cut points below and above category ``y`` (codes 0..J): -inf and +inf at the ends.
 
@@ -175,7 +175,7 @@ def _ordinal_cuts(y: float, aux: np.ndarray) -> tuple[float, float]:
     return c, np.inf
 
 
-@numba.njit(cache=True)
+@kernel
 def _ordinal_ratios(
     link: int, lo: float, hi: float, eta: float
 ) -> tuple[float, float, float, float, float, float, float]:
@@ -247,7 +247,7 @@ def _ordinal_ratios(
     return log_p, ra, rb, s1a, s1a * s1a - ea, s1b, s1b * s1b - eb
 
 
-@numba.njit(cache=True)
+@kernel
 def _ordinal_partials(
     link: int, lo: float, hi: float, eta: float
 ) -> tuple[float, float, float, float, float, float, float, float, float, float]:
@@ -266,7 +266,7 @@ def _ordinal_partials(
     return log_p, la, lb, laa, lab, lbb, laaa, laab, labb, lbbb
 
 
-@numba.njit(cache=True)
+@kernel
 def _ordinal_derivs(
     link: int, y: float, eta: float, aux: np.ndarray
 ) -> tuple[float, float, float, float]:
@@ -280,7 +280,7 @@ def _ordinal_derivs(
     )
 
 
-@numba.njit(cache=True)
+@kernel
 def _ordinal_aux_derivs(
     link: int,
     y: float,
@@ -323,32 +323,32 @@ def _ordinal_aux_derivs(
         l_eea[m] = lee_a * ja_m + lee_b * jb_m
 
 
-@numba.njit(cache=True)
+@kernel
 def ologit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     return _ordinal_derivs(_LOGIT, y, eta, aux)
 
 
-@numba.njit(cache=True)
+@kernel
 def ologit_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     _ordinal_aux_derivs(_LOGIT, y, eta, aux, l_a, l_ea, l_eea, l_aa)
 
 
-@numba.njit(cache=True)
+@kernel
 def oprobit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     return _ordinal_derivs(_PROBIT, y, eta, aux)
 
 
-@numba.njit(cache=True)
+@kernel
 def oprobit_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     _ordinal_aux_derivs(_PROBIT, y, eta, aux, l_a, l_ea, l_eea, l_aa)
 
 
-@numba.njit(cache=True)
+@kernel
 def ocloglog_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     return _ordinal_derivs(_CLOGLOG, y, eta, aux)
 
 
-@numba.njit(cache=True)
+@kernel
 def ocloglog_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     _ordinal_aux_derivs(_CLOGLOG, y, eta, aux, l_a, l_ea, l_eea, l_aa)
 

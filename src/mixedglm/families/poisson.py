@@ -6,22 +6,22 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 from scipy.special import gammaln
 
 from mixedglm.errors import DataError
 from mixedglm.families.base import Family, value_examples
 from mixedglm.families.dispatch import KernelSet
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True)
+@kernel
 def log_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     mu = math.exp(eta)
     return y * eta - mu, y - mu, -mu, -mu
 
 
-@numba.njit(cache=True)
+@kernel
 def log_fisher(n: float, eta: float) -> tuple[float, float]:
     mu = math.exp(eta)
     return mu, mu

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from mixedglm.engines.aghq.cluster import (
@@ -32,6 +31,7 @@ from mixedglm.engines.aghq.derivatives import fixed_grid_derivatives
 from mixedglm.engines.aghq.linalg import chol_into, spd_inverse_into
 from mixedglm.engines.aghq.motion import meanvar_motion, mode_grid_motion
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
+from mixedglm.jit import kernel
 
 _MEANVAR_TOL = 1e-10
 _MEANVAR_MAXIT = 200
@@ -61,49 +61,7 @@ class Scratch(NamedTuple):
     hess: np.ndarray
 
 
-@numba.njit(cache=True)
-def _scratch(n_nodes: int, q: int, max_n: int, n_par: int) -> Scratch:
-    return Scratch(
-        np.empty((n_nodes, q)),
-        np.empty(n_nodes),
-        np.empty((n_nodes, max_n)),
-        np.empty((n_nodes, max_n)),
-        np.empty(n_nodes),
-        np.empty(q),
-        np.empty((q, q)),
-        np.empty(q),
-        np.empty((q, q)),
-        np.empty((q, q)),
-        np.empty(q),
-        np.empty((q, q)),
-        np.empty((q, q)),
-        np.empty((q, q)),
-        np.empty((q, q)),
-        np.empty((n_nodes, n_par)),
-        np.empty((n_nodes, q)),
-        np.empty(n_par),
-        np.empty((n_par, n_par)),
-    )
-
-
-@numba.njit(cache=True)
-def _aux_scratch(max_n: int, n_nodes: int, n_aux: int, n_theta: int) -> tuple:
-    aux_n = max_n if n_aux > 0 else 0
-    return (
-        np.zeros((aux_n, n_nodes, n_aux)),
-        np.zeros((aux_n, n_nodes, n_aux)),
-        np.zeros((aux_n, n_nodes, n_aux, n_aux)),
-        np.zeros(n_aux),
-        np.zeros(n_aux),
-        np.zeros(n_aux),
-        np.zeros((n_aux, n_aux)),
-        np.zeros(n_theta),
-        np.zeros(n_theta),
-        np.zeros(n_aux),
-    )
-
-
-@numba.njit(cache=True)
+@kernel
 def _mode_and_curvature(
     fam, d: Data, fl: Flags, i: int, s: int, e: int, w: Scratch, mode_ws, st: State
 ) -> bool:
@@ -122,7 +80,15 @@ def _mode_and_curvature(
     return ok
 
 
-@numba.njit(cache=True)
+@kernel
+def _copy_grid(m: np.ndarray, r: np.ndarray, m_out: np.ndarray, r_out: np.ndarray) -> None:
+    for a in range(m.shape[0]):
+        m_out[a] = m[a]
+        for b in range(m.shape[0]):
+            r_out[a, b] = r[a, b]
+
+
+@kernel
 def _meanvar_grid(fam, d: Data, g: Grid, s: int, e: int, w: Scratch) -> tuple[bool, float]:
     """Iterate the grid from ``w.centre``/``w.chol`` to the posterior mean and covariance
     computed on it; True (and the values on the final grid) at the fixed point."""
@@ -141,12 +107,11 @@ def _meanvar_grid(fam, d: Data, g: Grid, s: int, e: int, w: Scratch) -> tuple[bo
                 change = max(change, abs(w.new_chol[a, b] - w.chol[a, b]) / scale)
         if change < _MEANVAR_TOL:
             return True, lse
-        w.centre[:] = w.mean
-        w.chol[:, :] = w.new_chol
+        _copy_grid(w.mean, w.new_chol, w.centre, w.chol)
     return False, lse
 
 
-@numba.njit(cache=True)
+@kernel
 def _place_grid(
     fam, d: Data, g: Grid, fl: Flags, st: State, i: int, s: int, e: int, w: Scratch, mode_ws
 ) -> tuple[int, float]:
@@ -163,7 +128,8 @@ def _place_grid(
     else:
         if not _mode_and_curvature(fam, d, fl, i, s, e, w, mode_ws, st):
             status = 1
-        w.centre[:] = w.m
+        for a in range(q):
+            w.centre[a] = w.m[a]
         chol_into(w.sigma, w.chol)
     if meanvar:
         converged, lse = _meanvar_grid(fam, d, g, s, e, w)
@@ -172,13 +138,14 @@ def _place_grid(
         # no fixed point: fall back to the mode-curvature grid for this cluster
         status = 2
         _mode_and_curvature(fam, d, fl, i, s, e, w, mode_ws, st)
-        w.centre[:] = w.m
+        for a in range(q):
+            w.centre[a] = w.m[a]
         chol_into(w.sigma, w.chol)
     lse = grid_values(fam, d, s, e, w.centre, w.chol, g, w.u_nodes, w.log_terms, w.d1s, w.d2s)
     return status, lse
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def chunk(
     fam, d: Data, g: Grid, fl: Flags, st: State, out: Out, g0: int, g1: int, slot: int
 ) -> None:
@@ -190,9 +157,22 @@ def chunk(
     max_n = 1
     for i in range(g0, g1):
         max_n = max(max_n, d.starts[i + 1] - d.starts[i])
-    w = _scratch(n_nodes, q, max_n, n_par)
+    w = Scratch(
+        np.empty((n_nodes, q)), np.empty(n_nodes), np.empty((n_nodes, max_n)),
+        np.empty((n_nodes, max_n)), np.empty(n_nodes), np.empty(q), np.empty((q, q)),
+        np.empty(q), np.empty((q, q)), np.empty((q, q)), np.empty(q), np.empty((q, q)),
+        np.empty((q, q)), np.empty((q, q)), np.empty((q, q)), np.empty((n_nodes, n_par)),
+        np.empty((n_nodes, q)), np.empty(n_par), np.empty((n_par, n_par)),
+    )  # fmt: skip
     mode_ws = (np.empty(q), np.empty(q), np.empty(q), np.empty((q, q)), np.empty((q, q)))
-    aux_scratch = _aux_scratch(max_n, n_nodes, d.aux.shape[0], n_theta)
+    n_aux = d.aux.shape[0]
+    aux_n = max_n if n_aux > 0 else 0
+    aux_scratch = (
+        np.zeros((aux_n, n_nodes, n_aux)), np.zeros((aux_n, n_nodes, n_aux)),
+        np.zeros((aux_n, n_nodes, n_aux, n_aux)), np.zeros(n_aux), np.zeros(n_aux),
+        np.zeros(n_aux), np.zeros((n_aux, n_aux)), np.zeros(n_theta), np.zeros(n_theta),
+        np.zeros(n_aux),
+    )  # fmt: skip
     meanvar = fl.rule == RULE_MEANVAR and n_nodes > 1
     for i in range(g0, g1):
         s = d.starts[i]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from mixedglm.engines.aghq.linalg import chol_into, inv_lower_into
 from mixedglm.families.dispatch import aux_derivs, eta_derivs, fisher_weight
+from mixedglm.jit import kernel
 
 RULE_MODE = 0
 RULE_MEANVAR = 1
@@ -97,7 +97,7 @@ class Out(NamedTuple):
 # weighted observation terms: the only places the family is called
 
 
-@numba.njit(cache=True)
+@kernel
 def obs_derivs(fam, d: Data, j: int, eta: float) -> tuple[float, float, float, float]:
     """Observation ``j``'s log-likelihood kernel and its eta-derivatives 1-3, weighted."""
     l0, d1, d2, d3 = eta_derivs(fam, d.y[j], d.ntr[j], eta, d.aux)
@@ -107,7 +107,7 @@ def obs_derivs(fam, d: Data, j: int, eta: float) -> tuple[float, float, float, f
     return c * l0, c * d1, c * d2, c * d3
 
 
-@numba.njit(cache=True)
+@kernel
 def obs_aux_derivs(fam, d: Data, j: int, eta: float, l_a, l_ea, l_eea, l_aa) -> None:
     """Observation ``j``'s derivatives in the ancillary parameters, weighted."""
     aux_derivs(fam, d.y[j], d.ntr[j], eta, d.aux, l_a, l_ea, l_eea, l_aa)
@@ -122,7 +122,7 @@ def obs_aux_derivs(fam, d: Data, j: int, eta: float, l_a, l_ea, l_eea, l_aa) -> 
             l_aa[a, b] *= c
 
 
-@numba.njit(cache=True)
+@kernel
 def obs_fisher(fam, d: Data, j: int, eta: float) -> tuple[float, float]:
     """Observation ``j``'s expected-information weight and its eta-derivative, weighted."""
     fw, dfw = fisher_weight(fam, d.ntr[j], eta)
@@ -131,7 +131,7 @@ def obs_fisher(fam, d: Data, j: int, eta: float) -> tuple[float, float]:
     return d.wts[j] * fw, d.wts[j] * dfw
 
 
-@numba.njit(cache=True)
+@kernel
 def eta_at(d: Data, j: int, u: np.ndarray) -> float:
     """``xb_j + w_j' u``."""
     eta = d.xb[j]
@@ -144,7 +144,7 @@ def eta_at(d: Data, j: int, u: np.ndarray) -> float:
 # mode and curvature
 
 
-@numba.njit(cache=True)
+@kernel
 def find_mode(fam, d: Data, s: int, e: int, u: np.ndarray, neg_hess: np.ndarray, ws) -> bool:
     """Mode of h(u) by Newton with step halving, in place in ``u``; ``neg_hess`` = -h''.
 
@@ -219,7 +219,7 @@ def find_mode(fam, d: Data, s: int, e: int, u: np.ndarray, neg_hess: np.ndarray,
     return False
 
 
-@numba.njit(cache=True)
+@kernel
 def fisher_curvature(fam, d: Data, s: int, e: int, m: np.ndarray, out: np.ndarray) -> None:
     """``I + sum_j W(eta_j) w_j w_j'`` at ``m`` (lme4's PIRLS curvature)."""
     q = m.shape[0]
@@ -237,7 +237,7 @@ def fisher_curvature(fam, d: Data, s: int, e: int, m: np.ndarray, out: np.ndarra
 # values on a grid
 
 
-@numba.njit(cache=True)
+@kernel
 def grid_values(
     fam,
     d: Data,
@@ -282,7 +282,7 @@ def grid_values(
     return top + math.log(acc)
 
 
-@numba.njit(cache=True)
+@kernel
 def moments_into(
     u_nodes: np.ndarray,
     log_terms: np.ndarray,

@@ -7,13 +7,13 @@ Parameters are ordered ``[beta (p), theta (n_theta), aux (n_aux)]`` with
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from mixedglm.engines.aghq.cluster import Data, Grid, eta_at, obs_aux_derivs
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True)
+@kernel
 def fixed_grid_derivatives(
     fam,
     d: Data,

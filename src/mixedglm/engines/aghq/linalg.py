@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from mixedglm.jit import kernel
 
-@numba.njit(cache=True)
+
+@kernel
 def chol_into(a: np.ndarray, out: np.ndarray) -> bool:
     """Lower Cholesky factor of a small SPD matrix into ``out``; False if not PD."""
     q = a.shape[0]
@@ -30,7 +31,7 @@ def chol_into(a: np.ndarray, out: np.ndarray) -> bool:
     return True
 
 
-@numba.njit(cache=True)
+@kernel
 def inv_lower_into(lower: np.ndarray, out: np.ndarray) -> None:
     q = lower.shape[0]
     for i in range(q):
@@ -45,7 +46,7 @@ def inv_lower_into(lower: np.ndarray, out: np.ndarray) -> None:
             out[i, j] = s / lower[i, i]
 
 
-@numba.njit(cache=True)
+@kernel
 def spd_inverse_into(a: np.ndarray, work: np.ndarray, work2: np.ndarray, out: np.ndarray) -> bool:
     """``out = a^-1`` through the Cholesky factor (``work``, ``work2`` scratch q x q)."""
     if not chol_into(a, work):
@@ -61,7 +62,7 @@ def spd_inverse_into(a: np.ndarray, work: np.ndarray, work2: np.ndarray, out: np
     return True
 
 
-@numba.njit(cache=True)
+@kernel
 def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     for i in range(a.shape[0]):
         for j in range(b.shape[1]):
@@ -71,7 +72,7 @@ def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             out[i, j] = s
 
 
-@numba.njit(cache=True)
+@kernel
 def solve_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a^-1 b`` for a small square ``a`` by Gaussian elimination with partial pivoting
     (a plain loop: numba's LAPACK-backed ``np.linalg.solve`` costs seconds to compile)."""

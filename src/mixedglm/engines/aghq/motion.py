@@ -10,7 +10,6 @@ the gradient is exact for any number of points.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from mixedglm.engines.aghq.cluster import (
@@ -28,9 +27,10 @@ from mixedglm.engines.aghq.linalg import (
     solve_small,
     spd_inverse_into,
 )
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True)
+@kernel
 def mode_grid_motion(
     grad: np.ndarray,
     m: np.ndarray,
@@ -152,6 +152,10 @@ def mode_grid_motion(
                         )
     chol_inv = np.empty((q, q))
     inv_lower_into(chol, chol_inv)
+    chol_inv_t = np.empty((q, q))
+    for a in range(q):
+        for b in range(q):
+            chol_inv_t[a, b] = chol_inv[b, a]
     tmp = np.empty((q, q))
     d_sigma = np.empty((q, q))
     inner = np.empty((q, q))
@@ -164,7 +168,7 @@ def mode_grid_motion(
         matmul_into(sigma, d_curv[r], tmp)
         matmul_into(tmp, sigma, d_sigma)
         matmul_into(chol_inv, d_sigma, tmp)
-        matmul_into(tmp, chol_inv.T, inner)
+        matmul_into(tmp, chol_inv_t, inner)
         for a in range(q):
             inner[a, a] *= -0.5
             for b in range(a):
@@ -178,7 +182,7 @@ def mode_grid_motion(
         grad[r] += total
 
 
-@numba.njit(cache=True)
+@kernel
 def meanvar_motion(
     grad: np.ndarray,
     chol: np.ndarray,
@@ -227,16 +231,18 @@ def meanvar_motion(
             g_bar[f] += post[k] * g[k, f]
         for r in range(n_par):
             s_bar[r] += post[k] * scores[k, r]
-    j_a = np.zeros((n_a, n_a))
+    j_a_t = np.zeros((n_a, n_a))  # the Jacobian J_a, transposed
     j_theta = np.zeros((n_a, n_par))
     for k in range(n_nodes):
         for e in range(n_a):
             w = post[k] * mom[k, e]
             for f in range(n_a):
-                j_a[e, f] += w * (g[k, f] - g_bar[f])
+                j_a_t[f, e] += w * (g[k, f] - g_bar[f])
             for r in range(n_par):
                 j_theta[e, r] += w * (scores[k, r] - s_bar[r])
-    f_a = g_bar.copy()
+    f_a = np.empty(n_a)
+    for f in range(n_a):
+        f_a[f] = g_bar[f]
     idx = q
     for c in range(q):
         for d in range(c + 1):
@@ -244,7 +250,7 @@ def meanvar_motion(
                 f_a[idx] += 1.0 / chol[c, c]
             idx += 1
     # v = J_a^-T F_a; correction_r = -v . J_theta[:, r]
-    v = solve_small(j_a.T, f_a)
+    v = solve_small(j_a_t, f_a)
     for r in range(n_par):
         total = 0.0
         for e in range(n_a):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from mixedglm.engines.parallel import row_bounds, run_chunks
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _linear_predictors_rows(X, beta, offset, Z, lam, xb, w, lo, hi):
     for j in range(lo, hi):
         v = offset[j]
