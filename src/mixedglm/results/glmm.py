@@ -11,8 +11,10 @@ import pandas as pd
 from scipy import stats
 
 from mixedglm.design.build import ModelDesign
+from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, wald_test
@@ -87,9 +89,10 @@ class GLMMResults(CoefficientResults):
     @cached_property
     def _modes(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior modes of ``u`` and the inverse curvature there (Laplace), per cluster."""
-        if self.engine is None:
-            raise MixedGLMError("this result has no engine to compute the modes with")
-        (modes,) = self.engine.posterior(self.params_all, "modes").values()
+        engine = self.engine or AGHQEngine(
+            self.design.cluster_arrays(), self.family, self.structure, IntegrationRule("laplace", 1)
+        )
+        (modes,) = engine.posterior(self.params_all, "modes").values()
         return modes.mean, modes.cov
 
     @property

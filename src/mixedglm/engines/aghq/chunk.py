@@ -61,7 +61,7 @@ class Scratch(NamedTuple):
     hess: np.ndarray
 
 
-@kernel
+@kernel(inline=True)
 def _mode_and_curvature(
     fam, d: Data, fl: Flags, i: int, s: int, e: int, w: Scratch, mode_ws, st: State
 ) -> bool:
@@ -80,7 +80,7 @@ def _mode_and_curvature(
     return ok
 
 
-@kernel
+@kernel(inline=True)
 def _copy_grid(m: np.ndarray, r: np.ndarray, m_out: np.ndarray, r_out: np.ndarray) -> None:
     for a in range(m.shape[0]):
         m_out[a] = m[a]
@@ -88,7 +88,7 @@ def _copy_grid(m: np.ndarray, r: np.ndarray, m_out: np.ndarray, r_out: np.ndarra
             r_out[a, b] = r[a, b]
 
 
-@kernel
+@kernel(inline=True)
 def _meanvar_grid(fam, d: Data, g: Grid, s: int, e: int, w: Scratch) -> tuple[bool, float]:
     """Iterate the grid from ``w.centre``/``w.chol`` to the posterior mean and covariance
     computed on it; True (and the values on the final grid) at the fixed point."""
@@ -111,7 +111,7 @@ def _meanvar_grid(fam, d: Data, g: Grid, s: int, e: int, w: Scratch) -> tuple[bo
     return False, lse
 
 
-@kernel
+@kernel(inline=True)
 def _place_grid(
     fam, d: Data, g: Grid, fl: Flags, st: State, i: int, s: int, e: int, w: Scratch, mode_ws
 ) -> tuple[int, float]:
