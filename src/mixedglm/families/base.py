@@ -48,6 +48,9 @@ class Family:
 
     links: ClassVar[tuple[str, ...]] = ()
     default_link: ClassVar[str] = ""
+    words: ClassVar[str] = ""  # Stata's word for the model ("Poisson"); default: the name
+    stata_command: ClassVar[bool] = False  # Stata has an me command (no "Mixed-effects GLM")
+    xt_command: ClassVar[bool] = False  # and an xt command (xtlogit, xtpoisson...)
 
     # -- compiled side --------------------------------------------------------------------
     def kernels(self) -> KernelSet:
@@ -144,12 +147,12 @@ class Family:
     @property
     def model_words(self) -> str:
         """``logistic``, ``Poisson``, ``nbinomial``... as in Stata's titles."""
-        return self.name
+        return self.words or self.name
 
     @property
     def uses_glm_title(self) -> bool:
         """Models Stata fits with ``meglm`` only (no dedicated ``me`` command)."""
-        return True
+        return not self.stata_command
 
     @property
     def title(self) -> str:
@@ -167,7 +170,7 @@ class Family:
     @property
     def has_xt_layout(self) -> bool:
         """Whether an ``xt`` command prints this model (xtlogit, xtpoisson...)."""
-        return False
+        return self.xt_command
 
     @property
     def xt_title(self) -> str:

@@ -101,6 +101,8 @@ class Binomial(Family):
 
     links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
     default_link: ClassVar[str] = "logit"
+    stata_command: ClassVar[bool] = True
+    xt_command: ClassVar[bool] = True
 
     def kernels(self) -> KernelSet:
         return _KERNELS[self.link]
@@ -136,14 +138,6 @@ class Binomial(Family):
     @property
     def model_words(self) -> str:
         return _LINK_WORDS[self.link]
-
-    @property
-    def uses_glm_title(self) -> bool:
-        return False
-
-    @property
-    def has_xt_layout(self) -> bool:
-        return True
 
     @property
     def xt_title(self) -> str:

@@ -71,7 +71,3 @@ class Gamma(Family):
                 f"outcome '{name}' has {int(bad.sum())} value{'s' if bad.sum() != 1 else ''} "
                 f"<= 0 ({value_examples(y[bad])}); a gamma model needs a positive outcome"
             )
-
-    @property
-    def model_words(self) -> str:
-        return "gamma"

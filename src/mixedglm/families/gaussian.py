@@ -42,6 +42,8 @@ class Gaussian(Family):
 
     links: ClassVar[tuple[str, ...]] = ("identity",)
     default_link: ClassVar[str] = "identity"
+    words: ClassVar[str] = "linear"
+    xt_command: ClassVar[bool] = True
 
     def kernels(self) -> KernelSet:
         return KernelSet(identity_derivs, identity_aux_derivs)
@@ -57,19 +59,11 @@ class Gaussian(Family):
         return np.full(np.shape(y), -_LOG_SQRT_2PI)
 
     @property
-    def model_words(self) -> str:
-        return "linear"
-
-    @property
     def title(self) -> str:
         return "Mixed-effects ML regression"
 
     def header_lines(self) -> list[str]:
         return []
-
-    @property
-    def has_xt_layout(self) -> bool:
-        return True
 
     @property
     def xt_title(self) -> str:

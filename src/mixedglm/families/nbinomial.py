@@ -90,6 +90,8 @@ class NegativeBinomial(Family):
 
     links: ClassVar[tuple[str, ...]] = ("log",)
     default_link: ClassVar[str] = "log"
+    words: ClassVar[str] = "nbinomial"
+    stata_command: ClassVar[bool] = True
 
     @property
     def is_constant(self) -> bool:
@@ -120,14 +122,6 @@ class NegativeBinomial(Family):
 
     def check_outcome(self, y: np.ndarray, trials: np.ndarray | None, name: str) -> None:
         check_counts(y, name, self.model_words)
-
-    @property
-    def model_words(self) -> str:
-        return "nbinomial"
-
-    @property
-    def uses_glm_title(self) -> bool:
-        return False
 
     def header_lines(self) -> list[str]:
         return [f"Overdispersion:{self.dispersion or 'mean':>16}"]

@@ -323,41 +323,22 @@ def _ordinal_aux_derivs(
         l_eea[m] = lee_a * ja_m + lee_b * jb_m
 
 
-@kernel
-def ologit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
-    return _ordinal_derivs(_LOGIT, y, eta, aux)
+def _link_kernels(code: int) -> KernelSet:
+    """The kernels of one link (``code`` is a constant in the compiled closures, which
+    numba caches by its value)."""
+
+    @kernel
+    def derivs(y: float, n: float, eta: float, aux: np.ndarray):
+        return _ordinal_derivs(code, y, eta, aux)
+
+    @kernel
+    def aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
+        _ordinal_aux_derivs(code, y, eta, aux, l_a, l_ea, l_eea, l_aa)
+
+    return KernelSet(derivs, aux_derivs)
 
 
-@kernel
-def ologit_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
-    _ordinal_aux_derivs(_LOGIT, y, eta, aux, l_a, l_ea, l_eea, l_aa)
-
-
-@kernel
-def oprobit_derivs(y: float, n: float, eta: float, aux: np.ndarray):
-    return _ordinal_derivs(_PROBIT, y, eta, aux)
-
-
-@kernel
-def oprobit_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
-    _ordinal_aux_derivs(_PROBIT, y, eta, aux, l_a, l_ea, l_eea, l_aa)
-
-
-@kernel
-def ocloglog_derivs(y: float, n: float, eta: float, aux: np.ndarray):
-    return _ordinal_derivs(_CLOGLOG, y, eta, aux)
-
-
-@kernel
-def ocloglog_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
-    _ordinal_aux_derivs(_CLOGLOG, y, eta, aux, l_a, l_ea, l_eea, l_aa)
-
-
-_KERNELS = {
-    "logit": KernelSet(ologit_derivs, ologit_aux_derivs),
-    "probit": KernelSet(oprobit_derivs, oprobit_aux_derivs),
-    "cloglog": KernelSet(ocloglog_derivs, ocloglog_aux_derivs),
-}
+_KERNELS = {link: _link_kernels(code) for link, code in _LINK_CODES.items()}
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ class Poisson(Family):
 
     links: ClassVar[tuple[str, ...]] = ("log",)
     default_link: ClassVar[str] = "log"
+    words: ClassVar[str] = "Poisson"
+    stata_command: ClassVar[bool] = True
+    xt_command: ClassVar[bool] = True
 
     def kernels(self) -> KernelSet:
         return KernelSet(log_derivs, fisher_weight=log_fisher)
@@ -57,15 +60,3 @@ class Poisson(Family):
 
     def check_outcome(self, y: np.ndarray, trials: np.ndarray | None, name: str) -> None:
         check_counts(y, name, self.model_words)
-
-    @property
-    def model_words(self) -> str:
-        return "Poisson"
-
-    @property
-    def uses_glm_title(self) -> bool:
-        return False
-
-    @property
-    def has_xt_layout(self) -> bool:
-        return True

@@ -14,18 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from mixedglm.design.arrays import ClusterArrays
+from mixedglm.engines.aghq import cluster
 from mixedglm.engines.aghq.chunk import run_clusters
-from mixedglm.engines.aghq.cluster import (
-    CURV_FISHER,
-    CURV_OBSERVED,
-    RULE_MEANVAR,
-    RULE_MODE,
-    Data,
-    Flags,
-    Grid,
-    Out,
-    State,
-)
 from mixedglm.engines.aghq.predictors import linear_predictors
 from mixedglm.engines.base import Contributions, Posterior
 from mixedglm.engines.covariance import CovarianceStructure
@@ -78,7 +68,7 @@ class AGHQEngine:
         self._logw_adj = quad.log_weights + 0.5 * np.sum(quad.nodes**2, axis=1)
         self._basis = np.ascontiguousarray(structure.basis())
         g = arrays.n_clusters
-        self._state = State(np.zeros((g, q)), np.zeros((g, q)), np.zeros((g, q, q)))
+        self._state = cluster.State(np.zeros((g, q)), np.zeros((g, q)), np.zeros((g, q, q)))
         self._warm = False
         self._token = family.token
         const = family.log_constant(arrays.y, arrays.trials)
@@ -89,9 +79,10 @@ class AGHQEngine:
         self._wts = wts
         cw = arrays.cluster_weights
         self._cwts = _EMPTY if cw is None else np.ascontiguousarray(cw, dtype=float)
-        self._rule_code = RULE_MEANVAR if self.rule.is_meanvar else RULE_MODE
-        self._curv_code = CURV_FISHER if self.rule.curvature == "fisher" else CURV_OBSERVED
-        self._last: tuple[np.ndarray, Out] | None = None
+        self._rule_code = cluster.RULE_MEANVAR if self.rule.is_meanvar else cluster.RULE_MODE
+        fisher = self.rule.curvature == "fisher"
+        self._curv_code = cluster.CURV_FISHER if fisher else cluster.CURV_OBSERVED
+        self._last: tuple[np.ndarray, cluster.Out] | None = None
 
     # -- parameter vector -----------------------------------------------------------------
     @property
@@ -128,18 +119,18 @@ class AGHQEngine:
         return params[:p], params[p : p + t], params[p + t :]
 
     # -- evaluation -----------------------------------------------------------------------
-    def _run(self, params: np.ndarray, order: int, exact: bool = True) -> Out:
+    def _run(self, params: np.ndarray, order: int, exact: bool = True) -> cluster.Out:
         params = np.asarray(params, dtype=float)
         beta, theta, aux = self.split(params)
         a = self.arrays
         lam = np.ascontiguousarray(self.structure.lam(theta))
         xb, w = linear_predictors(a.X, beta, a.offset, a.Z, lam)
-        data = Data(
+        data = cluster.Data(
             xb, a.X, a.Z, w, a.y, a.trials, self._wts, self._cwts, self._const, a.starts,
             np.ascontiguousarray(aux, dtype=float),
         )  # fmt: skip
-        grid = Grid(self._nodes, self._logw_adj, self._basis, lam)
-        flags = Flags(self._rule_code, self._curv_code, order, exact, self._warm)
+        grid = cluster.Grid(self._nodes, self._logw_adj, self._basis, lam)
+        flags = cluster.Flags(self._rule_code, self._curv_code, order, exact, self._warm)
         out = run_clusters(self._token, data, grid, flags, self._state, self.n_params)
         self._warm = bool(np.all(np.isfinite(self._state.grid_r)))
         self._last = (params.copy(), out)

@@ -31,6 +31,17 @@ from mixedglm.jit import kernel
 
 
 @kernel
+def _grad_u_into(k: int, u_nodes: np.ndarray, lam: np.ndarray, zs: np.ndarray, out: np.ndarray):
+    """grad_u h at node ``k``: ``Lambda' (sum_j d1_jk z_j) - u_k`` (``zs[k]`` holds the sum)."""
+    q = out.shape[0]
+    for a in range(q):
+        v = -u_nodes[k, a]
+        for b in range(q):
+            v += lam[b, a] * zs[k, b]
+        out[a] = v
+
+
+@kernel
 def mode_grid_motion(
     grad: np.ndarray,
     m: np.ndarray,
@@ -65,11 +76,7 @@ def mode_grid_motion(
     f_r = np.zeros((q, q))
     grad_u = np.zeros(q)
     for k in range(n_nodes):
-        for a in range(q):
-            v = -u_nodes[k, a]
-            for b in range(q):
-                v += lam[b, a] * zs[k, b]
-            grad_u[a] = v
+        _grad_u_into(k, u_nodes, lam, zs, grad_u)
         for a in range(q):
             f_m[a] += post[k] * grad_u[a]
             for b in range(a + 1):
@@ -210,11 +217,7 @@ def meanvar_motion(
     mom = np.empty((n_nodes, n_a))  # the moments whose posterior means define the grid
     grad_u = np.empty(q)
     for k in range(n_nodes):
-        for a in range(q):
-            v = -u_nodes[k, a]
-            for b in range(q):
-                v += lam[b, a] * zs[k, b]
-            grad_u[a] = v
+        _grad_u_into(k, u_nodes, lam, zs, grad_u)
         for a in range(q):
             g[k, a] = grad_u[a]
             mom[k, a] = nodes[k, a]
