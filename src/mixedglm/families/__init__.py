@@ -39,6 +39,7 @@ _ALIASES = {
     "ocloglog": ("ordinal", "cloglog"),
 }
 DISPERSIONS = ("mean", "constant")
+Family.registry = _FAMILIES
 
 
 def register_family(name: str, cls: type[Family]) -> None:

@@ -48,9 +48,16 @@ class Family:
 
     links: ClassVar[tuple[str, ...]] = ()
     default_link: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[Family]]] = {}  # name -> class, for Family(name, ...)
     words: ClassVar[str] = ""  # Stata's word for the model ("Poisson"); default: the name
     stata_command: ClassVar[bool] = False  # Stata has an me command (no "Mixed-effects GLM")
     xt_command: ClassVar[bool] = False  # and an xt command (xtlogit, xtpoisson...)
+
+    def __new__(cls, name: str = "", *args: object, **kwargs: object) -> Family:
+        """``Family("poisson", "log")`` makes the registered family's class (``Poisson``)."""
+        if cls is Family and name in cls.registry:
+            cls = cls.registry[name]
+        return object.__new__(cls)
 
     # -- compiled side --------------------------------------------------------------------
     def kernels(self) -> KernelSet:

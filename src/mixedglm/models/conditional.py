@@ -17,7 +17,7 @@ import difflib
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -49,10 +49,16 @@ GTOL = 1e-14
 _COMMAND = {"logit": "clogit", "poisson": "xtpoisson_fe"}
 
 
+@dataclass(frozen=True)
+class _OutcomeCheckedLater(Family):
+    """The family for :func:`build_design`: the plain base checks no outcome there;
+    :func:`prepare_within` checks it with messages about the conditional models."""
+
+
 def _design_family(kind: str) -> Family:
-    """The family for :func:`build_design`: the plain :class:`Family` base checks no outcome
-    there; :func:`prepare_within` checks it with messages about the conditional models."""
-    return Family("bernoulli", "logit") if kind == "logit" else Family("poisson", "log")
+    if kind == "logit":
+        return _OutcomeCheckedLater("bernoulli", "logit")
+    return _OutcomeCheckedLater("poisson", "log")
 
 
 def stata_term_name(name: str) -> str:
