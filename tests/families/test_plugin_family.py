@@ -90,7 +90,7 @@ def test_plugin_family_fits_and_matches_brute_force(data, nagq, tol):
     sd = abs(float(res.params_all[2]))  # theta of one random intercept = its SD
     # AGHQ with 12 points equals the brute-force integral at its own estimates
     assert res.loglik == pytest.approx(_brute_force_loglik(data, beta, sd), abs=tol)
-    table = res.summary()
+    table = str(res.summary())
     assert "square-root Poisson" in table or "sqrtpoisson" in table
     assert "_cons" in table and "var(_cons)" in table
     # the gradient is zero at the estimates (the exact gradient of the plug-in's objective)
