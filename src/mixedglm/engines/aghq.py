@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mixedglm.design.arrays import ClusterArrays
 from mixedglm.engines import aghq_kernels as kern
 from mixedglm.engines.base import Contributions
 from mixedglm.engines.covariance import CovarianceStructure
@@ -26,30 +27,6 @@ from mixedglm.families import Family
 from mixedglm.optim import Evaluation
 
 RULES = {"mvaghermite": kern.RULE_MEANVAR, "mcaghermite": kern.RULE_MODE, "laplace": kern.RULE_MODE}
-
-
-@dataclass(frozen=True)
-class ClusterArrays:
-    """What the engine needs, rows sorted by cluster.
-
-    Shapes: ``y``, ``trials``, ``offset``: ``(N,)``; ``X``: ``(N, p)``; ``Z``: ``(N, q)``;
-    ``starts``: ``(G + 1,)`` first row of each cluster and ``N`` at the end.
-    """
-
-    y: np.ndarray
-    trials: np.ndarray
-    offset: np.ndarray
-    X: np.ndarray
-    Z: np.ndarray
-    starts: np.ndarray
-
-    @property
-    def n_obs(self) -> int:
-        return self.y.shape[0]
-
-    @property
-    def n_clusters(self) -> int:
-        return self.starts.shape[0] - 1
 
 
 @dataclass
