@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from mixedglm.engines.conditional import RATIO_MAX_SPREAD, clogit_evaluate
+from mixedglm.engines.clogit_kernels import RATIO_MAX_SPREAD
+from mixedglm.engines.conditional import clogit_evaluate
 
 
 def enumerate_group(beta, X, y):

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
 from formulaic.errors import FormulaicError
 
 from mixedglm.design.arrays import ClusterArrays
 from mixedglm.design.collinear import find_collinear_gram
-from mixedglm.design.columns import column_plan, readable_name
+from mixedglm.design.columns import column_plan, parsed_formula, readable_name
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -131,7 +130,7 @@ def _require_columns(names: list[str], data: pd.DataFrame, where: dict[str, str]
 def _formula_variables(expr: str, data: pd.DataFrame, what: str) -> list[str]:
     """Variables a formulaic expression needs, checked against the data."""
     try:
-        required = Formula(expr).required_variables
+        required = parsed_formula(expr).required_variables
     except FormulaicError as err:
         raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
     names = sorted(str(v) for v in required)
