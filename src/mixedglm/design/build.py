@@ -341,6 +341,7 @@ def build_design(
         _check_text_columns("", [v for v in random_vars if v in term.expr], data)
 
     rows, n_dropped, notes = _listwise(data, wanted)
+    in_order = not n_dropped  # rows are all rows in their order (until sorted by cluster)
 
     # clusters: sort once, stably
     if groups:
@@ -350,6 +351,7 @@ def build_design(
         )
         codes = codes.astype(np.int64, copy=False)
         if codes.shape[0] > 1 and np.any(codes[1:] < codes[:-1]):
+            in_order = False
             order = np.argsort(codes, kind="stable")
             rows = rows[order]
             codes = codes[order]
@@ -426,7 +428,7 @@ def build_design(
         group=group,
         group_codes=codes,
         starts=starts,
-        row_index=data.index[rows],
+        row_index=data.index if in_order else data.index[rows],
         source_positions=rows,
         random_terms=formula.random,
         omitted=tuple(omitted),
