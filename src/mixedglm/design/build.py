@@ -233,7 +233,7 @@ def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, l
 
 
 def _fixed_matrix(
-    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, family: Family
+    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, family: Family, in_order: bool
 ) -> tuple[np.ndarray, list[str], list[str], list[tuple[str, str]], list[str], object]:
     """The fixed-effects matrix, constant last and collinear columns omitted.
 
@@ -241,7 +241,7 @@ def _fixed_matrix(
     in their final order; only an omitted column (or an ordinal model's constant, which
     stands in for the cut points while collinearity is judged) costs a copy.
     """
-    plan = column_plan(formula.fixed, data, rows, "fixed part")
+    plan = column_plan(formula.fixed, data, rows, "fixed part", in_order)
     names = list(plan.names)
     source: list[int | None] = list(range(len(names)))
     if family.is_ordinal and "_cons" not in names:
@@ -270,11 +270,11 @@ def _fixed_matrix(
 
 
 def _random_matrix(
-    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray
+    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, in_order: bool
 ) -> tuple[np.ndarray, list[str], list[object]]:
     """The random-effects columns of every term, side by side."""
     plans = [
-        column_plan(term.expr, data, rows, f"random-effect term {term.text}")
+        column_plan(term.expr, data, rows, f"random-effect term {term.text}", in_order)
         for term in formula.random
     ]
     Z = np.empty((rows.shape[0], sum(len(plan.names) for plan in plans)))
@@ -384,10 +384,10 @@ def build_design(
     family.check_outcome(y, n_trials, formula.response)
 
     X, x_names, all_x_names, omitted, x_notes, fixed_spec = _fixed_matrix(
-        formula, data, rows, family
+        formula, data, rows, family, in_order
     )
     notes += x_notes
-    Z, z_names, random_specs = _random_matrix(formula, data, rows)
+    Z, z_names, random_specs = _random_matrix(formula, data, rows, in_order)
     if len(set(z_names)) != len(z_names):
         raise FormulaError(
             "a column appears in more than one random-effect term of "

@@ -104,15 +104,24 @@ def _first_rows(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.diff(running, prepend=-1) > 0)
 
 
+def _compact(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """Codes (``-1`` for missing) in the smallest signed integer type that holds them."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_values <= np.iinfo(dtype).max:
+            return codes.astype(dtype, copy=False)
+    return codes
+
+
 def _factor_codes(series: pd.Series, rows: np.ndarray | None) -> tuple[np.ndarray, list]:
     """Codes of the estimation rows (``rows`` of ``series``; None: all, in order) and the
     values they code."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy()
-        return (codes if rows is None else codes[rows]), list(series.cat.categories)
+        uniques = list(series.cat.categories)
+        return _compact(codes if rows is None else codes[rows], len(uniques)), uniques
     values = series.to_numpy()
     codes, uniques = pd.factorize(values if rows is None else values[rows])
-    return codes, list(uniques)
+    return _compact(codes, len(uniques)), list(uniques)
 
 
 def _probe_rows(variables: list[str], data: pd.DataFrame, rows: np.ndarray | None, expr: str):
@@ -192,20 +201,22 @@ def _fast_fillers(
             return None
         row_codes, values = codes[name]
         position = {level: j for j, level in enumerate(levels)}
-        lut = np.array([position.get(v, -1) for v in values] + [-1], dtype=np.int64)
+        lut = _compact(np.array([position.get(v, -1) for v in values] + [-1]), len(levels))
         level_codes = lut[row_codes]  # code -1 (missing) maps to the trailing -1
         if np.any(level_codes < 0):
             return None
-        level_codes = level_codes.astype(np.min_scalar_type(len(levels)))
         first = len(levels) - len(used)
         fillers += [_dummy_filler(level_codes, j) for j in range(first, len(levels))]
     return fillers
 
 
-def column_plan(expr: str, data: pd.DataFrame, rows: np.ndarray, what: str) -> ColumnPlan:
+def column_plan(
+    expr: str, data: pd.DataFrame, rows: np.ndarray, what: str, in_order: bool | None = None
+) -> ColumnPlan:
     """The :class:`ColumnPlan` of formula part ``expr`` on rows ``rows`` of ``data``.
 
-    ``rows`` are positions in ``data`` (complete cases, in the model's row order).
+    ``rows`` are positions in ``data`` (complete cases, in the model's row order);
+    ``in_order`` says whether they are all rows in their order (None: find out).
     """
     try:
         variables = sorted(str(v) for v in parsed_formula(expr).required_variables)
@@ -213,7 +224,8 @@ def column_plan(expr: str, data: pd.DataFrame, rows: np.ndarray, what: str) -> C
         raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
     variables = [v for v in variables if v in data.columns]
     # the estimation rows are often all rows in their order: then no take is needed
-    in_order = rows.shape[0] == len(data) and bool(np.all(np.diff(rows) == 1))
+    if in_order is None:
+        in_order = rows.shape[0] == len(data) and bool(np.all(np.diff(rows) == 1))
     take = None if in_order else rows
     if variables:
         probe, codes = _probe_rows(variables, data, take, expr)
