@@ -1,8 +1,4 @@
-"""The arrays a likelihood engine works on, rows sorted by cluster.
-
-They live in ``design/`` (not in an engine) because the design builds them and every engine
-reads them: the design stage then needs no engine, and no compiled code, to be imported.
-"""
+"""The arrays an engine works on: rows sorted by top-level cluster."""
 
 from __future__ import annotations
 
@@ -13,10 +9,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ClusterArrays:
-    """What the engine needs, rows sorted by cluster.
+    """What the likelihood engines need, rows sorted by cluster.
 
     Shapes: ``y``, ``trials``, ``offset``: ``(N,)``; ``X``: ``(N, p)``; ``Z``: ``(N, q)``;
-    ``starts``: ``(G + 1,)`` first row of each cluster and ``N`` at the end.
+    ``starts``: ``(G + 1,)`` first row of each cluster and ``N`` at the end; ``weights``:
+    ``(N,)`` frequency or sampling weights of the observations (``None``: all 1);
+    ``cluster_weights``: ``(G,)`` weights of the clusters (``None``: all 1).
     """
 
     y: np.ndarray
@@ -25,6 +23,8 @@ class ClusterArrays:
     X: np.ndarray
     Z: np.ndarray
     starts: np.ndarray
+    weights: np.ndarray | None = None
+    cluster_weights: np.ndarray | None = None
 
     @property
     def n_obs(self) -> int:
