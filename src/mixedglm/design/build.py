@@ -3,9 +3,12 @@
 Steps, each with a clear error in the user's names: check the variables exist and have
 usable types; drop rows with a missing value in any model variable (counted and reported);
 sort the rows by cluster once (stable, so the original order survives within clusters);
-build the fixed-effects matrix with formulaic (the constant is called ``_cons`` and put last,
-as Stata does; collinear columns are omitted with a note); build the random-effects columns;
-check the outcome against the family.
+build the fixed-effects matrix (formulaic's columns, see :mod:`mixedglm.design.columns`; the
+constant is called ``_cons`` and put last, as Stata does; collinear columns are omitted with a
+note); build the random-effects columns; check the outcome against the family.
+
+The data are never copied as a whole: the steps work on the estimation rows' positions
+(``rows``) and take each variable's values once, into the arrays the engine reads.
 """
 
 from __future__ import annotations
@@ -16,18 +19,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from mixedglm.design.arrays import ClusterArrays
-from mixedglm.design.collinear import find_collinear
+from mixedglm.design.collinear import find_collinear_gram
+from mixedglm.design.columns import column_plan, parsed_formula, readable_name
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula, RandomTerm
 
+__all__ = ["GroupInfo", "ModelDesign", "build_design", "readable_name"]
+
 _KNOWN_NAMESPACES = {"np", "numpy", "math", "scipy", "C", "I", "Q", "poly", "center", "scale"}
-_LEVEL = re.compile(r"\[T\.(.*)\]")
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,8 @@ def _require_columns(names: list[str], data: pd.DataFrame, where: dict[str, str]
 
 def _formula_variables(expr: str, data: pd.DataFrame, what: str) -> list[str]:
     """Variables a formulaic expression needs, checked against the data."""
-    from formulaic import Formula
-
     try:
-        required = Formula(expr).required_variables
+        required = parsed_formula(expr).required_variables
     except FormulaicError as err:
         raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
     names = sorted(str(v) for v in required)
@@ -192,21 +194,97 @@ def _response(data: pd.DataFrame, name: str) -> tuple[np.ndarray, str | None]:
     return col.to_numpy(dtype=float), None
 
 
-def readable_name(name: str) -> str:
-    """formulaic's column name made readable: ``C(f)[T.1]`` -> ``C(f)[1]``."""
-    if name == "Intercept":
-        return "_cons"
-    return _LEVEL.sub(lambda m: f"[{m.group(1)}]", name)
+class _Rows:
+    """The estimation rows of the data, one variable at a time (a Series in model order)."""
+
+    def __init__(self, data: pd.DataFrame, rows: np.ndarray) -> None:
+        self.data = data
+        self.rows = rows
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self.data[name].iloc[self.rows]
 
 
-def _materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], object]:
-    try:
-        mm = model_matrix(expr, frame, na_action="ignore")
-    except FormulaicError as err:
-        raise FormulaError(f"cannot build the {what} '{expr}': {err}") from err
-    names = [readable_name(str(c)) for c in mm.columns]
-    matrix = np.ascontiguousarray(np.asarray(mm, dtype=float))
-    return matrix, names, mm.model_spec
+def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, list[str]]:
+    """Positions of the rows with no missing value in ``wanted``, the number dropped and
+    the note (missing values per variable); an error when nothing is left."""
+    counts: dict[str, int] = {}
+    missing = np.zeros(len(data), dtype=bool)
+    for name in wanted:
+        na = data[name].isna().to_numpy()
+        counts[name] = int(na.sum())
+        if counts[name]:
+            missing |= na
+    n_dropped = int(missing.sum())
+    notes: list[str] = []
+    if n_dropped:
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        notes.append(
+            f"note: {n_dropped} observation{'s' if n_dropped != 1 else ''} dropped because of "
+            f"missing values ({detail})"
+        )
+    if n_dropped == len(data):
+        per_variable = ", ".join(f"{k} {v}" for k, v in counts.items())
+        raise DataError(
+            f"no observations left after dropping {n_dropped} with missing values "
+            f"(missing per variable: {per_variable})"
+        )
+    return np.flatnonzero(~missing), n_dropped, notes
+
+
+def _fixed_matrix(
+    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, family: Family, in_order: bool
+) -> tuple[np.ndarray, list[str], list[str], list[tuple[str, str]], list[str], object]:
+    """The fixed-effects matrix, constant last and collinear columns omitted.
+
+    Returns ``(X, x_names, all_x_names, omitted, notes, spec)``. The columns are written once,
+    in their final order; only an omitted column (or an ordinal model's constant, which
+    stands in for the cut points while collinearity is judged) costs a copy.
+    """
+    plan = column_plan(formula.fixed, data, rows, "fixed part", in_order)
+    names = list(plan.names)
+    source: list[int | None] = list(range(len(names)))
+    if family.is_ordinal and "_cons" not in names:
+        # the cut points play the constant's part: keep one (first) while looking for
+        # collinear columns, so that a full set of dummies loses a level as with a constant
+        names = ["_cons", *names]
+        source = [None, *source]
+    order = [j for j, n in enumerate(names) if n != "_cons"]
+    order += [j for j, n in enumerate(names) if n == "_cons"]  # Stata puts it last
+    X = np.empty((rows.shape[0], len(names)))
+    plan.fill(X, [source[j] for j in order])
+    stored = np.argsort(order)  # column of X holding formula column j
+    gram = X.T @ X
+    dropped = find_collinear_gram(gram[np.ix_(stored, stored)])
+    notes = [f"note: {names[j]} omitted because of collinearity" for j in dropped]
+    omitted = [(names[j], "collinearity") for j in dropped]
+    all_x_names = [names[j] for j in order]
+    final = [j for j in order if j not in dropped]
+    if family.is_ordinal:  # Stata's ordinal models have no constant: the cut points are it
+        final = [j for j in final if names[j] != "_cons"]
+        all_x_names = [n for n in all_x_names if n != "_cons"]
+        omitted = [o for o in omitted if o[0] != "_cons"]
+    if len(final) != len(order):
+        X = np.ascontiguousarray(X[:, [int(stored[j]) for j in final]])
+    return X, [names[j] for j in final], all_x_names, omitted, notes, plan.spec
+
+
+def _random_matrix(
+    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, in_order: bool
+) -> tuple[np.ndarray, list[str], list[object]]:
+    """The random-effects columns of every term, side by side."""
+    plans = [
+        column_plan(term.expr, data, rows, f"random-effect term {term.text}", in_order)
+        for term in formula.random
+    ]
+    Z = np.empty((rows.shape[0], sum(len(plan.names) for plan in plans)))
+    first = 0
+    for plan in plans:
+        width = len(plan.names)
+        plan.fill(Z[:, first : first + width], list(range(width)))
+        first += width
+    names = [name for plan in plans for name in plan.names]
+    return Z, names, [plan.spec for plan in plans]
 
 
 def build_design(
@@ -262,36 +340,21 @@ def build_design(
     for term in formula.random:
         _check_text_columns("", [v for v in random_vars if v in term.expr], data)
 
-    # listwise deletion
-    frame = data[wanted]
-    missing = frame.isna()
-    keep = ~missing.any(axis=1).to_numpy()
-    n_dropped = int((~keep).sum())
-    notes: list[str] = []
-    if n_dropped:
-        counts = missing.sum()
-        detail = ", ".join(f"{k} {int(v)}" for k, v in counts.items() if v)
-        notes.append(
-            f"note: {n_dropped} observation{'s' if n_dropped != 1 else ''} dropped because of "
-            f"missing values ({detail})"
-        )
-    if not keep.any():
-        per_variable = ", ".join(f"{k} {int(v)}" for k, v in missing.sum().items())
-        raise DataError(
-            f"no observations left after dropping {n_dropped} with missing values "
-            f"(missing per variable: {per_variable})"
-        )
-    frame = frame.loc[keep]
-    positions = np.flatnonzero(keep)
+    rows, n_dropped, notes = _listwise(data, wanted)
+    in_order = not n_dropped  # rows are all rows in their order (until sorted by cluster)
 
     # clusters: sort once, stably
     if groups:
         gname = groups[0]
-        codes, labels = pd.factorize(frame[gname], sort=True)
-        order = np.argsort(codes, kind="stable")
-        frame = frame.iloc[order]
-        positions = positions[order]
-        codes = codes[order].astype(np.int64)
+        codes, labels = pd.factorize(
+            data[gname].iloc[rows] if n_dropped else data[gname], sort=True
+        )
+        codes = codes.astype(np.int64, copy=False)
+        if codes.shape[0] > 1 and np.any(codes[1:] < codes[:-1]):
+            in_order = False
+            order = np.argsort(codes, kind="stable")
+            rows = rows[order]
+            codes = codes[order]
         sizes = np.bincount(codes)
         if sizes.shape[0] < 2:
             raise DataError(
@@ -301,9 +364,11 @@ def build_design(
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         group = GroupInfo(gname, np.asarray(labels), sizes)
     else:
-        codes = np.zeros(len(frame), dtype=np.int64)
-        starts = np.array([0, len(frame)], dtype=np.int64)
+        codes = np.zeros(rows.shape[0], dtype=np.int64)
+        starts = np.array([0, rows.shape[0]], dtype=np.int64)
         group = None
+    frame = _Rows(data, rows)
+    n_obs = rows.shape[0]
 
     categories: tuple = ()
     if family.is_ordinal:
@@ -318,44 +383,11 @@ def build_design(
         n_trials = _numeric_column(frame, trials, "trials variable")
     family.check_outcome(y, n_trials, formula.response)
 
-    X, x_names, fixed_spec = _materialize(formula.fixed, frame, "fixed part")
-    if family.is_ordinal and "_cons" not in x_names:
-        # the cut points play the constant's part: keep one (first) while looking for
-        # collinear columns, so that a full set of dummies loses a level as with a constant
-        X = np.ascontiguousarray(np.column_stack([np.ones(len(frame)), X]))
-        x_names = ["_cons", *x_names]
-    all_names = list(x_names)
-    omitted: list[tuple[str, str]] = []
-    dropped = find_collinear(X)
-    if dropped:
-        for j in dropped:
-            omitted.append((x_names[j], "collinearity"))
-            notes.append(f"note: {x_names[j]} omitted because of collinearity")
-        kept = [j for j in range(X.shape[1]) if j not in dropped]
-        X = np.ascontiguousarray(X[:, kept])
-        x_names = [x_names[j] for j in kept]
-    if "_cons" in x_names:  # Stata puts the constant last
-        c = x_names.index("_cons")
-        perm = [j for j in range(len(x_names)) if j != c] + [c]
-        X = np.ascontiguousarray(X[:, perm])
-        x_names = [x_names[j] for j in perm]
-    all_x_names = [n for n in all_names if n != "_cons"] + (
-        ["_cons"] if "_cons" in all_names else []
+    X, x_names, all_x_names, omitted, x_notes, fixed_spec = _fixed_matrix(
+        formula, data, rows, family, in_order
     )
-    if family.is_ordinal:  # Stata's ordinal models have no constant: the cut points are it
-        if "_cons" in x_names:
-            X = np.ascontiguousarray(X[:, :-1])
-            x_names = x_names[:-1]
-        all_x_names = [n for n in all_x_names if n != "_cons"]
-        omitted = [o for o in omitted if o[0] != "_cons"]
-
-    z_blocks, z_names, random_specs = [], [], []
-    for term in formula.random:
-        Zt, names_t, spec = _materialize(term.expr, frame, f"random-effect term {term.text}")
-        z_blocks.append(Zt)
-        z_names += names_t
-        random_specs.append(spec)
-    Z = np.ascontiguousarray(np.hstack(z_blocks)) if z_blocks else np.zeros((len(frame), 0))
+    notes += x_notes
+    Z, z_names, random_specs = _random_matrix(formula, data, rows, in_order)
     if len(set(z_names)) != len(z_names):
         raise FormulaError(
             "a column appears in more than one random-effect term of "
@@ -374,7 +406,7 @@ def build_design(
                 f"every group of '{group.name if group else ''}'"
             )
 
-    off = np.zeros(len(frame))
+    off = np.zeros(n_obs)
     if offset is not None:
         off = off + _numeric_column(frame, offset, "offset variable")
     if exposure is not None:
@@ -382,7 +414,7 @@ def build_design(
         if np.any(expo <= 0):
             raise DataError(f"exposure variable '{exposure}' must be positive")
         off = off + np.log(expo)
-    n_tr = n_trials if n_trials is not None else np.ones(len(frame))
+    n_tr = n_trials if n_trials is not None else np.ones(n_obs)
     return ModelDesign(
         formula=formula,
         response=formula.response,
@@ -396,8 +428,8 @@ def build_design(
         group=group,
         group_codes=codes,
         starts=starts,
-        row_index=frame.index,
-        source_positions=positions,
+        row_index=data.index if in_order else data.index[rows],
+        source_positions=rows,
         random_terms=formula.random,
         omitted=tuple(omitted),
         all_x_names=tuple(all_x_names),

@@ -14,10 +14,16 @@ def find_collinear(X: np.ndarray, rtol: float = 1e-7) -> list[int]:
     Cholesky factorisation of the cross-product matrix, built one kept column at a time
     (one pass over the data, then p x p work; Stata's ``_rmcoll`` also works on ``X'X``).
     """
-    p = X.shape[1]
+    if X.shape[1] == 0:
+        return []
+    return find_collinear_gram(X.T @ X, rtol)
+
+
+def find_collinear_gram(gram: np.ndarray, rtol: float = 1e-7) -> list[int]:
+    """:func:`find_collinear` from the cross-product matrix ``X'X`` of the columns."""
+    p = gram.shape[0]
     if p == 0:
         return []
-    gram = X.T @ X
     chol = np.zeros((p, p))
     kept: list[int] = []
     dropped: list[int] = []

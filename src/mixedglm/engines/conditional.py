@@ -7,7 +7,9 @@ Logit. Given ``k`` events among the ``n`` rows of a group, the conditional proba
 observed events is ``exp(sum_{y=1} eta) / e_k(exp(eta))`` with ``e_k`` the elementary symmetric
 polynomial of degree ``k``: a sum over all ``C(n, k)`` subsets, computed by the subset-sum
 recursion ``B(j, m) = B(j-1, m) + w_j B(j-1, m-1)`` (Gail, Lubin and Rubinstein 1981) in
-``O(n k)``. We run it in log space and carry, per cell, the mean and covariance of the
+``O(n k)``. We run it on scaled values (ratios of neighbouring cells, see
+:mod:`mixedglm.engines.clogit_kernels`; in log space for groups whose linear predictors span
+hundreds of log units) and carry, per cell, the mean and covariance of the
 sufficient statistic ``T = sum_{i in S} x_i`` under the subset distribution ``P(S) ~ prod w_i``:
 the cell is a two-component mixture (row ``j`` in or out of ``S``) with weights ``a`` and
 ``b = 1 - a``, so its mean and covariance are convex combinations plus ``a b d d'``. Nothing
@@ -34,6 +36,13 @@ import numpy as np
 from numba import prange
 from scipy.special import gammaln, logsumexp
 
+from mixedglm.engines.clogit_kernels import (
+    clogit_parallel,
+    clogit_serial,
+    count_events,
+    eta_rows,
+    pack_outer_acc,
+)
 from mixedglm.engines.parallel import cost_chunks, use_threads
 from mixedglm.optim.newton import Evaluation
 
@@ -96,225 +105,6 @@ def _unpack(ll: float, grad: np.ndarray, packed: np.ndarray, p: int, order: int)
     return Evaluation(float(ll), grad, hess)
 
 
-# ---------------------------------------------------------------------------------------------
-# Conditional logit: numba kernels
-
-
-@numba.njit(cache=True)
-def _eta_rows(X, beta, offset, lo, hi, sign, out):
-    """``out[t] = sign * (x_{lo+t} beta + offset_{lo+t})``: the linear predictor is formed
-    group by group inside the kernels, where the rows are in cache anyway."""
-    p = X.shape[1]
-    use_offset = offset.shape[0] > 0
-    for t in range(hi - lo):
-        acc = offset[lo + t] if use_offset else 0.0
-        for u in range(p):
-            acc += X[lo + t, u] * beta[u]
-        out[t] = sign * acc
-
-
-@numba.njit(cache=True)
-def _pack_outer_acc(out, scale, d, p):
-    """``out += scale * d d'`` on the packed upper triangle."""
-    idx = 0
-    for u in range(p):
-        su = scale * d[u]
-        for v in range(u, p):
-            out[idx] += su * d[v]
-            idx += 1
-
-
-@numba.njit(cache=True)
-def _softmax_group(X, y, lo, hi, flip, s, order, e, w, xbar, diff, grad, hess):
-    """One event among ``n`` rows (after the flip): ``eta_event - logsumexp(eta)``."""
-    n = hi - lo
-    p = X.shape[1]
-    mx = -np.inf
-    for t in range(n):
-        mx = max(mx, e[t])
-    tot = 0.0
-    for t in range(n):
-        w[t] = math.exp(e[t] - mx)
-        tot += w[t]
-    lse = mx + math.log(tot)
-    t_event = 0
-    for t in range(n):
-        if (y[lo + t] != 0.0) != flip:  # an event (after the flip)
-            t_event = t
-    if order == 0:
-        return e[t_event] - lse
-    for u in range(p):
-        xbar[u] = 0.0
-    for t in range(n):
-        w[t] /= tot
-        for u in range(p):
-            xbar[u] += w[t] * X[lo + t, u]
-    for u in range(p):
-        grad[u] += s * (X[lo + t_event, u] - xbar[u])
-    if order == 2:
-        for t in range(n):
-            for u in range(p):
-                diff[u] = X[lo + t, u] - xbar[u]
-            _pack_outer_acc(hess, -w[t], diff, p)
-    return e[t_event] - lse
-
-
-@numba.njit(cache=True)
-def _recursion_group(X, y, lo, hi, kk, flip, s, order, e, xc, logb, mean, cov, diff, grad, hess):
-    """``kk >= 2`` events among ``n`` rows: the log-space subset-sum recursion carrying the
-    mean and covariance of the sufficient statistic."""
-    n = hi - lo
-    p = X.shape[1]
-    P = cov.shape[1]
-    # The likelihood is invariant to shifting x within the group: centring keeps the sums
-    # in T small and the differences in the covariance update free of cancellation.
-    if order >= 1:
-        for u in range(p):
-            diff[u] = 0.0
-        for t in range(n):
-            for u in range(p):
-                diff[u] += X[lo + t, u]
-        for t in range(n):
-            for u in range(p):
-                xc[t, u] = X[lo + t, u] - diff[u] / n
-        for m in range(kk + 1):
-            for u in range(p):
-                mean[m, u] = 0.0
-    if order == 2:
-        for m in range(kk + 1):
-            for u in range(P):
-                cov[m, u] = 0.0
-    logb[0] = 0.0
-    for m in range(1, kk + 1):
-        logb[m] = -np.inf
-    ll_num = 0.0
-    for t in range(n):
-        e_t = e[t]
-        if (y[lo + t] != 0.0) != flip:  # an event (after the flip)
-            ll_num += e_t
-            if order >= 1:
-                for u in range(p):
-                    grad[u] += s * xc[t, u]
-        m_hi = min(t + 1, kk)
-        m_lo = max(1, kk - (n - 1 - t))  # only cells that can still reach (n, kk)
-        for m in range(m_hi, m_lo - 1, -1):
-            # B(t+1, m) = B(t, m) + w_t B(t, m-1) = a-part + b-part, a + b = 1
-            la = logb[m]
-            lb = e_t + logb[m - 1]
-            if la == -np.inf:
-                a = 0.0
-                b = 1.0
-                new = lb
-            elif la >= lb:
-                r = math.exp(lb - la)
-                new = la + math.log1p(r)
-                a = 1.0 / (1.0 + r)
-                b = r * a
-            else:
-                r = math.exp(la - lb)
-                new = lb + math.log1p(r)
-                b = 1.0 / (1.0 + r)
-                a = r * b
-            logb[m] = new
-            if order == 0:
-                continue
-            if order == 2:
-                for u in range(p):
-                    diff[u] = mean[m - 1, u] + xc[t, u] - mean[m, u]
-                ab = a * b
-                idx = 0
-                for u in range(p):
-                    du = ab * diff[u]
-                    for v in range(u, p):
-                        cov[m, idx] = a * cov[m, idx] + b * cov[m - 1, idx] + du * diff[v]
-                        idx += 1
-            for u in range(p):
-                mean[m, u] = a * mean[m, u] + b * (mean[m - 1, u] + xc[t, u])
-    if order >= 1:
-        for u in range(p):
-            grad[u] -= s * mean[kk, u]
-    if order == 2:
-        for u in range(P):
-            hess[u] -= cov[kk, u]
-    return ll_num - logb[kk]
-
-
-@numba.njit(cache=True)
-def _count_events(y, starts):
-    """Number of non-zero ``y`` per group."""
-    G = starts.shape[0] - 1
-    k = np.zeros(G, dtype=np.int64)
-    for g in range(G):
-        for i in range(starts[g], starts[g + 1]):
-            if y[i] != 0.0:
-                k[g] += 1
-    return k
-
-
-@numba.njit(cache=True)
-def _clogit_chunk(X, y, beta, offset, starts, k, g0, g1, order, grad, hess):
-    """Groups ``g0:g1``: add score and packed Hessian into ``grad``, ``hess``; return loglik."""
-    p = X.shape[1]
-    P = p * (p + 1) // 2
-    # workspace sized for the largest group of the chunk
-    n_max = 1
-    k_max = 1
-    for g in range(g0, g1):
-        n = starts[g + 1] - starts[g]
-        n_max = max(n_max, n)
-        k_max = max(k_max, min(k[g], n - k[g]))
-    e = np.empty(n_max)
-    w = np.empty(n_max)
-    xc = np.empty((n_max if order >= 1 and k_max > 1 else 1, p))
-    logb = np.empty(k_max + 1)
-    mean = np.empty((k_max + 1, p))
-    cov = np.empty((k_max + 1 if order == 2 else 1, P))
-    diff = np.empty(p)
-    xbar = np.empty(p)
-    ll = 0.0
-    for g in range(g0, g1):
-        lo = starts[g]
-        hi = starts[g + 1]
-        n = hi - lo
-        if k[g] == 0 or k[g] == n:
-            continue  # no information
-        # with more events than non-events, condition on the non-events instead
-        flip = 2 * k[g] > n
-        s = -1.0 if flip else 1.0
-        kk = n - k[g] if flip else k[g]
-        _eta_rows(X, beta, offset, lo, hi, s, e)
-        if kk == 1:
-            ll += _softmax_group(X, y, lo, hi, flip, s, order, e, w, xbar, diff, grad, hess)
-        else:
-            ll += _recursion_group(
-                X, y, lo, hi, kk, flip, s, order, e, xc, logb, mean, cov, diff, grad, hess
-            )
-    return ll
-
-
-@numba.njit(cache=True, parallel=True)
-def _clogit_parallel(X, y, beta, offset, starts, k, chunks, order):
-    p = X.shape[1]
-    n_chunks = chunks.shape[0] - 1
-    ll = np.zeros(n_chunks)
-    grad = np.zeros((n_chunks, p))
-    hess = np.zeros((n_chunks, p * (p + 1) // 2))
-    for c in prange(n_chunks):
-        ll[c] = _clogit_chunk(
-            X, y, beta, offset, starts, k, chunks[c], chunks[c + 1], order, grad[c], hess[c]
-        )
-    return ll.sum(), grad.sum(axis=0), hess.sum(axis=0)
-
-
-@numba.njit(cache=True)
-def _clogit_serial(X, y, beta, offset, starts, k, order):
-    p = X.shape[1]
-    grad = np.zeros(p)
-    hess = np.zeros(p * (p + 1) // 2)
-    ll = _clogit_chunk(X, y, beta, offset, starts, k, 0, starts.shape[0] - 1, order, grad, hess)
-    return ll, grad, hess
-
-
 def clogit_evaluate(
     beta: np.ndarray,
     X: np.ndarray,
@@ -343,16 +133,16 @@ def clogit_evaluate(
     """
     beta, X, y, starts = _check_arrays(beta, X, y, starts, order)
     offset = _check_offset(offset, y.shape[0])
-    k = _count_events(y, starts)
+    k = count_events(y, starts)
     n = np.diff(starts)
     cost = n * np.maximum(1, np.minimum(k, n - k)).astype(np.float64)
     if use_threads(cost):
         with numba.parallel_chunksize(1):
-            ll, grad, packed = _clogit_parallel(
+            ll, grad, packed = clogit_parallel(
                 X, y, beta, offset, starts, k, cost_chunks(cost), order
             )
     else:
-        ll, grad, packed = _clogit_serial(X, y, beta, offset, starts, k, order)
+        ll, grad, packed = clogit_serial(X, y, beta, offset, starts, k, order)
     return _unpack(ll, grad, packed, X.shape[1], order)
 
 
@@ -434,7 +224,7 @@ def _cpoisson_chunk(X, y, beta, offset, starts, g0, g1, order, grad, hess):
             total += y[i]
         if total == 0.0:
             continue  # all zeros: probability 1 whatever beta
-        _eta_rows(X, beta, offset, lo, hi, 1.0, e)
+        eta_rows(X, beta, offset, lo, hi, 1.0, e)
         mx = -np.inf
         for t in range(hi - lo):
             mx = max(mx, e[t])
@@ -462,7 +252,7 @@ def _cpoisson_chunk(X, y, beta, offset, starts, g0, g1, order, grad, hess):
                 for u in range(p):
                     grad[u] += y[lo + t] * diff[u]
             if order == 2:
-                _pack_outer_acc(hess, -total * e[t], diff, p)
+                pack_outer_acc(hess, -total * e[t], diff, p)
     return ll
 
 
