@@ -21,9 +21,8 @@ from mixedglm.inference import (
 from mixedglm.inference.varcomp import (
     atanh_ci,
     component_labels,
+    component_rows,
     log_scale_ci,
-    sd_rows,
-    variance_rows,
 )
 
 # -- covariance_from_hessian ----------------------------------------------------------------
@@ -170,7 +169,7 @@ def test_variance_rows_delta_method_matches_finite_differences(kind, columns, th
     structure = CovarianceStructure(kind, columns)
     theta = np.array(theta)
     cov_theta = np.linalg.inv(_spd(theta.shape[0], 5)) * 0.01
-    rows = variance_rows(structure, theta, cov_theta, "g", 95.0)
+    rows = component_rows(structure, theta, cov_theta, "g", 95.0)
     labels = component_labels(structure, "var")
     assert [r.name for r in rows] == [label for label, *_ in labels]
 
@@ -201,7 +200,7 @@ def test_sd_rows_delta_method_matches_finite_differences(kind, columns, theta):
     structure = CovarianceStructure(kind, columns)
     theta = np.array(theta)
     cov_theta = np.linalg.inv(_spd(theta.shape[0], 6)) * 0.01
-    rows = sd_rows(structure, theta, cov_theta, "g", 90.0)
+    rows = component_rows(structure, theta, cov_theta, "g", 90.0, "sd")
     labels = component_labels(structure, "sd")
     assert [r.name for r in rows] == [label for label, *_ in labels]
     assert all(r.name.startswith(("sd(", "corr(")) for r in rows)

@@ -20,6 +20,7 @@ from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
 from mixedglm.design.collinear import find_collinear
+from mixedglm.design.missing import listwise
 from mixedglm.engines.aghq import ClusterArrays
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
@@ -264,22 +265,13 @@ def build_design(
 
     # listwise deletion
     frame = data[wanted]
-    missing = frame.isna()
-    keep = ~missing.any(axis=1).to_numpy()
-    n_dropped = int((~keep).sum())
-    notes: list[str] = []
-    if n_dropped:
-        counts = missing.sum()
-        detail = ", ".join(f"{k} {int(v)}" for k, v in counts.items() if v)
-        notes.append(
-            f"note: {n_dropped} observation{'s' if n_dropped != 1 else ''} dropped because of "
-            f"missing values ({detail})"
-        )
+    rows = listwise(frame)
+    keep, n_dropped = rows.keep, rows.n_dropped
+    notes = rows.notes()
     if not keep.any():
-        per_variable = ", ".join(f"{k} {int(v)}" for k, v in missing.sum().items())
         raise DataError(
             f"no observations left after dropping {n_dropped} with missing values "
-            f"(missing per variable: {per_variable})"
+            f"(missing per variable: {rows.detail(all_variables=True)})"
         )
     frame = frame.loc[keep]
     positions = np.flatnonzero(keep)
