@@ -16,6 +16,8 @@ import mixedglm as mg
 from mixedglm.design.build import GroupInfo
 from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
 from mixedglm.optim import OptSummary
+from mixedglm.report.grid import Grid, GridRow
+from mixedglm.report.render import render_html, render_latex, render_markdown
 from mixedglm.results.conditional import ConditionalResults
 from mixedglm.results.hybrid import HybridResults
 
@@ -265,3 +267,29 @@ def test_the_conditional_summary_renders_as_markdown():
     assert md.splitlines()[0] == "**Conditional fixed-effects logistic regression**"
     assert "| x | .45 | .12 | 3.75 | 0.000 | .2148043 | .6851957 |" in md
     assert "| z | 0 | (omitted) |  |  |  |  |" in md
+
+
+def test_latex_escapes_each_special_character_once():
+    grid = Grid(
+        "",
+        ("a\\b", "{x}_1"),
+        ((GridRow("50% & #2", ("$~^",)),),),
+    )
+    assert render_latex(grid).splitlines()[2:5] == [
+        r"a\textbackslash{}b & \{x\}\_1 \\",
+        r"\hline",
+        r"50\% \& \#2 & \$\textasciitilde{}\textasciicircum{} \\",
+    ]
+
+
+def test_markdown_escapes_pipes_and_html_leaves_out_an_empty_caption():
+    grid = Grid("", ("y", "P>|z|"), ((GridRow("a|b", ("1",)),),))
+    assert render_markdown(grid).splitlines() == [
+        "| y | P>\\|z\\| |",
+        "|---|---:|",
+        "| a\\|b | 1 |",
+    ]
+    assert render_html(grid) == (
+        '<table class="mixedglm"><thead><tr><th>y</th><th>P&gt;|z|</th></tr></thead>'
+        "<tbody><tr><td>a|b</td><td>1</td></tr></tbody></table>"
+    )

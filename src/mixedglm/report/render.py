@@ -82,7 +82,8 @@ def render_html(table) -> str:
     """A ``<table>`` with a caption (the title); the footer lines in a last row."""
     grid = as_grid(table)
     esc = html.escape
-    out = [f'<table class="mixedglm"><caption>{esc(grid.title)}</caption>', "<thead><tr>"]
+    caption = f"<caption>{esc(grid.title)}</caption>" if grid.title else ""
+    out = [f'<table class="mixedglm">{caption}', "<thead><tr>"]
     out += [f"<th>{esc(c)}</th>" for c in grid.columns]
     out.append("</tr></thead><tbody>")
     for row in grid.rows():

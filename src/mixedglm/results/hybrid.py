@@ -71,9 +71,16 @@ def wald_restrictions(
     return chi2, df, float(stats.chi2.sf(chi2, df))
 
 
-def _from_glmm(name: str, doc: str) -> property:
-    """A read-only attribute of the hybrid result that is its mixed model's ``name``."""
-    return property(lambda self: getattr(self.glmm, name), doc=doc)
+def _from_glmm(*names: str) -> tuple[property, ...]:
+    """Read-only attributes of the hybrid result that are its mixed model's ``names``."""
+
+    def view(name: str) -> property:
+        return property(
+            lambda self: getattr(self.glmm, name),
+            doc=f"The mixed model's ``{name}`` (:class:`GLMMResults`).",
+        )
+
+    return tuple(view(name) for name in names)
 
 
 @dataclass(frozen=True)
@@ -90,18 +97,11 @@ class HybridResults:
     command: str | None = None
 
     # -- delegated to the mixed model (read-only views of ``glmm``) --------------------------
-    params = _from_glmm("params", "Fixed-effect estimates (``W__``, ``B__``/``D__``, ``R__``).")
-    bse = _from_glmm("bse", "Standard errors of the fixed effects.")
-    pvalues = _from_glmm("pvalues", "Two-sided p-values of the fixed effects.")
-    zvalues = _from_glmm("zvalues", "z statistics of the fixed effects.")
-    cov_params = _from_glmm("cov_params", "Covariance matrix of the fixed effects.")
-    loglik = _from_glmm("loglik", "Log-likelihood of the mixed model.")
-    aic = _from_glmm("aic", "Akaike's criterion of the mixed model.")
-    bic = _from_glmm("bic", "BIC of the mixed model (N = observations).")
-    nobs = _from_glmm("nobs", "Observations in the estimation sample.")
-    n_params = _from_glmm("n_params", "Estimated parameters of the mixed model.")
-    wald = _from_glmm("wald", "Wald test of all fixed effects but the constant.")
-    converged = _from_glmm("converged", "Whether the mixed model's fit converged.")
+    params, bse, zvalues, pvalues, cov_params = _from_glmm(
+        "params", "bse", "zvalues", "pvalues", "cov_params"
+    )
+    loglik, aic, bic, nobs, n_params = _from_glmm("loglik", "aic", "bic", "nobs", "n_params")
+    wald, converged = _from_glmm("wald", "converged")
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
         return self.glmm.conf_int(level)
