@@ -194,6 +194,12 @@ def _add_hybrid_commands(sub) -> None:
         help="rename coefficients so rows line up (e.g. W__x=x)",
     )
     _add_compact_options(cmp_, (*DEFAULT_STATS, "N"), STAT_NAMES)
+    cmp_.add_argument(
+        "--format",
+        choices=["text", "markdown", "latex", "html"],
+        default="text",
+        help="output format (default: Stata's text)",
+    )
     cmp_.set_defaults(run=_run_compare)
 
 
@@ -242,7 +248,7 @@ def _run_compare(args: argparse.Namespace) -> None:
         rename[old] = new
     names = args.names or [Path(p).stem for p in args.documents]
     table = compare(docs, names, rename=rename, **_options(args, "star", "se", "t", "p", "stats"))
-    print(table)
+    print(getattr(table, f"as_{args.format}")())
 
 
 def _add_fe_commands(sub) -> None:

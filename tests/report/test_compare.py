@@ -9,72 +9,16 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedglm as mg
-from mixedglm.design.build import GroupInfo
-from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
-from mixedglm.optim import OptSummary
 from mixedglm.report.grid import Grid, GridRow
 from mixedglm.report.render import render_html, render_latex, render_markdown
-from mixedglm.results.conditional import ConditionalResults
-from mixedglm.results.hybrid import HybridResults
 
-from fixed_results import fixed_glmm_results
+from fixed_results import fe_result, glmm_result, hybrid_result
 
 ALL_STATS = ("N", "N_g", "ll", "ll_0", "chi2", "df_m", "p", "aic", "bic", "rank")
 N_SEED, G_SEED = 374_334, 14_129  # the fixed GLMM results' sample (tests/fixed_results.py)
-
-
-def glmm_result():
-    return fixed_glmm_results(
-        ["x", "_cons"], np.array([0.5, -1.0]), np.array([0.1, 0.2]), 0.8, 0.05, -1000.0, 40.0, 7
-    )
-
-
-def fe_result(eform: bool = False) -> ConditionalResults:
-    return ConditionalResults(
-        kind="logit",
-        response="topq",
-        group=GroupInfo("id", np.arange(50), np.full(50, 4)),
-        names=("x",),
-        all_names=("x", "z"),
-        omitted=(("z", "no within-group variance"),),
-        params_array=np.array([0.45]),
-        cov_array=np.array([[0.12**2]]),
-        loglik=-120.0,
-        loglik_0=-130.0,
-        opt=OptSummary(True, 3, -120.0, 0.0, 0.0, "converged", (), 4),
-        time_s=0.1,
-        eform=eform,
-    )
-
-
-def hybrid_result() -> HybridResults:
-    glmm = fixed_glmm_results(
-        ["W__x", "B__x", "_cons"],
-        np.array([0.4, 0.9, -1.1]),
-        np.array([0.1, 0.3, 0.2]),
-        0.7,
-        0.05,
-        -990.0,
-        30.0,
-        7,
-    )
-    dec = HybridDecomposition(
-        frame=pd.DataFrame(),
-        response="topq",
-        cluster="id",
-        cre=False,
-        residual=(),
-        terms=(VariableTerms("x", "W__x", "B__x"),),
-        skipped=(),
-        within_percent={"x": 60},
-        n_dropped=0,
-        notes=(),
-    )
-    return HybridResults(glmm, dec, "binomial", "logit")
 
 
 def roundtrip(doc: dict) -> dict:
