@@ -68,7 +68,7 @@ def _add_random_part(p: argparse.ArgumentParser, family_default: str) -> None:
     p.add_argument("--family", default=family_default, help=f"{families}; default {family_default}")
     p.add_argument("--link", help="logit, probit, cloglog, log or identity (default: canonical)")
     p.add_argument(
-        "--nagq", type=int, default=7, help="quadrature points per random effect (default 7)"
+        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
     )
     p.add_argument(
         "--method",
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--curvature",
         choices=["observed", "fisher"],
-        default="observed",
+        default=None,
         help="curvature of mode-curvature grids (fisher = lme4's PIRLS weights)",
     )
     _add_variables(fit, "offset", "exposure", "trials")
@@ -137,10 +137,12 @@ def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
 
+    if args.laplace and args.method not in (None, "laplace"):
+        raise MixedGLMError(f"--laplace conflicts with --method {args.method}: give one of them")
     res = glmm(
         args.formula,
         args.data,
-        nagq=1 if args.laplace else args.nagq,
+        nagq=args.nagq,
         method="laplace" if args.laplace else args.method,
         **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
         **_options(args, "dispersion", "curvature", "level", "nolog"),
