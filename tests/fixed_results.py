@@ -9,7 +9,7 @@ import pandas as pd
 from mixedglm.design.build import GroupInfo, ModelDesign
 from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
 from mixedglm.engines.covariance import CovarianceStructure
-from mixedglm.families import Family
+from mixedglm.families import get_family
 from mixedglm.formula import parse_formula
 from mixedglm.optim import OptSummary
 from mixedglm.results.conditional import ConditionalResults
@@ -94,7 +94,7 @@ def fixed_glmm_results(
     )
     return GLMMResults(
         design=design,
-        family=Family("bernoulli", "logit"),
+        family=get_family("bernoulli", "logit"),
         structure=CovarianceStructure("independent", ("_cons",)),
         method="mvaghermite",
         nagq=nagq,
