@@ -1,15 +1,20 @@
-"""A GLMM result built from fixed numbers (the seed's xtlogit estimates), no fitting."""
+"""Results built from fixed numbers, no fitting: the seed's xtlogit estimates as a GLMM
+result, and small GLMM, conditional and hybrid results for the compare() tests."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from mixedglm.design.build import GroupInfo, ModelDesign
+from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
 from mixedglm.engines.covariance import CovarianceStructure
-from mixedglm.families import Family
+from mixedglm.families import get_family
 from mixedglm.formula import parse_formula
 from mixedglm.optim import OptSummary
+from mixedglm.results.conditional import ConditionalResults
 from mixedglm.results.glmm import GLMMResults
+from mixedglm.results.hybrid import HybridResults
 
 NAMES = [
     "nauthors",
@@ -89,7 +94,7 @@ def fixed_glmm_results(
     )
     return GLMMResults(
         design=design,
-        family=Family("bernoulli", "logit"),
+        family=get_family("bernoulli", "logit"),
         structure=CovarianceStructure("independent", ("_cons",)),
         method="mvaghermite",
         nagq=nagq,
@@ -108,3 +113,56 @@ def fixed_glmm_results(
 def seed_like_results(loglik: float = -209470.86, lr_stat: float = 16000.0) -> GLMMResults:
     """The seed's xtlogit estimates (12 points)."""
     return fixed_glmm_results(NAMES, BETA, SE, SIGMA_U, SE_SIGMA_U, loglik, lr_stat, 12)
+
+
+def glmm_result() -> GLMMResults:
+    """A random-intercept logit on the seed's cluster sizes: x and _cons, ll -1000."""
+    return fixed_glmm_results(
+        ["x", "_cons"], np.array([0.5, -1.0]), np.array([0.1, 0.2]), 0.8, 0.05, -1000.0, 40.0, 7
+    )
+
+
+def fe_result(eform: bool = False) -> ConditionalResults:
+    """A conditional logit on 50 groups of 4: x estimated, z omitted."""
+    return ConditionalResults(
+        kind="logit",
+        response="topq",
+        group=GroupInfo("id", np.arange(50), np.full(50, 4)),
+        names=("x",),
+        all_names=("x", "z"),
+        omitted=(("z", "no within-group variance"),),
+        params_array=np.array([0.45]),
+        cov_array=np.array([[0.12**2]]),
+        loglik=-120.0,
+        loglik_0=-130.0,
+        opt=OptSummary(True, 3, -120.0, 0.0, 0.0, "converged", (), 4),
+        time_s=0.1,
+        eform=eform,
+    )
+
+
+def hybrid_result() -> HybridResults:
+    """A hybrid logit with W__x and B__x on the seed's cluster sizes."""
+    glmm = fixed_glmm_results(
+        ["W__x", "B__x", "_cons"],
+        np.array([0.4, 0.9, -1.1]),
+        np.array([0.1, 0.3, 0.2]),
+        0.7,
+        0.05,
+        -990.0,
+        30.0,
+        7,
+    )
+    dec = HybridDecomposition(
+        frame=pd.DataFrame(),
+        response="topq",
+        cluster="id",
+        cre=False,
+        residual=(),
+        terms=(VariableTerms("x", "W__x", "B__x"),),
+        skipped=(),
+        within_percent={"x": 60},
+        n_dropped=0,
+        notes=(),
+    )
+    return HybridResults(glmm, dec, "binomial", "logit")

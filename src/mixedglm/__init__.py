@@ -12,7 +12,7 @@ from mixedglm.families import get_family
 from mixedglm.models.conditional import clogit, xtpoisson_fe
 from mixedglm.models.glmm import glmm
 from mixedglm.models.hybrid import hybrid
-from mixedglm.report.compact import compare
+from mixedglm.report.compare import compare
 
 __version__ = "0.1.0"
 

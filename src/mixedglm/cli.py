@@ -27,9 +27,15 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(
+    p: argparse.ArgumentParser,
+    formula_help: str = 'model formula, e.g. "y ~ x1 + x2 + (1 | g)"',
+    nolog: bool = True,
+) -> None:
+    """Data, formula, estimation sample, level, iteration log and JSON: every fitting
+    command's arguments."""
     p.add_argument("data", help="CSV, Parquet or Stata .dta file, or a bundled dataset name")
-    p.add_argument("formula", help='model formula, e.g. "y ~ x1 + x2 + (1 | g)"')
+    p.add_argument("formula", help=formula_help)
     p.add_argument(
         "--if",
         dest="subset",
@@ -37,8 +43,46 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help='estimation sample condition, e.g. "sample10 == 1"',
     )
     p.add_argument("--level", type=float, default=95.0, help="confidence level (default 95)")
-    p.add_argument("--nolog", action="store_true", help="suppress the iteration log")
+    if nolog:
+        p.add_argument("--nolog", action="store_true", help="suppress the iteration log")
     p.add_argument("--json", metavar="PATH", help="write results as JSON to PATH ('-': stdout)")
+
+
+def _add_variables(p: argparse.ArgumentParser, *names: str) -> None:
+    """``--offset``, ``--exposure``, ``--trials`` (those named)."""
+    helps = {
+        "offset": "offset variable",
+        "exposure": "exposure variable (its log is the offset)",
+        "trials": "binomial trials variable",
+    }
+    for name in names:
+        p.add_argument(f"--{name}", help=helps[name])
+
+
+def _add_random_part(p: argparse.ArgumentParser, family_default: str) -> None:
+    """Family and link, quadrature points, integration method and covariance structure:
+    the options of the mixed models (``fit`` and ``hybrid``)."""
+    families = (
+        "binomial (bernoulli), poisson, gaussian, nbinomial, gamma or ordinal (ologit, oprobit)"
+    )
+    p.add_argument("--family", default=family_default, help=f"{families}; default {family_default}")
+    p.add_argument("--link", help="logit, probit, cloglog, log or identity (default: canonical)")
+    p.add_argument(
+        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
+    )
+    p.add_argument(
+        "--method",
+        choices=["mvaghermite", "mcaghermite", "laplace"],
+        help="integration method (default mvaghermite)",
+    )
+    p.add_argument(
+        "--cov", help="random-effects covariance: independent, exchangeable, identity, unstructured"
+    )
+
+
+def _options(args: argparse.Namespace, *names: str) -> dict:
+    """The parsed options ``names`` as keyword arguments of the fitting function."""
+    return {name: getattr(args, name) for name in names}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,39 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
     fit = sub.add_parser("fit", help="fit a generalized linear mixed model (melogit / xtlogit, re)")
     _add_common(fit)
-    fit.add_argument(
-        "--family",
-        default="binomial",
-        help="binomial (bernoulli), poisson, gaussian, nbinomial, gamma or ordinal "
-        "(ologit, oprobit); default binomial",
-    )
-    fit.add_argument("--link", help="logit, probit, cloglog, log or identity")
+    _add_random_part(fit, "binomial")
     fit.add_argument(
         "--dispersion",
         choices=["mean", "constant"],
         help="nbinomial: mean (NB2, the default) or constant (NB1) dispersion",
     )
-    fit.add_argument(
-        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
-    )
     fit.add_argument("--laplace", action="store_true", help="Laplace approximation (nagq 1)")
-    fit.add_argument(
-        "--method",
-        choices=["mvaghermite", "mcaghermite", "laplace"],
-        help="integration method (default mvaghermite)",
-    )
     fit.add_argument(
         "--curvature",
         choices=["observed", "fisher"],
         default=None,
         help="curvature of mode-curvature grids (fisher = lme4's PIRLS weights)",
     )
-    fit.add_argument(
-        "--cov", help="random-effects covariance: independent, exchangeable, identity, unstructured"
-    )
-    fit.add_argument("--offset", help="offset variable")
-    fit.add_argument("--exposure", help="exposure variable (its log is the offset)")
-    fit.add_argument("--trials", help="binomial trials variable")
+    _add_variables(fit, "offset", "exposure", "trials")
     fit.add_argument(
         "--style",
         choices=["me", "xt"],
@@ -117,19 +142,10 @@ def _run_fit(args: argparse.Namespace) -> None:
     res = glmm(
         args.formula,
         args.data,
-        family=args.family,
-        link=args.link,
         nagq=args.nagq,
         method="laplace" if args.laplace else args.method,
-        cov=args.cov,
-        subset=args.subset,
-        offset=args.offset,
-        exposure=args.exposure,
-        trials=args.trials,
-        dispersion=args.dispersion,
-        curvature=args.curvature,
-        level=args.level,
-        nolog=args.nolog,
+        **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
+        **_options(args, "dispersion", "curvature", "level", "nolog"),
     )
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
@@ -143,12 +159,10 @@ def _add_hybrid_commands(sub) -> None:
     hyb = sub.add_parser(
         "hybrid", help="within/between hybrid or correlated random-effects model (xthybrid)"
     )
-    hyb.add_argument("data", help="CSV, Parquet or Stata .dta file, or a bundled dataset name")
-    hyb.add_argument("formula", help='outcome and covariates: "y ~ x1 + x2" or "y ~ x1 x2"')
+    _add_common(hyb, 'outcome and covariates: "y ~ x1 + x2" or "y ~ x1 x2"', nolog=False)
     hyb.add_argument("--cluster", required=True, help="cluster (level-2) variable")
     hyb.add_argument("--use", nargs="+", metavar="VAR", help="variables to decompose")
-    hyb.add_argument("--family", default="gaussian", help="outcome family (default gaussian)")
-    hyb.add_argument("--link", help="link function (default: the family's canonical link)")
+    _add_random_part(hyb, "gaussian")
     hyb.add_argument("--cre", action="store_true", help="correlated random effects (Mundlak)")
     hyb.add_argument(
         "--nonlinearities",
@@ -157,9 +171,6 @@ def _add_hybrid_commands(sub) -> None:
     )
     hyb.add_argument("--randomslope", nargs="+", metavar="VAR", help="random slopes on VARs")
     hyb.add_argument(
-        "--cov", help="random-effects covariance: independent, exchangeable, identity, unstructured"
-    )
-    hyb.add_argument(
         "--percentage",
         type=float,
         default=0.0,
@@ -167,21 +178,8 @@ def _add_hybrid_commands(sub) -> None:
     )
     hyb.add_argument("--test", action="store_true", help="tests of the random-effects assumption")
     hyb.add_argument("--full", action="store_true", help="full mixed-model output")
-    hyb.add_argument(
-        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
-    )
-    hyb.add_argument(
-        "--method",
-        choices=["mvaghermite", "mcaghermite", "laplace"],
-        help="integration method (default mvaghermite)",
-    )
-    hyb.add_argument("--if", dest="subset", metavar="EXPR", help="estimation sample condition")
-    hyb.add_argument("--offset", help="offset variable")
-    hyb.add_argument("--exposure", help="exposure variable (its log is the offset)")
-    hyb.add_argument("--trials", help="binomial trials variable")
-    hyb.add_argument("--level", type=float, default=95.0, help="confidence level (default 95)")
+    _add_variables(hyb, "offset", "exposure", "trials")
     hyb.add_argument("--iterations", action="store_true", help="show the iteration log")
-    hyb.add_argument("--json", metavar="PATH", help="write results as JSON to PATH ('-': stdout)")
     _add_compact_options(hyb, DEFAULT_STATS, STAT_NAMES)
     hyb.set_defaults(run=_run_hybrid)
 
@@ -198,6 +196,12 @@ def _add_hybrid_commands(sub) -> None:
         help="rename coefficients so rows line up (e.g. W__x=x)",
     )
     _add_compact_options(cmp_, (*DEFAULT_STATS, "N"), STAT_NAMES)
+    cmp_.add_argument(
+        "--format",
+        choices=["text", "markdown", "latex", "html"],
+        default="text",
+        help="output format (default: Stata's text)",
+    )
     cmp_.set_defaults(run=_run_compare)
 
 
@@ -221,38 +225,16 @@ def _run_hybrid(args: argparse.Namespace) -> None:
     res = hybrid(
         args.formula,
         args.data,
-        cluster=args.cluster,
-        use=args.use,
-        family=args.family,
-        link=args.link,
-        cre=args.cre,
-        nonlinearities=args.nonlinearities,
-        randomslope=args.randomslope,
-        cov=args.cov,
-        percentage=args.percentage,
-        nagq=args.nagq,
-        method=args.method,
-        subset=args.subset,
-        offset=args.offset,
-        exposure=args.exposure,
-        trials=args.trials,
-        level=args.level,
-        iterations=args.iterations,
+        **_options(args, "cluster", "use", "family", "link", "cre", "nonlinearities"),
+        **_options(args, "randomslope", "cov", "percentage", "nagq", "method", "subset"),
+        **_options(args, "offset", "exposure", "trials", "level", "iterations"),
     )
-    text = res.table(
-        star=args.star,
-        se=args.se,
-        t=args.t,
-        p=args.p,
-        stats=args.stats,
-        full=args.full,
-        test=args.test,
-    )
-    _emit(args, text, res.to_dict(args.level))
+    table = _options(args, "star", "se", "t", "p", "stats", "full", "test")
+    _emit(args, res.table(**table), res.to_dict(args.level))
 
 
 def _run_compare(args: argparse.Namespace) -> None:
-    from mixedglm.report.compact import compare
+    from mixedglm.report.compare import compare
 
     docs = []
     for path in args.documents:
@@ -267,17 +249,8 @@ def _run_compare(args: argparse.Namespace) -> None:
             raise MixedGLMError(f"--rename takes OLD=NEW pairs, not '{item}'")
         rename[old] = new
     names = args.names or [Path(p).stem for p in args.documents]
-    table = compare(
-        docs,
-        names,
-        star=args.star,
-        se=args.se,
-        t=args.t,
-        p=args.p,
-        stats=args.stats,
-        rename=rename,
-    )
-    print(table)
+    table = compare(docs, names, rename=rename, **_options(args, "star", "se", "t", "p", "stats"))
+    print(getattr(table, f"as_{args.format}")())
 
 
 def _add_fe_commands(sub) -> None:
@@ -287,10 +260,10 @@ def _add_fe_commands(sub) -> None:
     for p in (logit, pois):
         _add_common(p)
         p.add_argument("--group", help="group variable whose effects are conditioned away")
-        p.add_argument("--offset", help="offset variable")
+        _add_variables(p, "offset")
         p.set_defaults(run=_run_fe)
     logit.add_argument("--or", dest="eform", action="store_true", help="report odds ratios")
-    pois.add_argument("--exposure", help="exposure variable (its log is the offset)")
+    _add_variables(pois, "exposure")
     pois.add_argument("--irr", dest="eform", action="store_true", help="report rate ratios")
 
 

@@ -205,6 +205,7 @@ def test_scalar_quadrature_equals_brute_force_integral(family, method):
         assert ll[i] == pytest.approx(brute, rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_two_dimensional_quadrature_equals_brute_force_integral():
     obj = objective("bernoulli", "logit", 2, 20, "mvaghermite")
     x = params_for(obj)

@@ -198,6 +198,7 @@ def test_clogit_high_precision_overflow_prone_group():
         np.testing.assert_allclose(ev.hessian, hess, rtol=1e-9, atol=1e-9 * np.abs(hess).max())
 
 
+@pytest.mark.slow
 def test_clogit_group_of_683_rows_with_300_events():
     rng = np.random.default_rng(683)
     n, k = 683, 300

@@ -62,6 +62,7 @@ def test_random_intercept_models_recover_their_parameters(family, options, aux):
         _within(res, name, truth)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("family", "options"),
     [("nb2", {"family": "nbinomial"}), ("ordinal", {"family": "ordinal", "link": "logit"})],

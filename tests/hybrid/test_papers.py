@@ -14,6 +14,8 @@ from mixedglm.datasets import load_dataset
 from mixedglm.demo import hybrid_demo
 from mixedglm.optim import newton_maximize
 
+pytestmark = pytest.mark.slow  # the seed's hybrid fit on all 374,334 papers
+
 USE = ["nauthors", "npages", "nrefs", "jifperc", "careerstage"]
 SEED = Path(__file__).parent.parent / "report" / "seed_output.txt"
 

@@ -24,6 +24,7 @@ from formulaic.errors import FormulaicError
 from mixedglm.design.arrays import ClusterArrays
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.columns import column_plan, parsed_formula, readable_name
+from mixedglm.design.missing import dropped_note
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -219,10 +220,7 @@ def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, l
     notes: list[str] = []
     if n_dropped:
         detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-        notes.append(
-            f"note: {n_dropped} observation{'s' if n_dropped != 1 else ''} dropped because of "
-            f"missing values ({detail})"
-        )
+        notes.append(dropped_note(n_dropped, f"missing values ({detail})"))
     if n_dropped == len(data):
         per_variable = ", ".join(f"{k} {v}" for k, v in counts.items())
         raise DataError(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mixedglm.design.missing import listwise
 from mixedglm.errors import DataError, MixedGLMError
 
 __all__ = [
@@ -246,16 +247,9 @@ def decompose(
             f"cluster variable '{cluster}' has {n_missing_cluster} missing value"
             f"{'s' if n_missing_cluster != 1 else ''}: give those rows a cluster or drop them"
         )
-    missing = frame.isna()
-    keep = ~missing.any(axis=1).to_numpy()
-    n_dropped = int((~keep).sum())
-    notes: list[str] = []
-    if n_dropped:
-        detail = ", ".join(f"{k} {int(v)}" for k, v in missing.sum().items() if v)
-        notes.append(
-            f"note: {n_dropped} observation{'s' if n_dropped != 1 else ''} dropped because of "
-            f"missing values ({detail})"
-        )
+    rows = listwise(frame)
+    keep, n_dropped = rows.keep, rows.n_dropped
+    notes = rows.notes()
     if not keep.any():
         raise DataError(f"no observations left after dropping {n_dropped} with missing values")
     frame = frame.loc[keep]

@@ -7,9 +7,10 @@ from mixedglm.inference.tests import (
     wald_test,
     z_pvalues,
 )
-from mixedglm.inference.vcov import covariance_from_hessian
+from mixedglm.inference.vcov import NOT_DEFINITE_NOTE, covariance_from_hessian
 
 __all__ = [
+    "NOT_DEFINITE_NOTE",
     "TestResult",
     "covariance_from_hessian",
     "lr_test_variance",

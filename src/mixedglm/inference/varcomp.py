@@ -1,6 +1,6 @@
 """Variance components on the scales Stata reports, with delta-method standard errors.
 
-``variance_rows``: ``var()`` and ``cov()`` (the estimation table); ``sd_rows``: ``sd()`` and
+:func:`component_rows`: ``var()`` and ``cov()`` (the estimation table), or ``sd()`` and
 ``corr()`` (``estat sd``). Intervals: variances and SDs symmetric on the log scale,
 covariances symmetric, correlations symmetric on Fisher's z (atanh) scale.
 """
@@ -93,53 +93,51 @@ def _sigma_and_jacobian(
     return lam @ lam.T, d_sigma + np.transpose(d_sigma, (0, 2, 1))
 
 
-def variance_rows(
+def _value_and_gradient(
+    kind: str, sigma: np.ndarray, jac: np.ndarray, a: int, b: int
+) -> tuple[float, np.ndarray]:
+    """A component's value and its gradient in ``theta`` (``jac`` is ``dSigma/dtheta``)."""
+    if kind in ("var", "cov"):
+        return float(sigma[a, b]), jac[:, a, b]
+    sd_a, sd_b = math.sqrt(max(sigma[a, a], 0.0)), math.sqrt(max(sigma[b, b], 0.0))
+    if kind == "sd":
+        if sd_a > 0:
+            return sd_a, jac[:, a, a] / (2 * sd_a)
+        return sd_a, np.full(jac.shape[0], np.nan)
+    value = float(sigma[a, b] / (sd_a * sd_b))
+    grad = jac[:, a, b] / (sd_a * sd_b) - 0.5 * value * (
+        jac[:, a, a] / sigma[a, a] + jac[:, b, b] / sigma[b, b]
+    )
+    return value, grad
+
+
+def _interval(kind: str, value: float, se: float, crit: float) -> tuple[float, float]:
+    """Variances and SDs: symmetric on the log scale; correlations: on atanh; covariances:
+    symmetric."""
+    if kind in ("var", "sd"):
+        return log_scale_ci(value, se, crit)
+    if kind == "corr":
+        return atanh_ci(value, se, crit)
+    return value - crit * se, value + crit * se
+
+
+def component_rows(
     structure: CovarianceStructure,
     theta: np.ndarray,
     cov_theta: np.ndarray,
     group: str,
     level: float,
+    scale: str = "var",
 ) -> list[VarCompRow]:
-    """``var()`` and ``cov()`` rows of the estimation table."""
+    """The random effects' components with delta-method SEs and intervals: ``scale="var"``
+    gives ``var()`` and ``cov()`` (the estimation table), ``scale="sd"`` gives ``sd()`` and
+    ``corr()`` (``estat sd``)."""
     crit = _crit(level)
     sigma, jac = _sigma_and_jacobian(structure, theta)
     rows = []
-    for label, kind, a, b in component_labels(structure, "var"):
-        value = float(sigma[a, b])
-        grad = jac[:, a, b]
+    for label, kind, a, b in component_labels(structure, scale):
+        value, grad = _value_and_gradient(kind, sigma, jac, a, b)
         var = float(grad @ cov_theta @ grad)
         se = math.sqrt(var) if var >= 0 else math.nan
-        if kind == "var":
-            lo, hi = log_scale_ci(value, se, crit)
-        else:
-            lo, hi = value - crit * se, value + crit * se
-        rows.append(VarCompRow(group, label, value, se, lo, hi, kind))
-    return rows
-
-
-def sd_rows(
-    structure: CovarianceStructure,
-    theta: np.ndarray,
-    cov_theta: np.ndarray,
-    group: str,
-    level: float,
-) -> list[VarCompRow]:
-    """``sd()`` and ``corr()`` rows of ``estat sd``."""
-    crit = _crit(level)
-    sigma, jac = _sigma_and_jacobian(structure, theta)
-    sd = np.sqrt(np.maximum(np.diag(sigma), 0.0))
-    rows = []
-    for label, kind, a, b in component_labels(structure, "sd"):
-        if kind == "sd":
-            value = float(sd[a])
-            grad = jac[:, a, a] / (2 * value) if value > 0 else np.full(len(theta), np.nan)
-        else:
-            value = float(sigma[a, b] / (sd[a] * sd[b]))
-            grad = jac[:, a, b] / (sd[a] * sd[b]) - 0.5 * value * (
-                jac[:, a, a] / sigma[a, a] + jac[:, b, b] / sigma[b, b]
-            )
-        var = float(grad @ cov_theta @ grad)
-        se = math.sqrt(var) if var >= 0 else math.nan
-        lo, hi = log_scale_ci(value, se, crit) if kind == "sd" else atanh_ci(value, se, crit)
-        rows.append(VarCompRow(group, label, value, se, lo, hi, kind))
+        rows.append(VarCompRow(group, label, value, se, *_interval(kind, value, se, crit), kind))
     return rows

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The note of a fit whose information matrix is not positive definite.
+NOT_DEFINITE_NOTE = "note: Hessian is not negative definite; standard errors may be unreliable"
+
 
 def covariance_from_hessian(
     hessian: np.ndarray, fixed_at_boundary: np.ndarray | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -25,13 +24,14 @@ from formulaic import model_matrix
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
+from mixedglm.design.missing import dropped_note
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
-from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
+from mixedglm.errors import DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.parse import _split_top_level
-from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
@@ -202,11 +202,8 @@ def _fit(
     if missing_group.all():
         raise DataError(f"group variable '{group}' is missing in every observation")
     if missing_group.any():
-        n = int(missing_group.sum())
-        notes.append(
-            f"note: {n} observation{'s' if n != 1 else ''} dropped because of missing values "
-            f"of the group variable {group}"
-        )
+        reason = f"missing values of the group variable {group}"
+        notes.append(dropped_note(int(missing_group.sum()), reason))
         frame = frame.loc[~missing_group]
     design = build_design(
         replace(parsed, fixed=fixed),
@@ -243,15 +240,8 @@ def _fit(
     if log:
         log("")
     if not ok:
-        notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
-    if not opt.converged:
-        warnings.warn(
-            ConvergenceWarning(
-                f"convergence not achieved after {opt.iterations} iterations "
-                f"(max |gradient| = {opt.max_abs_gradient:.3g}, {opt.message})"
-            ),
-            stacklevel=3,
-        )
+        notes.append(NOT_DEFINITE_NOTE)
+    opt.warn_if_not_converged(stacklevel=3)
     sizes = np.diff(within.starts)
     return ConditionalResults(
         kind=kind,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from mixedglm.data import DataSource, apply_subset, load_data
-from mixedglm.design.hybrid import decompose
+from mixedglm.design.hybrid import HybridDecomposition, decompose
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
 from mixedglm.models.glmm import glmm
@@ -64,34 +64,29 @@ def _quote(name: str) -> str:
 
 
 def stata_command(
-    response: str,
+    dec: HybridDecomposition,
     covariates: Sequence[str],
-    cluster: str,
-    *,
     use: Sequence[str] | None,
     family: str,
     link: str | None,
-    cre: bool,
-    nonlinearities: str | None,
     randomslope: Sequence[str],
-    percentage: float,
 ) -> str:
     """The equivalent ``xthybrid`` command line (kept in the results and the JSON)."""
-    parts = [f"xthybrid {' '.join([response, *covariates])},"]
+    parts = [f"xthybrid {' '.join([dec.response, *covariates])},"]
     if use is not None:
         parts.append(f"use({' '.join(use)})")
     parts.append(f"family({family})")
     if link:
         parts.append(f"link({link})")
-    parts.append(f"clusterid({cluster})")
-    if cre:
+    parts.append(f"clusterid({dec.cluster})")
+    if dec.cre:
         parts.append("cre")
-    if nonlinearities:
-        parts.append(f"nonlinearities({nonlinearities})")
+    if dec.nonlinearities:
+        parts.append(f"nonlinearities({dec.nonlinearities})")
     if randomslope:
         parts.append(f"randomslope({' '.join(randomslope)})")
-    if percentage:
-        parts.append(f"percentage({percentage:g})")
+    if dec.percentage:
+        parts.append(f"percentage({dec.percentage:g})")
     return " ".join(parts)
 
 
@@ -205,16 +200,5 @@ def hybrid(
         nolog=not iterations,
         quiet=quiet,
     )
-    command = stata_command(
-        response,
-        covariates,
-        cluster,
-        use=use,
-        family=str(family),
-        link=link,
-        cre=cre,
-        nonlinearities=nonlinearities,
-        randomslope=randomslope,
-        percentage=percentage,
-    )
+    command = stata_command(dec, covariates, use, str(family), link, randomslope)
     return HybridResults(res, dec, str(family).lower(), fam.link, tuple(slopes), command)

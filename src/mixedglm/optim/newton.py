@@ -11,10 +11,13 @@ scaled gradient ``g' (-H)^-1 g``, which is twice the increase a Newton step stil
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from mixedglm.errors import ConvergenceWarning
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,19 @@ class OptSummary:
     message: str
     history: tuple[IterationRecord, ...]
     evaluations: int
+
+    def warn_if_not_converged(self, stacklevel: int = 2) -> None:
+        """A :class:`~mixedglm.errors.ConvergenceWarning` when the maximisation stopped
+        before its criterion was met (``stacklevel`` as :func:`warnings.warn`'s, counted from
+        the caller)."""
+        if not self.converged:
+            warnings.warn(
+                ConvergenceWarning(
+                    f"convergence not achieved after {self.iterations} iterations "
+                    f"(max |gradient| = {self.max_abs_gradient:.3g}, {self.message})"
+                ),
+                stacklevel=stacklevel + 1,
+            )
 
 
 def format_loglik(value: float) -> str:

@@ -1,5 +1,5 @@
 """The compact table of ``xthybrid`` (Stata's ``estimates table, style(columns)``) for one or
-several models side by side, and :func:`compare`.
+several models side by side.
 
 Layout, as the seed's ``xthybrid`` output shows it: a box drawn with ``+``, ``-`` and ``|``;
 a label column right-aligned in 21 characters (wider when a label is longer: Stata would
@@ -11,23 +11,22 @@ right-aligned) holding ``_cons``, then the ``Statistics`` block. Numbers too wid
 characters in ``%.4f`` are shown with four significant digits in exponential notation
 (``-2.088e+05``), as in the seed; counts (``N``, ``N_g``, ``df_m``, ``rank``) as integers.
 
-Any result object can be tabulated: :func:`compact_column` reads ``params``, ``bse``,
-``pvalues``, ``loglik`` and ``nobs``, plus, when present, variance components
-(``varcomp()``), a ``wald`` or ``chi2`` test, ``aic``/``bic`` and the number of clusters; an
-object may instead provide ``compact_column(title)`` itself.
+The columns are built from the results' JSON documents (:mod:`mixedglm.report.compare`);
+:func:`layout` turns a table into text cells that :func:`render_compact` draws as Stata's
+text and :func:`compact_grid` hands to the markdown, LaTeX and HTML renderers.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
-from scipy import stats as sps
 
 from mixedglm.errors import MixedGLMError
+from mixedglm.report.grid import Grid, GridRow
+from mixedglm.report.render import Formats
 
 __all__ = [
     "DEFAULT_STATS",
@@ -37,9 +36,9 @@ __all__ = [
     "CompactColumn",
     "CompactTable",
     "Equation",
-    "compact_column",
+    "compact_grid",
     "compact_number",
-    "compare",
+    "layout",
     "render_compact",
 ]
 
@@ -98,8 +97,9 @@ class CompactColumn:
 
 
 @dataclass(frozen=True)
-class CompactTable:
-    """A compact table ready to print (``str()``) or to turn into a DataFrame."""
+class CompactTable(Formats):
+    """A compact table: ``str()`` (or ``as_text()``) is Stata's text; ``as_markdown()``,
+    ``as_latex()`` and ``as_html()`` the other formats; ``to_frame()`` the numbers."""
 
     columns: tuple[CompactColumn, ...]
     stats: tuple[str, ...] = DEFAULT_STATS
@@ -116,10 +116,14 @@ class CompactTable:
     def __repr__(self) -> str:
         return str(self)
 
+    def grid(self) -> Grid:
+        """The table as cells of text, for the markdown, LaTeX and HTML renderers."""
+        return compact_grid(self)
+
     def to_frame(self) -> pd.DataFrame:
         """Estimates (and SE, t, p as requested) by equation and term, one column per model."""
         index, values = [], {c.title: [] for c in self.columns}
-        kinds = ["b"] + [k for k in ("se", "t", "p") if getattr(self, k)]
+        kinds = ["b", *_extra_kinds(self)]
         main_key = _main_key(self.columns)
         maps = [_column_map(c, main_key) for c in self.columns]
         for eq_name, terms in _merged_equations(self.columns):
@@ -172,107 +176,6 @@ def _stat_text(name: str, value: float | None) -> str:
     return compact_number(value)
 
 
-# -- from result objects ------------------------------------------------------------------------
-
-
-def _var_label(name: str, group: str, response: str) -> str:
-    """``var(_cons)`` -> ``var(_cons[id])``; ``cov(x,_cons)`` -> ``cov(x[id],_cons[id])``;
-    ``var(e)`` -> ``var(e.y)``: meglm's equation names."""
-    if name in ("var(e)", "sd(e)"):
-        return name.replace("(e)", f"(e.{response})")
-    head, _, inner = name.partition("(")
-    inner = inner.rstrip(")")
-    parts = []
-    for chunk in inner.split(","):
-        parts.append(" ".join(f"{v}[{group}]" for v in chunk.split()))
-    return f"{head}({','.join(parts)})"
-
-
-def _component_p(estimate: float, se: float) -> float:
-    """The p-value Stata's ``estimates table`` shows for any parameter: two-sided normal."""
-    if not (se > 0 and math.isfinite(se)):
-        return math.nan
-    return float(2 * sps.norm.sf(abs(estimate / se)))
-
-
-def _test_values(obj) -> tuple[float, float, float]:
-    """``(chi2, df, p)`` of the model test: a ``chi2`` attribute, else ``wald``."""
-    for attr in ("chi2", "wald"):
-        test = getattr(obj, attr, None)
-        if test is None:
-            continue
-        if hasattr(test, "stat"):
-            return float(test.stat), float(test.df), float(test.p)
-        if isinstance(test, int | float):
-            df = float(getattr(obj, "df_m", math.nan))
-            p = float(getattr(obj, "chi2_p", math.nan))
-            return float(test), df, p
-    return math.nan, math.nan, math.nan
-
-
-def _n_groups(obj) -> float:
-    design = getattr(obj, "design", None)
-    group = getattr(design, "group", None)
-    if group is not None:
-        return float(group.n_groups)
-    value = getattr(obj, "n_groups", None)
-    return float(value) if value is not None else math.nan
-
-
-def model_stats(obj) -> dict[str, float]:
-    """The statistics of :data:`STAT_NAMES` that ``obj`` provides (missing ones are NaN)."""
-    chi2, df, p = _test_values(obj)
-    out = {
-        "N": float(obj.nobs),
-        "N_g": _n_groups(obj),
-        "ll": float(obj.loglik),
-        "ll_0": float(getattr(obj, "loglik_pooled", math.nan)),
-        "chi2": chi2,
-        "df_m": df,
-        "p": p,
-        "aic": float(getattr(obj, "aic", math.nan)),
-        "bic": float(getattr(obj, "bic", math.nan)),
-        "rank": float(getattr(obj, "n_params", math.nan)),
-    }
-    return out
-
-
-def compact_column(obj, title: str = "model") -> CompactColumn:
-    """The column of ``obj`` (a result object; see the module docstring)."""
-    own = getattr(obj, "compact_column", None)
-    if callable(own):
-        return own(title)
-    for attr in ("params", "bse", "pvalues", "loglik", "nobs"):
-        if not hasattr(obj, attr):
-            raise MixedGLMError(
-                f"cannot tabulate a {type(obj).__name__}: it has no '{attr}' (compare() needs "
-                "params, bse, pvalues, loglik and nobs)"
-            )
-    params, bse, pvalues = obj.params, obj.bse, obj.pvalues
-    design = getattr(obj, "design", None)
-    response = str(getattr(design, "response", None) or getattr(obj, "response", "") or "")
-    omitted = dict(getattr(design, "omitted", ()) or ())
-    names = list(getattr(design, "all_x_names", ()) or ()) or list(params.index)
-    rows = []
-    for name in names:
-        if name in omitted and name not in params.index:
-            rows.append((name, Cell(math.nan, omitted=True)))
-            continue
-        rows.append((name, Cell(float(params[name]), float(bse[name]), float(pvalues[name]))))
-    equations = [Equation(response, tuple(rows), main=True)]
-    varcomp = getattr(obj, "varcomp", None)
-    if callable(varcomp):
-        group = getattr(getattr(design, "group", None), "name", "")
-        for vc in varcomp():
-            label = _var_label(vc.name, group, response)
-            cell = Cell(float(vc.estimate), float(vc.se), _component_p(vc.estimate, vc.se))
-            equations.append(Equation(label, (("_cons", cell),)))
-    extra = getattr(obj, "compact_extra", None)
-    if callable(extra):
-        equations.extend(extra())
-    return CompactColumn(title, tuple(equations), model_stats(obj))
-
-
 # -- rendering -------------------------------------------------------------------------------
 
 
@@ -307,28 +210,102 @@ def _merged_equations(columns: Sequence[CompactColumn]) -> list[tuple[str, list[
     ]
 
 
-def render_compact(table: CompactTable) -> str:
-    """The text of a :class:`CompactTable`, with its title and footer lines."""
-    cols = table.columns
-    if not cols:
+@dataclass(frozen=True)
+class _Block:
+    """An equation (or the statistics) laid out: its heading and, per row, the label and
+    each model's text and stars."""
+
+    heading: str
+    rows: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+
+
+def _check(table: CompactTable) -> None:
+    if not table.columns:
         raise MixedGLMError("nothing to tabulate: no models given")
     unknown = [s for s in table.stats if s not in STAT_NAMES]
     if unknown:
         raise MixedGLMError(
             f"unknown statistic '{unknown[0]}' in stats: use any of {', '.join(STAT_NAMES)}"
         )
-    equations = _merged_equations(cols)
+
+
+def _extra_kinds(table: CompactTable) -> list[str]:
+    return [k for k in ("se", "t", "p") if getattr(table, k)]
+
+
+def _estimate_texts(
+    cells: list[Cell | None], star: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    texts, stars = [], []
+    for cell in cells:
+        if cell is None:
+            texts.append("")
+            stars.append("")
+        elif cell.omitted:
+            texts.append("(omitted)")
+            stars.append("")
+        else:
+            texts.append(compact_number(cell.estimate))
+            stars.append(_stars(cell.p) if star else "")
+    return tuple(texts), tuple(stars)
+
+
+def _extra_texts(cells: list[Cell | None], kind: str) -> tuple[str, ...]:
+    texts = []
+    for cell in cells:
+        if cell is None or cell.omitted:
+            texts.append("")
+        else:
+            texts.append(compact_number(_cell_value(cell, kind), 2 if kind == "t" else 4))
+    return tuple(texts)
+
+
+def layout(table: CompactTable) -> list[_Block]:
+    """The table's blocks as text, before any format draws them: each equation, then the
+    statistics (when any are asked for)."""
+    _check(table)
+    cols = table.columns
     main_key = _main_key(cols)
     maps = [_column_map(c, main_key) for c in cols]
-    labels = [t for _, terms in equations for t in terms] + list(table.stats)
-    heads = [name for name, _ in equations]
+    no_stars = ("",) * len(cols)
+    blocks = []
+    for eq_name, terms in _merged_equations(cols):
+        rows = []
+        for term in terms:
+            cells = [m.get(eq_name, {}).get(term) for m in maps]
+            rows.append((term, *_estimate_texts(cells, table.star)))
+            rows += [("", _extra_texts(cells, k), no_stars) for k in _extra_kinds(table)]
+        blocks.append(_Block(eq_name, tuple(rows)))
+    if table.stats:
+        rows = [
+            (stat, tuple(_stat_text(stat, c.stats.get(stat)) for c in cols), no_stars)
+            for stat in table.stats
+        ]
+        blocks.append(_Block("Statistics", tuple(rows)))
+    return blocks
+
+
+def _legends(table: CompactTable) -> list[str]:
+    out = [STAR_LEGEND] if table.star else []
+    if _extra_kinds(table):
+        out.append("legend: " + "/".join(["b", *_extra_kinds(table)]))
+    return out
+
+
+def render_compact(table: CompactTable) -> str:
+    """The text of a :class:`CompactTable`, with its title and footer lines."""
+    blocks = layout(table)
+    cols = table.columns
+    labels = [label for b in blocks for label, _, _ in b.rows]
+    heads = [b.heading for b in blocks if b.heading != "Statistics"]
     lw = max([LABEL_WIDTH, *(len(x) for x in labels), *(len(h) - 1 for h in heads)])
     widths = [max(COLUMN_WIDTH, len(c.title) + 2) for c in cols]
+    blank = [" " * w for w in widths]
 
     def line(label: str, cells: list[str]) -> str:
         return "|" + label + "|" + "|".join(cells) + "|"
 
-    def value_cells(texts: list[str], stars: list[str]) -> list[str]:
+    def value_cells(texts: tuple[str, ...], stars: tuple[str, ...]) -> list[str]:
         return [
             f"{text:>{w - 4}}{star:<3} " for text, star, w in zip(texts, stars, widths, strict=True)
         ]
@@ -338,151 +315,31 @@ def render_compact(table: CompactTable) -> str:
     out = ["+" + "-" * (total - 2) + "+"]
     titles = [f"{c.title:^{w}}" for c, w in zip(cols, widths, strict=True)]
     out.append(line(f"{'Variable':>{lw}} ", titles))
-    out.append(rule)
-    extra_kinds = [k for k in ("se", "t", "p") if getattr(table, k)]
-    for k, (eq_name, terms) in enumerate(equations):
-        if k > 0:
-            out.append(rule)
-        head = f" {eq_name:<{lw}}" if k == 0 else f"{eq_name:>{lw + 1}}"
-        out.append(line(head, [" " * w for w in widths]))
-        for term in terms:
-            cells = [m.get(eq_name, {}).get(term) for m in maps]
-            texts, stars = [], []
-            for cell in cells:
-                if cell is None:
-                    texts.append("")
-                    stars.append("")
-                elif cell.omitted:
-                    texts.append("(omitted)")
-                    stars.append("")
-                else:
-                    texts.append(compact_number(cell.estimate))
-                    stars.append(_stars(cell.p) if table.star else "")
-            out.append(line(f"{term:>{lw}} ", value_cells(texts, stars)))
-            for kind in extra_kinds:
-                texts = []
-                for cell in cells:
-                    value = _cell_value(cell, kind)
-                    if cell is None or cell.omitted:
-                        texts.append("")
-                    elif kind == "t":
-                        texts.append(compact_number(value, 2))
-                    else:
-                        texts.append(compact_number(value))
-                out.append(line(" " * (lw + 1), value_cells(texts, [""] * len(cols))))
-    if table.stats:
+    for k, block in enumerate(blocks):
         out.append(rule)
-        out.append(line(f" {'Statistics':<{lw}}", [" " * w for w in widths]))
-        for stat in table.stats:
-            texts = [_stat_text(stat, c.stats.get(stat)) for c in cols]
-            out.append(line(f"{stat:>{lw}} ", value_cells(texts, [""] * len(cols))))
+        left = k == 0 or block.heading == "Statistics"
+        head = f" {block.heading:<{lw}}" if left else f"{block.heading:>{lw + 1}}"
+        out.append(line(head, blank))
+        out += [line(f"{label:>{lw}} ", value_cells(t, s)) for label, t, s in block.rows]
     out.append("+" + "-" * (total - 2) + "+")
-    if table.star:
-        out.append(f"{STAR_LEGEND:>{total}}")
-    if extra_kinds:
-        legend = "legend: " + "/".join(["b", *extra_kinds])
-        out.append(f"{legend:>{total}}")
+    out += [f"{legend:>{total}}" for legend in _legends(table)]
     head = [table.title] if table.title else []
     return "\n".join(head + out + list(table.footer))
 
 
-# -- several models -----------------------------------------------------------------------------
-
-
-_COMPONENT_TERM = re.compile(r"([^\s(),\[\]]+)\[")
-
-
-def _renamed(col: CompactColumn, rename: Callable[[str], str]) -> CompactColumn:
-    """Coefficients renamed, and the variables inside variance-component names
-    (``var(W__x[id])`` -> ``var(x[id])`` for ``{"W__x": "x"}``)."""
-    eqs = []
-    for k, eq in enumerate(col.equations):
-        if k == 0 and eq.main:
-            rows = tuple((rename(name), cell) for name, cell in eq.rows)
-            eqs.append(Equation(eq.name, rows, True))
-        else:
-            name = _COMPONENT_TERM.sub(lambda m: f"{rename(m.group(1))}[", eq.name)
-            eqs.append(Equation(name, eq.rows, eq.main))
-    return CompactColumn(col.title, tuple(eqs), col.stats)
-
-
-def compare(
-    models: Sequence[object],
-    names: Sequence[str] | None = None,
-    *,
-    star: bool = False,
-    se: bool = False,
-    t: bool = False,
-    p: bool = False,
-    stats: Sequence[str] = (*DEFAULT_STATS, "N"),
-    rename: Mapping[str, str] | Callable[[str], str] | None = None,
-    title: str | None = None,
-) -> CompactTable:
-    """Several fitted models side by side in the compact layout.
-
-    ``models`` are result objects (GLMM, hybrid, conditional fixed-effects... anything with
-    ``params``, ``bse``, ``pvalues``, ``loglik`` and ``nobs``) or their column dictionaries
-    from the JSON documents (see :func:`column_from_dict`). ``rename`` maps coefficient names
-    so that rows line up across models, e.g. ``{"W__nauthors": "nauthors"}`` to read a hybrid
-    model's within effects beside a fixed-effects model's.
-    """
-    models = list(models)
-    if not models:
-        raise MixedGLMError("compare() needs at least one model")
-    if names is None:
-        names = [f"model{k + 1}" for k in range(len(models))]
-    names = list(names)
-    if len(names) != len(models):
-        raise MixedGLMError(f"compare(): {len(models)} models but {len(names)} names")
-    if isinstance(rename, Mapping):
-        mapping = dict(rename)
-
-        def rename_fn(name: str) -> str:
-            return mapping.get(name, name)
-
-    else:
-        rename_fn = rename or (lambda name: name)
-    columns = []
-    for obj, name in zip(models, names, strict=True):
-        col = column_from_dict(obj, name) if isinstance(obj, Mapping) else compact_column(obj, name)
-        columns.append(_renamed(col, rename_fn))
-    return CompactTable(tuple(columns), tuple(stats), star, se, t, p, title)
-
-
-def column_from_dict(doc: Mapping, title: str = "model") -> CompactColumn:
-    """A column from a result's JSON document (``to_dict()`` / ``--json``): its ``coef``
-    records, ``random`` components, ``loglik``, ``aic``, ``bic``, ``wald`` (or ``chi2``) and
-    ``nobs``."""
-    if "coef" not in doc:
-        raise MixedGLMError(f"the results document of '{title}' has no 'coef' entries")
-
-    def num(value) -> float:
-        return math.nan if value is None else float(value)
-
-    response = str(doc.get("depvar") or doc.get("response") or "")
-    rows = tuple(
-        (r["term"], Cell(num(r.get("estimate")), num(r.get("se")), num(r.get("p"))))
-        for r in doc["coef"]
+def compact_grid(table: CompactTable) -> Grid:
+    """The table as a :class:`~mixedglm.report.grid.Grid` (estimates with their stars; the
+    equations' and the statistics' headings as heading rows)."""
+    blocks = tuple(
+        (
+            GridRow(block.heading, ("",) * len(table.columns), heading=True),
+            *(
+                GridRow(label, tuple(t + s for t, s in zip(texts, stars, strict=True)))
+                for label, texts, stars in block.rows
+            ),
+        )
+        for block in layout(table)
     )
-    equations = [Equation(response, rows, main=True)]
-    groups = doc.get("groups") or {}
-    group = next(iter(groups), "")
-    for r in doc.get("random", []) or []:
-        est, se_ = num(r.get("estimate")), num(r.get("se"))
-        label = _var_label(r["name"], r.get("group") or group, response)
-        equations.append(Equation(label, (("_cons", Cell(est, se_, _component_p(est, se_))),)))
-    test = doc.get("wald") or doc.get("chi2") or {}
-    n_g = groups[group]["n"] if group else doc.get("n_groups")
-    stats = {
-        "N": num(doc.get("nobs")),
-        "N_g": num(n_g),
-        "ll": num(doc.get("loglik")),
-        "ll_0": num(doc.get("loglik_pooled")),
-        "chi2": num(test.get("chi2", test.get("stat"))) if isinstance(test, Mapping) else num(test),
-        "df_m": num(test.get("df")) if isinstance(test, Mapping) else math.nan,
-        "p": num(test.get("p")) if isinstance(test, Mapping) else math.nan,
-        "aic": num(doc.get("aic")),
-        "bic": num(doc.get("bic")),
-        "rank": num(doc.get("n_params")),
-    }
-    return CompactColumn(title, tuple(equations), stats)
+    columns = ("Variable", *(c.title for c in table.columns))
+    footer = (*_legends(table), *table.footer)
+    return Grid(table.title or "", columns, blocks, footer=footer)

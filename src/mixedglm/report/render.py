@@ -1,120 +1,116 @@
-"""Markdown, LaTeX and HTML renderings of a :class:`~mixedglm.report.table.CoefTable`."""
+"""Markdown, LaTeX and HTML renderings of any table (through its
+:class:`~mixedglm.report.grid.Grid`), and :class:`Formats`, the ``as_*`` methods of the
+objects that print as Stata's text."""
 
 from __future__ import annotations
 
 import html
 
-from mixedglm.report.formats import stata_g
-from mixedglm.report.table import CoefTable, Row
+from mixedglm.report.grid import Grid, coef_grid
+from mixedglm.report.table import CoefTable
+
+__all__ = ["Formats", "render_html", "render_latex", "render_markdown"]
 
 
-def _cells(row: Row) -> list[str]:
-    if row.style in ("blank", "factor", "group"):
-        return [""] * 6
-    if row.style in ("omitted", "base", "offset", "exposure", "level_omitted"):
-        shown = "0" if row.coef is None else stata_g(row.coef)
-        word = "omitted" if row.style == "level_omitted" else row.style
-        return [shown, f"({word})", "", "", "", ""]
-
-    def num(v, fmt=None):
-        if v is None:
-            return ""
-        return f"{v:{fmt}}" if fmt else stata_g(v)
-
-    return [
-        num(row.coef),
-        num(row.se),
-        num(row.stat, ".2f"),
-        num(row.p, ".3f"),
-        num(row.ci_low),
-        num(row.ci_high),
-    ]
+def as_grid(table) -> Grid:
+    """A :class:`Grid` from a grid, a :class:`CoefTable` or anything with ``grid()``."""
+    if isinstance(table, Grid):
+        return table
+    if isinstance(table, CoefTable):
+        return coef_grid(table)
+    return table.grid()
 
 
-def _label(row: Row) -> str:
-    return f"  {row.label}" if row.style in ("level", "level_omitted") else row.label
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
-def _columns(table: CoefTable) -> list[str]:
-    return [
-        table.depvar,
-        table.coef_name,
-        "Std. Err.",
-        table.stat_name,
-        f"P>|{table.stat_name}|",
-        f"[{table.level:g}% Conf.",
-        "Interval]",
-    ]
-
-
-def _header_pairs(table: CoefTable) -> list[tuple[str, str]]:
-    out = []
-    for line in table.header:
-        if line.left.strip():
-            out.append((line.left.strip(), ""))
-        if line.key.strip() and line.value:
-            out.append((line.key.strip(), line.value))
-    return out
-
-
-def render_markdown(table: CoefTable) -> str:
+def render_markdown(table) -> str:
     """A markdown document: title, header pairs, the table and the footer."""
-    lines = [f"**{table.title}**", ""]
-    for key, value in _header_pairs(table):
+    grid = as_grid(table)
+    lines = [f"**{grid.title}**", ""] if grid.title else []
+    for key, value in grid.header:
         lines.append(f"- {key}" + (f": {value}" if value else ""))
-    lines.append("")
-    cols = _columns(table)
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "|".join(["---"] + ["---:"] * 6) + "|")
-    for row in table.rows():
-        if row.style == "blank":
-            continue
-        lines.append("| " + " | ".join([_label(row), *_cells(row)]) + " |")
-    lines += [""] + [f"{line}" for line in table.footer if line]
+    if grid.header:
+        lines.append("")
+    lines.append("| " + " | ".join(_md_escape(c) for c in grid.columns) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(grid.columns) - 1)) + "|")
+    for row in grid.rows():
+        cells = [_md_escape(row.label), *(_md_escape(c) for c in row.cells)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if grid.footer:
+        lines += ["", *grid.footer]
     return "\n".join(lines)
 
 
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
 def _latex_escape(text: str) -> str:
-    for a, b in (
-        ("\\", r"\textbackslash{}"),
-        ("_", r"\_"),
-        ("%", r"\%"),
-        ("&", r"\&"),
-        ("#", r"\#"),
-        ("$", r"\$"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-    ):
-        text = text.replace(a, b)
-    return text
+    """Each special character replaced once (so the escapes are not escaped again)."""
+    return "".join(_LATEX.get(ch, ch) for ch in text)
 
 
-def render_latex(table: CoefTable) -> str:
+def render_latex(table) -> str:
     """A ``tabular`` with one rule between blocks."""
-    cols = [_latex_escape(c) for c in _columns(table)]
-    lines = [r"\begin{tabular}{l" + "r" * 6 + "}", r"\hline", " & ".join(cols) + r" \\", r"\hline"]
-    for i, block in enumerate(table.blocks):
+    grid = as_grid(table)
+    cols = [_latex_escape(c) for c in grid.columns]
+    spec = "l" + "r" * (len(cols) - 1)
+    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\hline", " & ".join(cols) + r" \\", r"\hline"]
+    for i, block in enumerate(grid.blocks):
         if i:
             lines.append(r"\hline")
         for row in block:
-            if row.style == "blank":
-                continue
-            cells = [_latex_escape(_label(row)), *(_latex_escape(c) for c in _cells(row))]
+            cells = [_latex_escape(row.label), *(_latex_escape(c) for c in row.cells)]
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines)
 
 
-def render_html(table: CoefTable) -> str:
-    """A ``<table>`` with a caption."""
+def render_html(table) -> str:
+    """A ``<table>`` with a caption (the title); the footer lines in a last row."""
+    grid = as_grid(table)
     esc = html.escape
-    out = [f'<table class="mixedglm"><caption>{esc(table.title)}</caption>', "<thead><tr>"]
-    out += [f"<th>{esc(c)}</th>" for c in _columns(table)]
+    caption = f"<caption>{esc(grid.title)}</caption>" if grid.title else ""
+    out = [f'<table class="mixedglm">{caption}', "<thead><tr>"]
+    out += [f"<th>{esc(c)}</th>" for c in grid.columns]
     out.append("</tr></thead><tbody>")
-    for row in table.rows():
-        if row.style == "blank":
-            continue
-        cells = "".join(f"<td>{esc(c)}</td>" for c in [_label(row), *_cells(row)])
+    for row in grid.rows():
+        cells = "".join(f"<td>{esc(c)}</td>" for c in [row.label, *row.cells])
         out.append(f"<tr>{cells}</tr>")
+    if grid.footer:
+        lines = "<br>".join(esc(line) for line in grid.footer)
+        out.append(f'<tr class="note"><td colspan="{len(grid.columns)}">{lines}</td></tr>')
     out.append("</tbody></table>")
     return "".join(out)
+
+
+class Formats:
+    """``as_text``, ``as_markdown``, ``as_latex`` and ``as_html`` of an object that prints
+    as Stata's text (``str()``) and gives its table as a grid (``grid()``)."""
+
+    def grid(self) -> Grid:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def as_text(self) -> str:
+        return str(self)
+
+    def as_markdown(self) -> str:
+        return render_markdown(self.grid())
+
+    def as_latex(self) -> str:
+        return render_latex(self.grid())
+
+    def as_html(self) -> str:
+        return render_html(self.grid())

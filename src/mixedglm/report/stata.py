@@ -8,7 +8,7 @@ Coef. (11), Std. Err. (11), z (9), P>|z| (8) and the confidence interval (13 + 1
 
 from __future__ import annotations
 
-from mixedglm.report.formats import stata_g
+from mixedglm.report.formats import comma_int, stata_g
 from mixedglm.report.table import CoefTable, HeaderLine, Row
 
 LEFT_WIDTH = 48
@@ -112,8 +112,6 @@ def render_ic(
     n_obs: int, ll_null: float | None, ll_model: float, df: int, aic: float, bic: float
 ) -> str:
     """Stata's ``estat ic`` table."""
-    from mixedglm.report.formats import comma_int
-
     rule = "-" * 77
     head = (
         f"{'Model':>12} |{'N':>11}{'ll(null)':>11}{'ll(model)':>11}{'df':>8}{'AIC':>11}{'BIC':>11}"
@@ -138,8 +136,6 @@ def render_ic(
 
 def render_summarize(rows: list[tuple[str, int, float, float, float, float]]) -> str:
     """Stata's ``summarize``: ``(name, obs, mean, sd, min, max)`` per variable."""
-    from mixedglm.report.formats import comma_int
-
     head = f"{'Variable':>12} |{'Obs':>11}{'Mean':>12}{'Std. Dev.':>13}{'Min':>10}{'Max':>11}"
     lines = [head, "-" * 13 + "+" + "-" * 57]
     for name, n, mean, sd, low, high in rows:

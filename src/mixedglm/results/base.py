@@ -1,7 +1,9 @@
-"""What every result class shares: z statistics, p-values and intervals of its coefficients."""
+"""What every result class shares: z statistics, p-values, intervals and the estimates
+table of its coefficients, and the information criteria."""
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
 import numpy as np
@@ -12,11 +14,13 @@ from mixedglm.inference import normal_ci, z_pvalues
 
 class CoefficientResults:
     """Mixin for result classes that define ``params`` (a Series), ``cov_params`` (a
-    DataFrame), ``level`` and ``opt`` (an :class:`~mixedglm.optim.OptSummary`)."""
+    DataFrame), ``level``, ``loglik``, ``nobs``, ``n_params`` and ``opt`` (an
+    :class:`~mixedglm.optim.OptSummary`)."""
 
     params: pd.Series
     cov_params: pd.DataFrame
     level: float
+    loglik: float
 
     @property
     def converged(self) -> bool:
@@ -48,3 +52,38 @@ class CoefficientResults:
         """Normal-theory confidence intervals of the coefficients."""
         lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
         return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
+
+    def estimates(self, level: float | None = None, eform: bool = False) -> pd.DataFrame:
+        """Estimate, se, z, p and interval per coefficient: the numbers of the table and of
+        the JSON. With ``eform`` the estimates are ``exp(b)`` with delta-method SEs
+        ``exp(b) se`` and the intervals' bounds exponentiated (z and p unchanged), as
+        Stata's ``or`` and ``irr``."""
+        ci = self.conf_int(level)
+        frame = pd.DataFrame(
+            {
+                "estimate": self.params,
+                "se": self.bse,
+                "z": self.zvalues,
+                "p": self.pvalues,
+                "ci_low": ci["lower"],
+                "ci_high": ci["upper"],
+            }
+        )
+        if eform:
+            expb = np.exp(frame["estimate"])
+            frame["se"] = expb * frame["se"]
+            frame["estimate"] = expb
+            frame["ci_low"] = np.exp(frame["ci_low"])
+            frame["ci_high"] = np.exp(frame["ci_high"])
+        frame.index.name = "term"
+        return frame
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion, ``-2 ll + 2 k``."""
+        return -2.0 * self.loglik + 2.0 * self.n_params  # type: ignore[attr-defined]
+
+    @property
+    def bic(self) -> float:
+        """BIC with N = the number of observations (Stata's ``estat ic``)."""
+        return -2.0 * self.loglik + math.log(self.nobs) * self.n_params  # type: ignore[attr-defined]

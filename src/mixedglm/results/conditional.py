@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -17,11 +16,11 @@ from mixedglm.inference import TestResult, wald_test
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
 from mixedglm.report.formats import comma_int, fixed
-from mixedglm.report.stata import _header_line, render_table
+from mixedglm.report.stata import _header_line, render_ic, render_table
 from mixedglm.report.table import CoefTable, HeaderLine, Row
 from mixedglm.results.base import CoefficientResults
 from mixedglm.results.glmm import Summary
-from mixedglm.results.serialize import clean
+from mixedglm.results.serialize import conditional_to_dict
 from mixedglm.results.tables import coefficient_rows, obs_per_group_lines
 
 __all__ = ["ConditionalResults", "ConditionalSummary"]
@@ -31,7 +30,6 @@ TITLES = {
     "poisson": "Conditional fixed-effects Poisson regression",
 }
 EFORM_NAMES = {"logit": "Odds Ratio", "poisson": "IRR"}
-_FAMILY = {"logit": ("bernoulli", "logit"), "poisson": ("poisson", "log")}
 _SPLIT_NOTE = " all negative outcomes."
 
 
@@ -122,15 +120,6 @@ class ConditionalResults(CoefficientResults):
         ``xtlogit, fe`` and ``xtpoisson, fe`` report them)."""
         return self.lr_test if self.kind == "logit" else self.wald
 
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        """BIC with N = the number of observations (Stata's ``estat ic``)."""
-        return -2.0 * self.loglik + math.log(self.nobs) * self.n_params
-
     # -- output ------------------------------------------------------------------------------
     def _eform(self, eform: bool | None, or_: bool | None, irr: bool | None) -> bool:
         if or_ is not None and self.kind != "logit":
@@ -141,30 +130,6 @@ class ConditionalResults(CoefficientResults):
             if choice is not None:
                 return bool(choice)
         return self.eform
-
-    def estimates(self, level: float | None = None, eform: bool = False) -> pd.DataFrame:
-        """Estimate, se, z, p and interval per coefficient; with ``eform`` the estimates are
-        ``exp(b)`` with delta-method SEs ``exp(b) se`` and the intervals' bounds
-        exponentiated (z and p unchanged), as Stata's ``or`` and ``irr``."""
-        ci = self.conf_int(level)
-        frame = pd.DataFrame(
-            {
-                "estimate": self.params,
-                "se": self.bse,
-                "z": self.zvalues,
-                "p": self.pvalues,
-                "ci_low": ci["lower"],
-                "ci_high": ci["upper"],
-            }
-        )
-        if eform:
-            expb = np.exp(frame["estimate"])
-            frame["se"] = expb * frame["se"]
-            frame["estimate"] = expb
-            frame["ci_low"] = np.exp(frame["ci_low"])
-            frame["ci_high"] = np.exp(frame["ci_high"])
-        frame.index.name = "term"
-        return frame
 
     def to_frame(
         self,
@@ -233,8 +198,6 @@ class ConditionalResults(CoefficientResults):
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
-        from mixedglm.report.stata import render_ic
-
         return render_ic(self.nobs, self.loglik_0, self.loglik, self.n_params, self.aic, self.bic)
 
     def to_dict(
@@ -247,58 +210,8 @@ class ConditionalResults(CoefficientResults):
     ) -> dict:
         """The JSON document (the GLMM schema of the README, without random effects); with
         ``eform`` the ``coef`` records hold ``exp(b)`` (see :meth:`estimates`)."""
-        level = level or self.level
-        use_eform = self._eform(eform, or_, irr)
-        est = self.estimates(level, use_eform)
-        family, link = _FAMILY[self.kind]
-        return {
-            "model": "clogit" if self.kind == "logit" else "xtpoisson_fe",
-            "family": family,
-            "link": link,
-            "method": "conditional",
-            "nagq": None,
-            "depvar": self.response,
-            "nobs": self.nobs,
-            "groups": {
-                self.group.name: {
-                    "n": self.n_groups,
-                    "min": self.group.min,
-                    "avg": self.group.avg,
-                    "max": self.group.max,
-                }
-            },
-            "groups_dropped": {"n": self.n_groups_dropped, "nobs": self.n_obs_dropped},
-            "loglik": clean(self.loglik),
-            "loglik_0": clean(self.loglik_0),
-            "aic": clean(self.aic),
-            "bic": clean(self.bic),
-            "converged": bool(self.converged),
-            "iterations": int(self.iterations),
-            "eform": EFORM_NAMES[self.kind] if use_eform else None,
-            "coef": [
-                {"term": name, **{k: clean(v) for k, v in row.items()}}
-                for name, row in est.iterrows()
-            ],
-            "omitted": [{"term": n, "reason": r} for n, r in self.omitted],
-            "random": [],
-            "aux": [],
-            # the header's model test (Stata's e(chi2), e(chi2type)), and each test alone
-            "chi2": {
-                "chi2": clean(self.chi2.stat),
-                "df": self.chi2.df,
-                "p": clean(self.chi2.p),
-                "type": "LR" if self.kind == "logit" else "Wald",
-            },
-            "lr_test": {k: clean(v) for k, v in self.lr_test.to_dict().items()},
-            "wald": (
-                {"chi2": clean(self.wald.stat), "df": self.wald.df, "p": clean(self.wald.p)}
-                if self.kind == "poisson"
-                else None
-            ),
-            "level": level,
-            "notes": list(self.notes),
-            "time_s": clean(self.time_s),
-        }
+        eform_name = EFORM_NAMES[self.kind] if self._eform(eform, or_, irr) else None
+        return conditional_to_dict(self, level or self.level, eform_name)
 
 
 class ConditionalSummary(Summary):

@@ -17,11 +17,22 @@ from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
-from mixedglm.inference import TestResult, wald_test
-from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
+from mixedglm.inference import TestResult, lr_test_variance, wald_test
+from mixedglm.inference.varcomp import (
+    VarCompRow,
+    component_labels,
+    component_rows,
+    log_scale_ci,
+)
 from mixedglm.optim import OptSummary
+from mixedglm.report.grid import Grid, coef_grid
+from mixedglm.report.render import Formats
+from mixedglm.report.stata import render_ic, render_stata, render_table
 from mixedglm.report.table import CoefTable
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.predict import predict
+from mixedglm.results.serialize import glmm_to_dict
+from mixedglm.results.tables import glmm_table, varcomp_table
 
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
 
@@ -112,22 +123,28 @@ class GLMMResults(CoefficientResults):
         p, t = self.n_beta, self.n_theta
         return self.cov_all[p : p + t, p : p + t]
 
+    def _components(self, level: float | None, scale: str) -> list[VarCompRow]:
+        """``component_rows`` of the random effects, then for gaussian models the residual's
+        ``var(e)`` or ``sd(e)`` (``exp(2a)`` or ``exp(a)`` of the log-SD parameter ``a``)."""
+        level = level or self.level
+        group = self.design.group.name if self.design.group else ""
+        rows = component_rows(self.structure, self.theta, self._theta_cov(), group, level, scale)
+        if self.family.name == "gaussian":
+            crit = stats.norm.ppf(0.5 + level / 200.0)
+            k = self.n_beta + self.n_theta
+            power = 2 if scale == "var" else 1
+            value = math.exp(power * self.aux[0])
+            var_a = self.cov_all[k, k]
+            se = power * value * math.sqrt(var_a) if var_a >= 0 else math.nan
+            lo, hi = log_scale_ci(value, se, crit)
+            rows.append(VarCompRow("Residual", f"{scale}(e)", value, se, lo, hi, "resvar"))
+        return rows
+
     def varcomp(self, level: float | None = None) -> list[VarCompRow]:
         """Variance components as Stata reports them: ``var()`` with a CI computed on the
         log scale, ``cov()`` with a symmetric CI; for gaussian models the residual variance.
         """
-        level = level or self.level
-        group = self.design.group.name if self.design.group else ""
-        rows = variance_rows(self.structure, self.theta, self._theta_cov(), group, level)
-        if self.family.name == "gaussian":
-            crit = stats.norm.ppf(0.5 + level / 200.0)
-            k = self.n_beta + self.n_theta
-            var_a = self.cov_all[k, k]
-            value = math.exp(2 * self.aux[0])
-            se = 2 * value * math.sqrt(var_a) if var_a >= 0 else math.nan
-            lo, hi = log_scale_ci(value, se, crit)
-            rows.append(VarCompRow("Residual", "var(e)", value, se, lo, hi, "resvar"))
-        return rows
+        return self._components(level, "var")
 
     def ancillary(self, level: float | None = None) -> list[tuple[str, float, float, float, float]]:
         """The family's ancillary parameters (dispersion, cut points) as Stata reports them:
@@ -138,23 +155,11 @@ class GLMMResults(CoefficientResults):
     def sd(self, level: float | None = None) -> pd.DataFrame:
         """Stata's ``estat sd``: standard deviations and correlations of the random effects
         with delta-method SEs and intervals (log scale for SDs, atanh for correlations)."""
-        level = level or self.level
-        group = self.design.group.name if self.design.group else ""
-        rows = sd_rows(self.structure, self.theta, self._theta_cov(), group, level)
-        if self.family.name == "gaussian":
-            crit = stats.norm.ppf(0.5 + level / 200.0)
-            k = self.n_beta + self.n_theta
-            value = math.exp(self.aux[0])
-            se = value * math.sqrt(self.cov_all[k, k])
-            lo, hi = log_scale_ci(value, se, crit)
-            rows.append(VarCompRow("Residual", "sd(e)", value, se, lo, hi, "resvar"))
+        rows = self._components(level, "sd")
         return _rows_frame(rows)
 
     def estat_sd(self, level: float | None = None) -> str:
         """``estat sd`` as Stata prints it."""
-        from mixedglm.report.stata import render_table
-        from mixedglm.results.tables import varcomp_table
-
         level = level or self.level
         frame = self.sd(level)
         return render_table(varcomp_table(self, frame, level))
@@ -194,20 +199,9 @@ class GLMMResults(CoefficientResults):
         )
 
     # -- likelihood-based ---------------------------------------------------------------------
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + math.log(self.nobs) * self.n_params
-
     @cached_property
     def lr_test(self) -> TestResult:
         """LR test against the model without random effects (Stata's footer)."""
-        from mixedglm.inference import lr_test_variance
-        from mixedglm.inference.varcomp import component_labels
-
         return lr_test_variance(
             self.loglik, self.loglik_pooled, len(component_labels(self.structure))
         )
@@ -272,66 +266,33 @@ class GLMMResults(CoefficientResults):
     def summary(self, style: str = "me", level: float | None = None, ic: bool = True) -> Summary:
         """The estimation table: ``style="me"`` (melogit's layout, the default) or ``"xt"``
         (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``."""
-        from mixedglm.results.tables import glmm_table
-
         extras = (self.estat_ic(),) if ic else ()
         return Summary(glmm_table(self, style=style, level=level or self.level), extras)
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
-        from mixedglm.report.stata import render_ic
-
         return render_ic(self.nobs, None, self.loglik, self.n_params, self.aic, self.bic)
 
     def to_frame(self, level: float | None = None) -> pd.DataFrame:
         """Fixed effects, ancillary parameters (part ``aux``: ``/lnalpha``, ``/cut1``...)
         and variance components in one DataFrame."""
         level = level or self.level
-        ci = self.conf_int(level)
-        coef = pd.DataFrame(
-            {
-                "estimate": self.params,
-                "se": self.bse,
-                "z": self.zvalues,
-                "p": self.pvalues,
-                "ci_low": ci["lower"],
-                "ci_high": ci["upper"],
-            }
-        )
+        coef = self.estimates(level)
         coef.insert(0, "part", "fixed")
-        rows = [
-            {
-                "part": r.group,
-                "estimate": r.estimate,
-                "se": r.se,
-                "z": np.nan,
-                "p": np.nan,
-                "ci_low": r.ci_low,
-                "ci_high": r.ci_high,
-                "term": r.name,
-            }
-            for r in self.varcomp(level)
+        parts = [("aux", *row) for row in self.ancillary(level)] + [
+            (r.group, r.name, r.estimate, r.se, r.ci_low, r.ci_high) for r in self.varcomp(level)
         ]
         rows = [
-            {
-                "part": "aux",
-                "estimate": est,
-                "se": se,
-                "z": np.nan,
-                "p": np.nan,
-                "ci_low": lo,
-                "ci_high": hi,
-                "term": label,
-            }
-            for label, est, se, lo, hi in self.ancillary(level)
-        ] + rows
+            {"part": part, "estimate": est, "se": se, "z": np.nan, "p": np.nan,
+             "ci_low": lo, "ci_high": hi, "term": term}
+            for part, term, est, se, lo, hi in parts
+        ]  # fmt: skip
         rand = pd.DataFrame(rows).set_index("term") if rows else pd.DataFrame()
         return pd.concat([coef, rand])
 
     def to_dict(self, level: float | None = None) -> dict:
-        """The JSON document of the README (plain Python types)."""
-        from mixedglm.results.serialize import glmm_to_dict
-
+        """The JSON document of the README (plain Python types): the one source of the
+        JSON output and of :func:`mixedglm.compare`."""
         return glmm_to_dict(self, level or self.level)
 
     def predict(
@@ -351,8 +312,6 @@ class GLMMResults(CoefficientResults):
         ``conditional=False`` integrates the random effects out (``eta`` is then ``xb``).
         ``data=None`` predicts for the estimation sample, in the data's row order.
         """
-        from mixedglm.results.predict import predict
-
         return predict(self, data, kind, conditional)
 
     def random_effects(
@@ -426,35 +385,19 @@ def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
     return 1 / (1 + math.exp(-(lg - half))), 1 / (1 + math.exp(-(lg + half)))
 
 
-class Summary:
-    """What ``summary()`` returns: prints as Stata's text; other formats on request."""
+class Summary(Formats):
+    """What ``summary()`` returns: prints as Stata's text; ``as_markdown()``,
+    ``as_latex()`` and ``as_html()`` render the same table."""
 
     def __init__(self, table: CoefTable, extras: tuple[str, ...] = ()) -> None:
         self.table = table
         self.extras = extras
 
     def __str__(self) -> str:
-        from mixedglm.report.stata import render_stata
-
         return "\n\n".join([render_stata(self.table), *self.extras])
 
     def __repr__(self) -> str:
         return str(self)
 
-    def as_text(self) -> str:
-        return str(self)
-
-    def as_markdown(self) -> str:
-        from mixedglm.report.render import render_markdown
-
-        return render_markdown(self.table)
-
-    def as_latex(self) -> str:
-        from mixedglm.report.render import render_latex
-
-        return render_latex(self.table)
-
-    def as_html(self) -> str:
-        from mixedglm.report.render import render_html
-
-        return render_html(self.table)
+    def grid(self) -> Grid:
+        return coef_grid(self.table)

@@ -8,19 +8,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
-from mixedglm.inference import TestResult
-from mixedglm.report.compact import (
-    DEFAULT_STATS,
-    CompactColumn,
-    CompactTable,
-    compact_column,
-)
+from mixedglm.report.compact import DEFAULT_STATS, CompactTable
+from mixedglm.report.compare import column_from_dict
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.serialize import clean
 
@@ -75,6 +71,18 @@ def wald_restrictions(
     return chi2, df, float(stats.chi2.sf(chi2, df))
 
 
+def _from_glmm(*names: str) -> tuple[property, ...]:
+    """Read-only attributes of the hybrid result that are its mixed model's ``names``."""
+
+    def view(name: str) -> property:
+        return property(
+            lambda self: getattr(self.glmm, name),
+            doc=f"The mixed model's ``{name}`` (:class:`GLMMResults`).",
+        )
+
+    return tuple(view(name) for name in names)
+
+
 @dataclass(frozen=True)
 class HybridResults:
     """A fitted hybrid / CRE model: ``glmm`` is the mixed model on the columns of
@@ -88,26 +96,12 @@ class HybridResults:
     random_slopes: tuple[str, ...] = ()
     command: str | None = None
 
-    # -- delegated to the mixed model ------------------------------------------------------
-    @property
-    def params(self) -> pd.Series:
-        return self.glmm.params
-
-    @property
-    def bse(self) -> pd.Series:
-        return self.glmm.bse
-
-    @property
-    def pvalues(self) -> pd.Series:
-        return self.glmm.pvalues
-
-    @property
-    def zvalues(self) -> pd.Series:
-        return self.glmm.zvalues
-
-    @property
-    def cov_params(self) -> pd.DataFrame:
-        return self.glmm.cov_params
+    # -- delegated to the mixed model (read-only views of ``glmm``) --------------------------
+    params, bse, zvalues, pvalues, cov_params = _from_glmm(
+        "params", "bse", "zvalues", "pvalues", "cov_params"
+    )
+    loglik, aic, bic, nobs, n_params = _from_glmm("loglik", "aic", "bic", "nobs", "n_params")
+    wald, converged = _from_glmm("wald", "converged")
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
         return self.glmm.conf_int(level)
@@ -116,37 +110,9 @@ class HybridResults:
         return self.glmm.varcomp(level)
 
     @property
-    def loglik(self) -> float:
-        return self.glmm.loglik
-
-    @property
-    def aic(self) -> float:
-        return self.glmm.aic
-
-    @property
-    def bic(self) -> float:
-        return self.glmm.bic
-
-    @property
-    def nobs(self) -> int:
-        return self.glmm.nobs
-
-    @property
     def n_groups(self) -> int:
         group = self.glmm.design.group
         return group.n_groups if group is not None else 0
-
-    @property
-    def n_params(self) -> int:
-        return self.glmm.n_params
-
-    @property
-    def wald(self) -> TestResult:
-        return self.glmm.wald
-
-    @property
-    def converged(self) -> bool:
-        return self.glmm.converged
 
     @property
     def model_name(self) -> str:
@@ -211,31 +177,14 @@ class HybridResults:
         return "\n".join(lines)
 
     # -- output ---------------------------------------------------------------------------------
-    def compact_column(self, title: str = "model") -> CompactColumn:
-        """This model as a column of a compact table (see :mod:`mixedglm.report.compact`)."""
-        return compact_column(self.glmm, title)
-
-    def compact_table(
-        self,
-        *,
-        star: bool = False,
-        se: bool = False,
-        t: bool = False,
-        p: bool = False,
-        stats: Sequence[str] = DEFAULT_STATS,
-    ) -> CompactTable:
-        """The table model of :meth:`table` (without the tests)."""
+    def compact_table(self, **options: Any) -> CompactTable:
+        """The table model of :meth:`table` without the tests (``options``: its ``star``,
+        ``se``, ``t``, ``p`` and ``stats``), built from :meth:`to_dict` as every compact
+        table is."""
+        stats = tuple(options.pop("stats", DEFAULT_STATS))
         levels = f"Level 1: {self.nobs} units. Level 2: {self.n_groups} units."
-        return CompactTable(
-            (self.compact_column("model"),),
-            tuple(stats),
-            star,
-            se,
-            t,
-            p,
-            self.title,
-            (levels,),
-        )
+        column = column_from_dict(self.to_dict(), "model")
+        return CompactTable((column,), stats, title=self.title, footer=(levels,), **options)
 
     def table(
         self,
@@ -277,6 +226,7 @@ class HybridResults:
         doc["depvar"] = dec.response
         doc["family_requested"] = self.family_name
         doc["hybrid"] = {
+            "command": self.command,
             "cluster": dec.cluster,
             "cre": dec.cre,
             "residual": list(dec.residual),

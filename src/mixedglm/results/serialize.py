@@ -1,8 +1,18 @@
-"""Results as plain Python structures for JSON (the schema documented in the README)."""
+"""Results as plain Python structures for JSON (the schema documented in the README).
+
+One document per result kind, built here from shared pieces so that every kind carries the
+same keys for the same things (``nobs``, ``n_params``, ``groups``, ``loglik``, ``loglik_0``,
+``aic``, ``bic``, ``coef``, ``terms``, ``omitted``, ...). The document is the one source of
+:func:`mixedglm.compare` and of ``mixedglm compare``.
+"""
 
 from __future__ import annotations
 
 import math
+
+import pandas as pd
+
+from mixedglm.inference import TestResult
 
 
 def clean(value):
@@ -30,83 +40,118 @@ def _category(value):
     return number if number is not None else str(value)
 
 
-def coef_records(res, level: float) -> list[dict]:
-    ci = res.conf_int(level)
+def coef_records(estimates: pd.DataFrame) -> list[dict]:
+    """``coef`` entries from an estimates frame (:meth:`CoefficientResults.estimates`)."""
     return [
-        {
-            "term": name,
-            "estimate": clean(res.params[name]),
-            "se": clean(res.bse[name]),
-            "z": clean(res.zvalues[name]),
-            "p": clean(res.pvalues[name]),
-            "ci_low": clean(ci.loc[name, "lower"]),
-            "ci_high": clean(ci.loc[name, "upper"]),
-        }
-        for name in res.params.index
+        {"term": name, **{key: clean(value) for key, value in row.items()}}
+        for name, row in estimates.iterrows()
     ]
 
 
-def glmm_to_dict(res, level: float) -> dict:
-    """The JSON document of a GLMM fit."""
-    group = res.design.group
-    family = {"family": res.family.name, "link": res.family.link}
-    if res.family.dispersion:
-        family["dispersion"] = res.family.dispersion
-    if res.family.categories:
-        family["categories"] = [_category(c) for c in res.family.categories]
+def test_record(test: TestResult) -> dict:
+    """A model test as ``{"chi2", "df", "p"}``."""
+    return {"chi2": clean(test.stat), "df": test.df, "p": clean(test.p)}
+
+
+def _interval_record(name: str, estimate, se, lo, hi, **extra) -> dict:
     return {
-        "model": "glmm",
-        "depvar": res.design.response,
+        **extra,
+        "name": name,
+        "estimate": clean(estimate),
+        "se": clean(se),
+        "ci_low": clean(lo),
+        "ci_high": clean(hi),
+    }
+
+
+def _document(res, *, model: str, family: dict, depvar: str, group, loglik_0: float) -> dict:
+    """The keys every result kind shares, in the README's order (without the trailing
+    ``level``, ``notes`` and ``time_s``)."""
+    return {
+        "model": model,
+        "depvar": depvar,
         **family,
-        "method": res.method,
-        "nagq": res.nagq,
         "nobs": res.nobs,
         "n_params": res.n_params,
         "groups": {
             group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
         },
         "loglik": clean(res.loglik),
+        "loglik_0": clean(loglik_0),
         "aic": clean(res.aic),
         "bic": clean(res.bic),
         "converged": bool(res.converged),
         "iterations": int(res.iterations),
-        "coef": coef_records(res, level),
-        "omitted": [{"term": n, "reason": r} for n, r in res.design.omitted],
+    }
+
+
+def _trailer(res, level: float) -> dict:
+    return {"level": level, "notes": list(res.notes), "time_s": clean(res.time_s)}
+
+
+def glmm_to_dict(res, level: float) -> dict:
+    """The JSON document of a GLMM fit; ``loglik_0`` is the model without random effects."""
+    family = {"family": res.family.name, "link": res.family.link}
+    if res.family.dispersion:
+        family["dispersion"] = res.family.dispersion
+    if res.family.categories:
+        family["categories"] = [_category(c) for c in res.family.categories]
+    family |= {"method": res.method, "nagq": res.nagq}
+    design = res.design
+    doc = _document(
+        res,
+        model="glmm",
+        family=family,
+        depvar=design.response,
+        group=design.group,
+        loglik_0=res.loglik_pooled,
+    )
+    return doc | {
+        "coef": coef_records(res.estimates(level)),
+        "terms": list(design.all_x_names or design.x_names),
+        "omitted": [{"term": n, "reason": r} for n, r in design.omitted],
         "random": [
-            {
-                "group": vc.group,
-                "name": vc.name,
-                "estimate": clean(vc.estimate),
-                "se": clean(vc.se),
-                "ci_low": clean(vc.ci_low),
-                "ci_high": clean(vc.ci_high),
-            }
+            _interval_record(vc.name, vc.estimate, vc.se, vc.ci_low, vc.ci_high, group=vc.group)
             for vc in res.varcomp(level)
         ],
         "sd": [
-            {
-                "group": row.group,
-                "name": name,
-                "estimate": clean(row.estimate),
-                "se": clean(row.se),
-                "ci_low": clean(row.ci_low),
-                "ci_high": clean(row.ci_high),
-            }
-            for name, row in res.sd(level).iterrows()
+            _interval_record(name, r.estimate, r.se, r.ci_low, r.ci_high, group=r.group)
+            for name, r in res.sd(level).iterrows()
         ],
         "aux": [
-            {
-                "name": name,
-                "estimate": clean(est),
-                "se": clean(se),
-                "ci_low": clean(lo),
-                "ci_high": clean(hi),
-            }
+            _interval_record(name, est, se, lo, hi)
             for name, est, se, lo, hi in res.ancillary(level)
         ],
         "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
-        "wald": {"chi2": clean(res.wald.stat), "df": res.wald.df, "p": clean(res.wald.p)},
-        "level": level,
-        "notes": list(res.notes),
-        "time_s": clean(res.time_s),
+        "wald": test_record(res.wald),
+        **_trailer(res, level),
+    }
+
+
+def conditional_to_dict(res, level: float, eform_name: str | None) -> dict:
+    """The JSON document of a conditional fixed-effects fit (the GLMM schema without random
+    effects); ``loglik_0`` is the log-likelihood at ``beta = 0``. With ``eform_name`` the
+    ``coef`` records hold ``exp(b)`` (see :meth:`ConditionalResults.estimates`)."""
+    family, link = ("bernoulli", "logit") if res.kind == "logit" else ("poisson", "log")
+    doc = _document(
+        res,
+        model="clogit" if res.kind == "logit" else "xtpoisson_fe",
+        family={"family": family, "link": link, "method": "conditional", "nagq": None},
+        depvar=res.response,
+        group=res.group,
+        loglik_0=res.loglik_0,
+    )
+    return doc | {
+        "groups_dropped": {"n": res.n_groups_dropped, "nobs": res.n_obs_dropped},
+        "eform": eform_name,
+        "coef": coef_records(res.estimates(level, eform_name is not None)),
+        "terms": list(res.all_names),
+        "omitted": [{"term": n, "reason": r} for n, r in res.omitted],
+        "random": [],
+        "aux": [],
+        # the header's model test (Stata's e(chi2), e(chi2type)), and each test alone
+        "chi2": test_record(res.chi2) | {"type": "LR" if res.kind == "logit" else "Wald"},
+        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "wald": test_record(res.wald) if res.kind == "poisson" else None,
+        **_trailer(res, level),
     }

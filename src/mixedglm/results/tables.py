@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from mixedglm.inference import TestResult
+from mixedglm.inference.varcomp import VarCompRow
 from mixedglm.report.formats import comma_int, fixed, stata_stat
 from mixedglm.report.table import CoefTable, HeaderLine, Row
 
@@ -98,18 +99,9 @@ def test_footer(
 
 
 def _fixed_estimates(res, level: float) -> dict[str, tuple]:
-    ci = res.conf_int(level)
-    return {
-        n: (
-            float(res.params[n]),
-            float(res.bse[n]),
-            float(res.zvalues[n]),
-            float(res.pvalues[n]),
-            float(ci.loc[n, "lower"]),
-            float(ci.loc[n, "upper"]),
-        )
-        for n in res.params.index
-    }
+    """``(b, se, z, p, lo, hi)`` per coefficient, from the numbers the JSON holds too."""
+    est = res.estimates(level)
+    return {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
 
 
 def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
@@ -236,8 +228,6 @@ def _varcomp_blocks(group: str, comps, response: str) -> list[tuple[Row, ...]]:
 
 def varcomp_table(res, frame, level: float) -> CoefTable:
     """The table of ``estat sd``: SDs and correlations under the group's name."""
-    from mixedglm.inference.varcomp import VarCompRow
-
     comps = [
         VarCompRow(r.group, name, r.estimate, r.se, r.ci_low, r.ci_high, r.kind)
         for name, r in frame.iterrows()

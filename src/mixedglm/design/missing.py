@@ -1,0 +1,44 @@
+"""Listwise deletion and Stata's note about the observations it drops (one wording for every
+model kind)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+def dropped_note(n: int, reason: str) -> str:
+    """``note: 3 observations dropped because of <reason>`` (singular for one)."""
+    return f"note: {n} observation{'s' if n != 1 else ''} dropped because of {reason}"
+
+
+@dataclass(frozen=True)
+class Listwise:
+    """Which rows of a frame have no missing value (``keep``) and how many values each
+    variable misses (``counts``, in the frame's column order)."""
+
+    keep: np.ndarray
+    counts: pd.Series
+
+    @property
+    def n_dropped(self) -> int:
+        return int((~self.keep).sum())
+
+    def detail(self, all_variables: bool = False) -> str:
+        """``x 2, z 1``: the missing values per variable (all variables, or those missing
+        any)."""
+        return ", ".join(f"{k} {int(v)}" for k, v in self.counts.items() if v or all_variables)
+
+    def notes(self) -> list[str]:
+        """Stata's note when rows are dropped, else nothing."""
+        if not self.n_dropped:
+            return []
+        return [dropped_note(self.n_dropped, f"missing values ({self.detail()})")]
+
+
+def listwise(frame: pd.DataFrame) -> Listwise:
+    """The rows of ``frame`` without a missing value in any of its columns."""
+    missing = frame.isna()
+    return Listwise(~missing.any(axis=1).to_numpy(), missing.sum())
