@@ -41,6 +41,7 @@ class FactorDesign:
     Z: np.ndarray
     structure: CovarianceStructure
     terms: tuple[RandomTerm, ...]
+    specs: tuple = field(default=(), repr=False)  # formulaic specs of the terms (predict)
 
     @property
     def n_levels(self) -> int:
@@ -231,9 +232,10 @@ def build_multilevel_design(
                 f"grouping factor '{group}' has a single level in the estimation sample: a "
                 "random effect needs at least two"
             )
-        blocks, names, widths = [], [], []
+        blocks, names, widths, specs = [], [], [], []
         for term in terms:
-            Zt, nt, _ = _materialize(term.expr, rows, f"random-effect term {term.text}")
+            Zt, nt, spec = _materialize(term.expr, rows, f"random-effect term {term.text}")
+            specs.append(spec)
             blocks.append(Zt)
             names += nt
             widths.append(len(nt))
@@ -245,7 +247,9 @@ def build_multilevel_design(
             )
         Z = np.ascontiguousarray(np.hstack(blocks))
         structure = _structure_for(group, terms, names, widths, cov)
-        factors.append(FactorDesign(group, codes, labels, Z, structure, tuple(terms)))
+        factors.append(
+            FactorDesign(group, codes, labels, Z, structure, tuple(terms), tuple(specs))
+        )
     _check_slopes(factors)
     nested, order = nesting_order(factors)
     display = _display_names(factors, nested, order)
