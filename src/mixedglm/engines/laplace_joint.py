@@ -155,8 +155,8 @@ class JointLaplaceEngine:
         """Flat storage of the component blocks of ``S`` (see ``laplace_kernels.cidx``)."""
         n_comp = int(rest_comp.max()) + 1 if rest_comp.size else 0
         size = np.bincount(rest_comp, minlength=n_comp).astype(np.int64)
-        first = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
-        base = np.concatenate([[0], np.cumsum(size**2)[:-1]]).astype(np.int64)
+        first = (np.cumsum(size) - size).astype(np.int64)
+        base = (np.cumsum(size**2) - size**2).astype(np.int64)
         self.layout = (rest_comp, first, size, base)
         self.n_flat = int(np.sum(size**2))
         largest = int(size.max()) if size.size else 0

@@ -298,6 +298,7 @@ def glmm(
     if nagq is None or int(nagq) < 1:
         raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
     nagq = int(nagq)
+    method_given = method  # several factors choose their own default (models/multilevel.py)
     method = (method or ("laplace" if nagq == 1 else "mvaghermite")).lower()
     if method not in METHODS:
         raise MixedGLMError(
@@ -321,7 +322,7 @@ def glmm(
             parsed,
             frame,
             fam,
-            method=method,
+            method=method_given,
             nagq=nagq,
             curvature=curvature,
             cov=cov,
