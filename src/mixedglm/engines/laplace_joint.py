@@ -18,8 +18,9 @@ factors, so the engine suits designs where those have up to a few thousand level
 The gradient is exact: the envelope theorem for ``u^`` plus the derivative of ``log det H``
 through ``W`` (third derivatives of the family), through ``u^`` (one more solve with ``H``)
 and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
-inverse. The Hessian is the symmetrised central difference of the exact gradient, which is
-also how lme4's ``vcov`` is computed (from its deviance).
+inverse. The Hessian for the standard errors is the symmetrised central difference of the
+exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
+steps use a cheaper one (:meth:`JointLaplaceEngine.newton_hessian`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class JointLaplaceEngine:
     :mod:`mixedglm.engines.covariance`)."""
 
     def __init__(self, design: MultilevelDesign, family: Family, fd_step: float = 1e-5) -> None:
+        self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
         base = design.base
         self.design = design
         self.family = family
@@ -372,18 +374,45 @@ class JointLaplaceEngine:
         logdet = float(np.sum(fac["logdet_d"]) + np.sum(self._logdet_s_diag(st)))
         return float(st["obj"] + self.const - 0.5 * logdet)
 
-    def fd_hessian(self, params: np.ndarray) -> np.ndarray:
-        """Central differences of the exact gradient, symmetrised."""
+    def fd_hessian(self, params: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Central differences of the exact gradient in the directions ``columns`` (all by
+        default), as columns of a ``(P, P)`` array (other columns zero)."""
         params = np.asarray(params, dtype=float)
         k = params.size
-        hess = np.empty((k, k))
-        for r in range(k):
+        hess = np.zeros((k, k))
+        for r in range(k) if columns is None else columns:
             step = self.fd_step * max(1.0, abs(params[r]))
             up, down = params.copy(), params.copy()
             up[r] += step
             down[r] -= step
             hess[:, r] = (self.gradient(up)[1] - self.gradient(down)[1]) / (2.0 * step)
         self._at(params)
+        return hess
+
+    def exact_hessian(self, params: np.ndarray) -> np.ndarray:
+        """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
+        of the estimates comes from it)."""
+        hess = self.fd_hessian(params)
+        return 0.5 * (hess + hess.T)
+
+    def newton_hessian(self, params: np.ndarray) -> np.ndarray:
+        """The Hessian the optimiser steps with: finite differences of the exact gradient
+        in the variance and ancillary directions (``2 (T + n_aux)`` gradients) and, for the
+        fixed effects, ``-(X' W X - X' W A H^-1 A' W X)``, the Hessian at fixed weights
+        (exact for gaussian models; it leaves out the weights' third-derivative terms)."""
+        p = self.n_beta
+        hess = self.fd_hessian(params, np.arange(p, self.n_params))
+        st, a, _, _ = self._at(params)
+        if not st:
+            return self.exact_hessian(params)
+        w = st["w"]
+        X = self.X
+        cross = np.empty((self.n_u, p))
+        for j in range(p):
+            cross[:, j] = kern.scatter_rows(self.pos, a, w * X[:, j], self.n_u)
+        solved = np.column_stack([self._solve(st["fac"], cross[:, j]) for j in range(p)])
+        hess[:p, :p] = -(X.T @ (X * w[:, None]) - cross.T @ solved)
+        hess[:p, p:] = hess[p:, :p].T
         return 0.5 * (hess + hess.T)
 
     # -- the engine interface -----------------------------------------------------------
@@ -393,7 +422,7 @@ class JointLaplaceEngine:
         ll, grad = self.gradient(params)
         if order == 1:
             return Evaluation(ll, grad)
-        hess = self.fd_hessian(params)
+        hess = self.exact_hessian(params) if self.exact else self.newton_hessian(params)
         ll, grad = self.gradient(params)
         return Evaluation(ll, grad, hess)
 

@@ -169,7 +169,9 @@ def assemble(
             pt = pos[i, q1 + t] - off
             at = wi * a[i, q1 + t]
             for t2 in range(rest):
-                C[cidx(pt, pos[i, q1 + t2] - off, layout)] += at * a[i, q1 + t2]
+                p2 = pos[i, q1 + t2] - off
+                if p2 <= pt:  # the lower triangle: all the factorisation reads
+                    C[cidx(pt, p2, layout)] += at * a[i, q1 + t2]
 
 
 @numba.njit(cache=True)
@@ -239,13 +241,25 @@ def schur(
                 for s in range(q1):
                     t += Dinv[g, r, s] * B[base + s * n_g + c]
                 F[base + r * n_g + c] = t
+        if n_g == 0:
+            continue
+        # all of K_g lies in one component: index its block directly (lower triangle only,
+        # all the Cholesky factorisation reads)
+        comp = layout[0][kpos[kptr[g]]]
+        first = layout[1][comp]
+        size = layout[2][comp]
+        cbase = layout[3][comp]
         for c1 in range(n_g):
+            row = cbase + (kpos[kptr[g] + c1] - first) * size - first
             p1 = kpos[kptr[g] + c1]
             for c2 in range(n_g):
+                p2 = kpos[kptr[g] + c2]
+                if p2 > p1:
+                    continue
                 t = 0.0
                 for r in range(q1):
                     t += B[base + r * n_g + c1] * F[base + r * n_g + c2]
-                S[cidx(p1, kpos[kptr[g] + c2], layout)] -= t
+                S[row + p2] -= t
     return True
 
 
@@ -311,13 +325,18 @@ def selected_inverse(
         n_g = kptr[g + 1] - kptr[g]
         base = kptr[g] * q1
         k0 = kptr[g]
-        for r in range(q1):
-            for c in range(n_g):
-                t = 0.0
-                pc = kpos[k0 + c]
-                for c2 in range(n_g):
-                    t += F[base + r * n_g + c2] * Sinv[cidx(kpos[k0 + c2], pc, layout)]
-                P[base + r * n_g + c] = t
+        if n_g == 0:
+            continue
+        comp = layout[0][kpos[k0]]
+        first = layout[1][comp]
+        size = layout[2][comp]
+        cbase = layout[3][comp]
+        for c2 in range(n_g):
+            row = cbase + (kpos[k0 + c2] - first) * size - first
+            for r in range(q1):
+                f = F[base + r * n_g + c2]
+                for c in range(n_g):
+                    P[base + r * n_g + c] += f * Sinv[row + kpos[k0 + c]]
         for r in range(q1):
             for s in range(q1):
                 t = 0.0

@@ -118,18 +118,20 @@ def fit_multilevel(
         log("")
         log("Fitting full model:")
         log("")
+    engine.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
     x, ev, opt = newton_maximize(engine, x0, log=log, maxiter=maxiter)
+    engine.exact = True
     notes = list(base.notes)
     theta = x[p : p + engine.n_theta]
     boundary = _boundary(engine, theta)
     if boundary.any():
         x = x.copy()
         x[p : p + engine.n_theta][boundary] = 0.0
-        ev = engine(x, 2)
         notes.append(
             "note: a variance component is estimated at zero (on the boundary of the "
             "parameter space)"
         )
+    ev = engine(x, 2)
     flags = np.zeros(x.shape[0], dtype=bool)
     flags[p : p + engine.n_theta] = boundary
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
