@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--reffects",
         metavar="PATH",
-        help="write predicted random effects (posterior means and SDs) as CSV",
+        help="write predicted random effects (posterior means and SDs) as CSV; with several "
+        "grouping factors one long file with a column 'factor'",
     )
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
@@ -111,6 +112,7 @@ def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
 
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
+    from mixedglm.results.multilevel import MultilevelResults
 
     nagq = 1 if args.laplace else args.nagq
     res = glmm(
@@ -130,6 +132,11 @@ def _run_fit(args: argparse.Namespace) -> None:
         level=args.level,
         nolog=args.nolog,
     )
+    if isinstance(res, MultilevelResults):  # several grouping factors
+        if args.reffects:  # one long file: a column 'factor', one row per level
+            res.random_effects_long().to_csv(args.reffects, index=False)
+        _emit(args, str(res.summary(level=args.level)), res.to_dict(args.level))
+        return
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
     _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))

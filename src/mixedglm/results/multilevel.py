@@ -262,6 +262,17 @@ class MultilevelResults(CoefficientResults):
             out[f.name] = frame
         return out
 
+    def random_effects_long(self) -> pd.DataFrame:
+        """All factors' random effects in one long frame: ``factor``, ``level``, then one
+        column per random-effect term and its ``se()`` (missing where a factor lacks it)."""
+        frames = []
+        for name, frame in self.random_effects().items():
+            long = frame.reset_index(names="level")
+            long.insert(0, "factor", name)
+            long["level"] = long["level"].astype(str)
+            frames.append(long)
+        return pd.concat(frames, ignore_index=True)
+
     def predict(
         self,
         data: pd.DataFrame | None = None,
