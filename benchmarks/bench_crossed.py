@@ -59,8 +59,10 @@ def main() -> None:
     t_pooled = time.perf_counter() - t0
 
     print(f"crossed Laplace: {args.rows:,} rows, {args.subjects:,} subjects x {args.items:,} items")
-    print(f"  mixedglm glmm()         {t_mixed:8.2f} s  ({res.iterations} Newton iterations,"
-          f" {res.opt.evaluations} evaluations, log likelihood {res.loglik:.4f})")
+    print(
+        f"  mixedglm glmm()         {t_mixed:8.2f} s  ({res.iterations} Newton iterations,"
+        f" {res.opt.evaluations} evaluations, log likelihood {res.loglik:.4f})"
+    )
     print(f"  statsmodels Logit       {t_pooled:8.2f} s  (pooled, log likelihood {pooled.llf:.4f})")
     print(f"  ratio                   {t_mixed / t_pooled:8.1f} x  (target <= 20)")
     print(res.sd().to_string())

@@ -89,9 +89,7 @@ def test_gradient_is_exact(formula, family, n_aux):
 def test_one_factor_equals_single_factor_laplace(contraception):
     """With one (interaction) factor the joint engine is the single-factor Laplace."""
     data = contraception.assign(one=1)
-    design, engine = _engine(
-        "use ~ age + urban + (1 + urban | district:one)", data, BERNOULLI
-    )
+    _, engine = _engine("use ~ age + urban + (1 + urban | district:one)", data, BERNOULLI)
     arrays_design = build_multilevel_design(
         parse_formula("use ~ age + urban + (1 + urban | district:one)"), data, BERNOULLI
     )
@@ -131,7 +129,8 @@ def test_contributions_sum_to_the_totals_per_top_cluster():
     # each top cluster on its own is a model of its own: its Laplace log-likelihood alone
     one = data[data["a"] == 4]
     sub = build_multilevel_design(
-        parse_formula("yp ~ x + (1 | a/c)"), pd.concat([one, data[data["a"] == 5]]),
+        parse_formula("yp ~ x + (1 | a/c)"),
+        pd.concat([one, data[data["a"] == 5]]),
         get_family("poisson"),
     )
     both = JointLaplaceEngine(sub, get_family("poisson")).contributions(x).loglik
@@ -156,7 +155,7 @@ def test_gaussian_laplace_is_the_exact_marginal_likelihood():
         zl = zb @ big
         cov += zl @ zl.T
     resid = design.base.y - design.base.X @ beta
-    sign, logdet = np.linalg.slogdet(cov)
+    _, logdet = np.linalg.slogdet(cov)
     exact = -0.5 * (n * np.log(2 * np.pi) + logdet + resid @ np.linalg.solve(cov, resid))
     assert engine.loglik(x) == pytest.approx(exact, abs=1e-8)
 

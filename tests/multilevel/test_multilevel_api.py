@@ -33,7 +33,11 @@ def fit(mmmec):
 def test_formula_nesting_and_interaction_operators():
     parsed = parse_formula("y ~ x + (1 + x | a/b/c) + (1 || d:e)")
     assert [t.group for t in parsed.random] == ["a", "a:b", "a:b:c", "d:e"]
-    assert [t.text for t in parsed.random][:3] == ["(1 + x | a)", "(1 + x | a:b)", "(1 + x | a:b:c)"]
+    assert [t.text for t in parsed.random][:3] == [
+        "(1 + x | a)",
+        "(1 + x | a:b)",
+        "(1 + x | a:b:c)",
+    ]
     assert parsed.random[3].factors == ("d", "e") and not parsed.random[3].correlated
     assert parsed.groups == ("a", "a:b", "a:b:c", "d:e")
 
@@ -125,7 +129,7 @@ def test_crossed_default_is_laplace_and_quadrature_is_refused(mmmec):
     assert "Random effects: crossed" in str(res.summary())
     with pytest.raises(MixedGLMError, match="crossed"):
         mg.glmm("y ~ x + (1 | s) + (1 | i)", data, nagq=12, nolog=True, quiet=True)
-    with pytest.raises(MixedGLMError, match="nested.*method='laplace'"):
+    with pytest.raises(MixedGLMError, match=r"nested.*method='laplace'"):
         mg.glmm(MMMEC, mmmec, family="poisson", nolog=True, quiet=True)
 
 
@@ -133,12 +137,10 @@ def test_bad_input_names_the_variable(mmmec):
     with pytest.raises(DataError, match="'nations'"):
         mg.glmm("deaths ~ uvb + (1 | nations/region)", mmmec, family="poisson", nagq=1)
     one = mmmec.assign(k=1)
-    with pytest.raises(DataError, match="'k'.*single level"):
+    with pytest.raises(DataError, match=r"'k'.*single level"):
         mg.glmm("deaths ~ uvb + (1 | k) + (1 | region)", one, family="poisson", nagq=1)
-    with pytest.raises(DataError, match="random slope on 'uvb'.*'county'"):
-        mg.glmm(
-            "deaths ~ uvb + (1 | nation) + (1 + uvb | county)", mmmec, family="poisson", nagq=1
-        )
+    with pytest.raises(DataError, match=r"random slope on 'uvb'.*'county'"):
+        mg.glmm("deaths ~ uvb + (1 | nation) + (1 + uvb | county)", mmmec, family="poisson", nagq=1)
 
 
 def test_cli_fit_with_reffects(tmp_path, capsys):

@@ -31,7 +31,7 @@ def _rename(name: str) -> str:
         return "_cons"
     for var in ("ord", "ethn", "momEd", "husEd", "Gender", "btype", "situ", "YEAR"):
         if name.startswith(var) and name != var:
-            return f"C({var})[{name[len(var):]}]"
+            return f"C({var})[{name[len(var) :]}]"
     return name
 
 
@@ -243,6 +243,6 @@ def test_gaussian_crossed_and_nested_equal_lmer_ml(ref_id, data_name, formula, n
     assert res.loglik == pytest.approx(ref["loglik"], abs=1e-6)
     _check_fixed(res, ref)
     _check_sd(res, ref, names={"cask:batch": "batch:cask"})
-    resid = [v for v in ref["varcomp"] if v["group"] == "Residual"][0]
+    resid = next(v for v in ref["varcomp"] if v["group"] == "Residual")
     sd = res.sd()
     assert sd.loc["sd(e)", "estimate"] == pytest.approx(resid["sd"], rel=1e-4)

@@ -12,6 +12,7 @@ top factor down) or crossed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,7 @@ def nesting_order(factors: list[FactorDesign]) -> tuple[bool, tuple[int, ...]]:
     only; the chain is checked after sorting the factors by their number of levels.
     """
     order = sorted(range(len(factors)), key=lambda k: (factors[k].n_levels, k))
-    for outer, inner in zip(order[:-1], order[1:], strict=True):
+    for outer, inner in pairwise(order):
         fi, fo = factors[inner], factors[outer]
         first = np.full(fi.n_levels, -1, dtype=np.int64)
         first[fi.codes] = fo.codes
@@ -247,9 +248,7 @@ def build_multilevel_design(
             )
         Z = np.ascontiguousarray(np.hstack(blocks))
         structure = _structure_for(group, terms, names, widths, cov)
-        factors.append(
-            FactorDesign(group, codes, labels, Z, structure, tuple(terms), tuple(specs))
-        )
+        factors.append(FactorDesign(group, codes, labels, Z, structure, tuple(terms), tuple(specs)))
     _check_slopes(factors)
     nested, order = nesting_order(factors)
     display = _display_names(factors, nested, order)

@@ -214,9 +214,7 @@ class JointLaplaceEngine:
         B = np.empty(self.kpos.shape[0] * q1)
         C = np.empty(self.n_flat)
         lay = self.layout
-        kern.assemble(
-            self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr, grad, D, B, C, lay
-        )
+        kern.assemble(self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr, grad, D, B, C, lay)
         Dinv = np.empty_like(D)
         F = np.empty_like(B)
         logdet_d = np.empty(g1)

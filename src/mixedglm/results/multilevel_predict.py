@@ -19,7 +19,9 @@ def _fixed_matrix(res, data: pd.DataFrame) -> np.ndarray:
     names = [readable_name(str(c)) for c in mm.columns]
     missing = [n for n in base.x_names if n not in names]
     if missing:
-        raise DataError(f"the new data do not produce the fixed-effect column(s) {', '.join(missing)}")
+        raise DataError(
+            f"the new data do not produce the fixed-effect column(s) {', '.join(missing)}"
+        )
     values = np.asarray(mm, dtype=float)
     return values[:, [names.index(n) for n in base.x_names]]
 

@@ -46,9 +46,7 @@ def multilevel_table(res, level: float) -> CoefTable:
     header.append(HeaderLine())
     header += [HeaderLine(line) for line in group_summary_lines(res)]
     header.append(HeaderLine())
-    header.append(
-        HeaderLine(f"Random effects: {design.kind}")
-    )
+    header.append(HeaderLine(f"Random effects: {design.kind}"))
     if base.binomial_trials:
         header.append(HeaderLine(f"Binomial variable: {base.trials_name}"))
     header.append(HeaderLine(f"Integration method: {'Laplace':>11}"))
@@ -147,7 +145,13 @@ def multilevel_to_dict(res, level: float) -> dict:
             for name, row in res.sd(level).iterrows()
         ],
         "aux": [
-            {"name": n, "estimate": clean(e), "se": clean(s), "ci_low": clean(lo), "ci_high": clean(hi)}
+            {
+                "name": n,
+                "estimate": clean(e),
+                "se": clean(s),
+                "ci_low": clean(lo),
+                "ci_high": clean(hi),
+            }
             for n, e, s, lo, hi in res.ancillary(level)
         ],
         "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
@@ -170,7 +174,9 @@ def sd_table(res, level: float) -> CoefTable:
     blocks: list[tuple[Row, ...]] = []
     for k in res._level_order():
         name = res.design.display[k]
-        blocks += _varcomp_blocks(name, [c for c in comps if c.group == name], res.design.base.response)
+        blocks += _varcomp_blocks(
+            name, [c for c in comps if c.group == name], res.design.base.response
+        )
     resid = [c for c in comps if c.kind == "resvar"]
     if resid:
         blocks += _varcomp_blocks("", resid, res.design.base.response)[1:]
