@@ -290,6 +290,8 @@ class JointLaplaceEngine:
         }
 
     def _at(self, params: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+        """PIRLS at ``params`` (retried from zero modes once): its state (empty when it
+        fails), the rows' ``a``, ``aux`` and ``theta``."""
         beta, theta, aux = self.split(np.asarray(params, dtype=float))
         aux = np.ascontiguousarray(aux, dtype=float)
         xb = self.X @ beta + self.offset
@@ -313,12 +315,9 @@ class JointLaplaceEngine:
         return kern.block_inverse(fac["chol"], self.layout)
 
     def loglik(self, params: np.ndarray) -> float:
+        """The Laplace log-likelihood (``-inf`` where the modes cannot be found)."""
         st, _, _, _ = self._at(params)
-        if not st:
-            return -np.inf
-        fac = st["fac"]
-        logdet = float(np.sum(fac["logdet_d"]) + np.sum(self._logdet_s_diag(st)))
-        return float(st["obj"] + self.const - 0.5 * logdet)
+        return self.loglik_from(st) if st else -np.inf
 
     # -- gradient ---------------------------------------------------------------------
     def _gradient_terms(self, params: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -368,6 +367,7 @@ class JointLaplaceEngine:
         return self.loglik_from(st), out.sum(axis=0)
 
     def loglik_from(self, st: dict) -> float:
+        """The log-likelihood from a PIRLS state (all constants included)."""
         fac = st["fac"]
         logdet = float(np.sum(fac["logdet_d"]) + np.sum(self._logdet_s_diag(st)))
         return float(st["obj"] + self.const - 0.5 * logdet)
@@ -393,7 +393,7 @@ class JointLaplaceEngine:
         hess = self.fd_hessian(params)
         return 0.5 * (hess + hess.T)
 
-    def newton_hessian(self, params: np.ndarray) -> np.ndarray:
+    def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """The Hessian the optimiser steps with: forward differences of the exact gradient
         in the variance and ancillary directions (``T + n_aux`` gradients) and, for the
         fixed effects, ``-(X' W X - X' W A H^-1 A' W X)``, the Hessian at fixed weights
@@ -409,7 +409,7 @@ class JointLaplaceEngine:
             hess[:, r] = (self.gradient(up)[1] - grad0) / step
         st, a, _, _ = self._at(params)
         if not st or not np.isfinite(ll0):
-            return self.exact_hessian(params)
+            return ll0, grad0, self.exact_hessian(params)
         w = st["w"]
         X = self.X
         cross = np.empty((self.n_u, p))
@@ -418,16 +418,17 @@ class JointLaplaceEngine:
         solved = np.column_stack([self._solve(st["fac"], cross[:, j]) for j in range(p)])
         hess[:p, :p] = -(X.T @ (X * w[:, None]) - cross.T @ solved)
         hess[:p, p:] = hess[p:, :p].T
-        return 0.5 * (hess + hess.T)
+        return ll0, grad0, 0.5 * (hess + hess.T)
 
     # -- the engine interface -----------------------------------------------------------
     def evaluate(self, params: np.ndarray, order: int) -> Evaluation:
         if order == 0:
             return Evaluation(self.loglik(params))
-        ll, grad = self.gradient(params)
         if order == 1:
-            return Evaluation(ll, grad)
-        hess = self.exact_hessian(params) if self.exact else self.newton_hessian(params)
+            return Evaluation(*self.gradient(params))
+        if not self.exact:
+            return Evaluation(*self.newton_hessian(params))
+        hess = self.exact_hessian(params)
         ll, grad = self.gradient(params)
         return Evaluation(ll, grad, hess)
 
