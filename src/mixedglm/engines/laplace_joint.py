@@ -246,7 +246,7 @@ class JointLaplaceEngine:
     def _pirls(self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray) -> dict:
         """The joint mode of ``u`` and everything at it (rows' derivatives, factors)."""
         n = self.y.shape[0]
-        fam, link = self.family.code, self.family.link_code
+        fam, link = self.family.token, 0
         eta, l0, l1, l2, l3 = (np.empty(n) for _ in range(5))
         u = self.u.copy()
         if not np.all(np.isfinite(u)):
@@ -345,8 +345,8 @@ class JointLaplaceEngine:
             self.y,
             self.trials,
             aux,
-            self.family.code,
-            self.family.link_code,
+            self.family.token,
+            0,
             st["l1"],
             st["w"],
             st["l3"],

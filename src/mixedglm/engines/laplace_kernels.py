@@ -21,20 +21,22 @@ import math
 import numba
 import numpy as np
 
-from mixedglm.families.kernels import aux_derivs, eta_derivs
+from mixedglm.families.dispatch import aux_derivs, eta_derivs
 
 
 @numba.njit(cache=True, inline="always")
 def family_derivs(
-    family: int, link: int, y: float, n: float, eta: float, aux: np.ndarray
+    family: object, link: int, y: float, n: float, eta: float, aux: np.ndarray
 ) -> tuple[float, float, float, float]:
-    """The family's log-likelihood kernel and its first three eta-derivatives (one site)."""
-    return eta_derivs(family, link, y, n, eta, aux)
+    """The family's log-likelihood kernel and its first three eta-derivatives (one site):
+    ``family`` is the family's token (:mod:`mixedglm.families.dispatch`); ``link`` is
+    unused (the token knows its link)."""
+    return eta_derivs(family, y, n, eta, aux)
 
 
 @numba.njit(cache=True, inline="always")
 def family_aux_derivs(
-    family: int,
+    family: object,
     link: int,
     y: float,
     n: float,
@@ -46,7 +48,7 @@ def family_aux_derivs(
     l_aa: np.ndarray,
 ) -> None:
     """The kernel's derivatives in the family's auxiliary parameters (one site)."""
-    aux_derivs(family, link, y, n, eta, aux, l_a, l_ea, l_eea, l_aa)
+    aux_derivs(family, y, n, eta, aux, l_a, l_ea, l_eea, l_aa)
 
 
 @numba.njit(cache=True, inline="always")
@@ -69,7 +71,7 @@ def row_terms(
     y: np.ndarray,
     ntr: np.ndarray,
     aux: np.ndarray,
-    family: int,
+    family: object,
     link: int,
     eta: np.ndarray,
     l0: np.ndarray,
@@ -103,7 +105,7 @@ def row_loglik(
     y: np.ndarray,
     ntr: np.ndarray,
     aux: np.ndarray,
-    family: int,
+    family: object,
     link: int,
 ) -> float:
     """The kernel's sum at ``u`` (the step-halving check of PIRLS)."""
@@ -424,7 +426,7 @@ def gradient_rows(
     y: np.ndarray,
     ntr: np.ndarray,
     aux: np.ndarray,
-    family: int,
+    family: object,
     link: int,
     l1: np.ndarray,
     w: np.ndarray,
