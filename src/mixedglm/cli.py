@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--reffects",
         metavar="PATH",
-        help="write predicted random effects (posterior means and SDs) as CSV",
+        help="write predicted random effects (posterior means and SDs) as CSV; with several "
+        "grouping factors one long file with a column 'factor'",
     )
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
@@ -136,6 +137,7 @@ def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
 
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
+    from mixedglm.results.multilevel import MultilevelResults
 
     if args.laplace and args.method not in (None, "laplace"):
         raise MixedGLMError(f"--laplace conflicts with --method {args.method}: give one of them")
@@ -147,6 +149,11 @@ def _run_fit(args: argparse.Namespace) -> None:
         **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
         **_options(args, "dispersion", "curvature", "level", "nolog"),
     )
+    if isinstance(res, MultilevelResults):  # several grouping factors
+        if args.reffects:  # one long file: a column 'factor', one row per level
+            res.random_effects_long().to_csv(args.reffects, index=False)
+        _emit(args, str(res.summary(level=args.level)), res.to_dict(args.level))
+        return
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
     _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))

@@ -24,6 +24,16 @@ class RandomTerm:
     group: str
     correlated: bool
 
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """The columns whose interaction is the grouping factor (``a:b`` -> ``(a, b)``)."""
+        return tuple(self.group.split(":"))
+
+    @property
+    def is_compound(self) -> bool:
+        """Whether the grouping factor is an interaction of several columns."""
+        return ":" in self.group
+
 
 @dataclass(frozen=True)
 class ParsedFormula:
@@ -87,7 +97,7 @@ def _split_top_level(rhs: str) -> list[str]:
     return parts
 
 
-def _parse_random(term: str, text: str) -> RandomTerm:
+def _parse_random(term: str, text: str) -> list[RandomTerm]:
     inner = term.strip()[1:-1]
     depth = 0
     bar = -1
@@ -113,12 +123,31 @@ def _parse_random(term: str, text: str) -> RandomTerm:
             f"random-effect term '{term.strip()}' names no grouping variable after '|':\n"
             + _where(text, max(pos, 0))
         )
-    if not _NAME.match(group):
-        raise FormulaError(
-            f"random-effect term '{term.strip()}': the grouping variable must be one column "
-            f"name, not '{group}' (nested and crossed groupings are not supported yet)"
-        )
-    return RandomTerm(text=term.strip(), expr=expr, group=group, correlated=correlated)
+    return _expand_group(term.strip(), expr, group, correlated)
+
+
+def _expand_group(term: str, expr: str, group: str, correlated: bool) -> list[RandomTerm]:
+    """``a/b/c`` -> the terms of ``a``, ``a:b`` and ``a:b:c`` (lme4's nesting operator);
+    ``a:b`` -> one term whose grouping factor is the interaction of ``a`` and ``b``."""
+    spaced = "".join(group.split())
+    levels = spaced.split("/")
+    names = [name for level in levels for name in level.split(":")]
+    for name in names:
+        if not _NAME.match(name):
+            raise FormulaError(
+                f"random-effect term '{term}': '{name or group}' is not a column name; a "
+                "grouping factor is a column, an interaction a:b, or a nesting a/b"
+            )
+    if len(set(names)) != len(names):
+        raise FormulaError(f"random-effect term '{term}' names a column twice in '{group}'")
+    bar = "|" if correlated else "||"
+    if len(levels) == 1:
+        return [RandomTerm(text=term, expr=expr, group=spaced, correlated=correlated)]
+    out = []
+    for depth in range(1, len(levels) + 1):
+        grp = ":".join(levels[:depth])
+        out.append(RandomTerm(f"({expr} {bar} {grp})", expr, grp, correlated))
+    return out
 
 
 def parse_formula(text: str) -> ParsedFormula:
@@ -152,7 +181,7 @@ def parse_formula(text: str) -> ParsedFormula:
                 + _where(text, min(pos, len(text)))
             )
         if term.startswith("(") and term.endswith(")") and "|" in term:
-            random_terms.append(_parse_random(term, text))
+            random_terms.extend(_parse_random(term, text))
         else:
             fixed_terms.append(term)
     fixed = " + ".join(fixed_terms).replace("+ -", "-") if fixed_terms else "1"

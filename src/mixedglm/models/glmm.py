@@ -24,6 +24,7 @@ from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, Qua
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.inference import covariance_from_hessian
+from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
 from mixedglm.results.glmm import GLMMResults
@@ -254,7 +255,7 @@ def glmm(
     *,
     nagq: int | None = None,
     method: str | None = None,
-    cov: str | None = None,
+    cov: str | dict | None = None,
     subset: str | None = None,
     offset: str | None = None,
     exposure: str | None = None,
@@ -272,7 +273,9 @@ def glmm(
     ----------
     formula
         lme4 syntax: ``"y ~ x1 + C(region) + (1 | school)"``; ``(1 + x || g)`` for
-        independent random slopes, ``(1 + x | g)`` for correlated ones.
+        independent random slopes, ``(1 + x | g)`` for correlated ones; several grouping
+        factors (``(1 | a/b)``, ``(1 | a) + (1 | a:b)``, crossed ``(1 | s) + (1 | i)``)
+        are fitted by :mod:`mixedglm.models.multilevel`.
     data
         A DataFrame, a path to a CSV/Parquet/Stata file, or a bundled dataset name.
     family, link
@@ -287,7 +290,7 @@ def glmm(
         Stata), ``mcaghermite`` (at the mode and curvature, as lme4) or ``laplace``.
     cov
         Covariance structure of random slopes: ``independent``, ``exchangeable``,
-        ``identity`` or ``unstructured``.
+        ``identity`` or ``unstructured``; with several factors also a dict by factor.
     subset
         A condition selecting the estimation sample, as Stata's ``if`` (``"sample10 == 1"``).
     offset, exposure, trials
@@ -309,6 +312,23 @@ def glmm(
         raise MixedGLMError("trials= is for the binomial family")
     parsed = parse_formula(formula)
     frame = apply_subset(load_data(data), subset)
+    if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
+        return multilevel_glmm(
+            parsed,
+            frame,
+            fam,
+            method=method,
+            nagq=nagq,
+            curvature=curvature,
+            cov=cov,
+            offset=offset,
+            exposure=exposure,
+            trials=trials,
+            maxiter=maxiter,
+            level=level,
+            quiet=quiet,
+            log=_printer(not nolog and not quiet),
+        )
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)

@@ -1,0 +1,478 @@
+"""The Laplace approximation over all random effects of any set of grouping factors
+(nested or crossed), as lme4's ``glmer`` (``nAGQ = 1``) and glmmTMB compute it.
+
+With ``b = Lambda(theta) u``, ``u ~ N(0, I)`` and ``A = Z Lambda`` the log-likelihood is
+
+    L(beta, theta, aux) = sum_i l_i(eta_i(u^)) - |u^|^2 / 2 - log det H / 2,
+    H = A' W A + I,   W = diag(-l_i''),
+
+at the joint mode ``u^`` of all factors' effects, found by penalised iteratively reweighted
+least squares (Newton on ``u`` with step halving, warm started from the last mode).
+
+``H`` is factorised blockwise, as MixedModels.jl does: the factor with the most random
+effects (the *block factor*: subjects, or the innermost level of a nested model) gives a
+block-diagonal ``D``, all other factors together a dense Schur complement
+``S = C - B' D^-1 B`` (LAPACK). Its size is the number of random effects of the other
+factors, so the engine suits designs where those have up to a few thousand levels.
+
+The gradient is exact: the envelope theorem for ``u^`` plus the derivative of ``log det H``
+through ``W`` (third derivatives of the family), through ``u^`` (one more solve with ``H``)
+and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
+inverse. The Hessian for the standard errors is the symmetrised central difference of the
+exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
+steps use forward differences (:meth:`JointLaplaceEngine.newton_hessian`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from mixedglm.design.multilevel import MultilevelDesign
+from mixedglm.engines import laplace_kernels as kern
+from mixedglm.engines.base import Contributions, Posterior
+from mixedglm.errors import MixedGLMError
+from mixedglm.families import Family
+from mixedglm.optim import Evaluation
+
+MAX_REST = 8000
+PIRLS_TOL = 1e-22
+PIRLS_MAXITER = 200
+
+
+class _NotFinite(Exception):
+    """PIRLS met a non-positive-definite or non-finite system."""
+
+
+class JointLaplaceEngine:
+    """The joint Laplace log-likelihood of ``[beta, theta_1 .. theta_K, aux]``; ``theta_k``
+    parameterises factor ``k``'s ``Lambda`` (formula order, see
+    :mod:`mixedglm.engines.covariance`)."""
+
+    def __init__(self, design: MultilevelDesign, family: Family, fd_step: float = 1e-5) -> None:
+        self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
+        base = design.base
+        self.design = design
+        self.family = family
+        self.fd_step = fd_step
+        self.X = np.ascontiguousarray(base.X)
+        self.y = np.ascontiguousarray(base.y)
+        self.trials = np.ascontiguousarray(base.trials)
+        self.offset = np.ascontiguousarray(base.offset)
+        self.const = float(np.sum(family.log_constant(self.y, self.trials)))
+        self.const_rows = family.log_constant(self.y, self.trials)
+        factors = design.factors
+        sizes = [f.n_levels * f.q for f in factors]
+        self.block = int(np.argmax(sizes))
+        others = [k for k in range(len(factors)) if k != self.block]
+        fb = factors[self.block]
+        self.q1, self.g1 = fb.q, fb.n_levels
+        self.m = int(sum(sizes[k] for k in others))
+        self.n_u = self.g1 * self.q1 + self.m
+        n = base.n_obs
+        # coordinates: the block factor's q1, then each other factor's q_k
+        self._coords: list[tuple[int, int]] = [(self.block, 0)]  # (factor, first column)
+        width = self.q1 + sum(factors[k].q for k in others)
+        pos = np.empty((n, width), dtype=np.int64)
+        for r in range(self.q1):
+            pos[:, r] = fb.codes * self.q1 + r
+        col = self.q1
+        offset_k = self.g1 * self.q1
+        self._first_col = {self.block: 0}
+        for k in others:
+            f = factors[k]
+            self._first_col[k] = col
+            for r in range(f.q):
+                pos[:, col + r] = offset_k + f.codes * f.q + r
+            col += f.q
+            offset_k += f.n_levels * f.q
+        self.pos = pos
+        self.c1 = fb.codes.astype(np.int64)
+        self._build_pattern()
+        self._theta_slices = []
+        start = 0
+        for f in factors:
+            self._theta_slices.append(slice(start, start + f.structure.n_theta))
+            start += f.structure.n_theta
+        self.n_theta = start
+        self._bases = [np.asarray(f.structure.basis()) for f in factors]
+        self._da = self._theta_derivative_rows()
+        top = design.top_codes.astype(np.int64)
+        self.top = top
+        self.n_top = design.n_top
+        self.pos_top = np.zeros(self.n_u, dtype=np.int64)
+        self.pos_top[pos.ravel()] = np.repeat(top, width)
+        self.u = np.zeros(self.n_u)
+        self.last_params: np.ndarray | None = None
+
+    # -- set-up -----------------------------------------------------------------------
+    def _build_pattern(self) -> None:
+        """Which rest positions each block level meets (``kptr``, ``kpos``), each row's
+        local indices ``loc`` into that list, and the rest's connected components (rest
+        positions renumbered so that each component is contiguous: nested models give one
+        small dense block per top-level cluster, crossed ones one block)."""
+        n, width = self.pos.shape
+        off = self.g1 * self.q1
+        self.rest_perm = np.arange(self.m)  # old rest position -> new
+        if width == self.q1:
+            self.kptr = np.zeros(self.g1 + 1, dtype=np.int64)
+            self.kpos = np.zeros(0, dtype=np.int64)
+            self.loc = np.zeros((n, 0), dtype=np.int64)
+            self._set_layout(np.zeros(0, dtype=np.int64))
+            return
+        self._pattern()
+        edges = scipy.sparse.coo_matrix(
+            (
+                np.ones(self.kpos.shape[0]),
+                (np.repeat(np.arange(self.g1), np.diff(self.kptr)), self.kpos),
+            ),
+            shape=(self.g1, self.m),
+        ).tocsr()
+        graph = scipy.sparse.bmat([[None, edges], [edges.T, None]]).tocsr()
+        _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+        comp = labels[self.g1 :]
+        _, comp = np.unique(comp, return_inverse=True)
+        order = np.lexsort((np.arange(self.m), comp))  # new -> old
+        self.rest_perm = np.empty(self.m, dtype=np.int64)
+        self.rest_perm[order] = np.arange(self.m)
+        self.pos[:, self.q1 :] = off + self.rest_perm[self.pos[:, self.q1 :] - off]
+        self._pattern()
+        self._set_layout(comp[order].astype(np.int64))
+
+    def _pattern(self) -> None:
+        off = self.g1 * self.q1
+        rest_pos = self.pos[:, self.q1 :] - off
+        keys = self.c1[:, None] * self.m + rest_pos
+        uniq = np.unique(keys.ravel())
+        level = uniq // self.m
+        self.kpos = np.ascontiguousarray(uniq % self.m)
+        counts = np.bincount(level, minlength=self.g1)
+        self.kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.loc = np.ascontiguousarray(
+            np.searchsorted(uniq, keys) - self.kptr[self.c1][:, None], dtype=np.int64
+        )
+
+    def _set_layout(self, rest_comp: np.ndarray) -> None:
+        """Flat storage of the component blocks of ``S`` (see ``laplace_kernels.cidx``)."""
+        n_comp = int(rest_comp.max()) + 1 if rest_comp.size else 0
+        size = np.bincount(rest_comp, minlength=n_comp).astype(np.int64)
+        first = (np.cumsum(size) - size).astype(np.int64)
+        base = (np.cumsum(size**2) - size**2).astype(np.int64)
+        self.layout = (rest_comp, first, size, base)
+        self.n_flat = int(np.sum(size**2))
+        largest = int(size.max()) if size.size else 0
+        if largest > MAX_REST:
+            raise MixedGLMError(
+                f"the Laplace engine factorises the random effects of the factors other than "
+                f"'{self.design.factors[self.block].name}' as dense blocks; one block of "
+                f"{largest:,} effects is more than it handles ({MAX_REST:,})"
+            )
+
+    def _theta_derivative_rows(self) -> np.ndarray:
+        """``dA/dtheta_t`` on each row's coordinates, ``(T, N, J)`` (``A`` is linear in
+        theta: ``a_k = Lambda_k' z_k``)."""
+        n, width = self.pos.shape
+        da = np.zeros((self.n_theta, n, width))
+        for k, f in enumerate(self.design.factors):
+            first = self._first_col[k]
+            for t_local, e in enumerate(self._bases[k]):
+                t = self._theta_slices[k].start + t_local
+                da[t, :, first : first + f.q] = f.Z @ e
+        return da
+
+    # -- parameters -------------------------------------------------------------------
+    @property
+    def n_beta(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_aux(self) -> int:
+        return self.family.n_aux
+
+    @property
+    def n_params(self) -> int:
+        return self.n_beta + self.n_theta + self.n_aux
+
+    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p, t = self.n_beta, self.n_theta
+        return params[:p], params[p : p + t], params[p + t :]
+
+    def theta_of(self, theta: np.ndarray, k: int) -> np.ndarray:
+        """Factor ``k``'s part of ``theta``."""
+        return theta[self._theta_slices[k]]
+
+    def _row_values(self, theta: np.ndarray) -> np.ndarray:
+        """``a`` = the rows of ``A = Z Lambda`` on their coordinates ``(N, J)``."""
+        return np.ascontiguousarray(np.tensordot(theta, self._da, axes=1))
+
+    # -- PIRLS ------------------------------------------------------------------------
+    def _factorise(self, a: np.ndarray, l1: np.ndarray, w: np.ndarray, u: np.ndarray) -> dict:
+        q1, g1, m = self.q1, self.g1, self.m
+        grad = np.empty(self.n_u)
+        D = np.empty((g1, q1, q1))
+        B = np.empty(self.kpos.shape[0] * q1)
+        C = np.empty(self.n_flat)
+        lay = self.layout
+        kern.assemble(self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr, grad, D, B, C, lay)
+        Dinv = np.empty_like(D)
+        F = np.empty_like(B)
+        logdet_d = np.empty(g1)
+        if not kern.schur(D, B, self.kptr, self.kpos, q1, Dinv, F, C, logdet_d, lay):
+            raise _NotFinite
+        logdet_s = np.empty(m)
+        if not kern.block_cholesky(C, lay, logdet_s):
+            raise _NotFinite
+        return {
+            "grad": grad,
+            "Dinv": Dinv,
+            "F": F,
+            "chol": C,
+            "logdet_d": logdet_d,
+            "logdet_s": logdet_s,
+        }
+
+    def _solve(self, fac: dict, rhs: np.ndarray) -> np.ndarray:
+        n1 = self.g1 * self.q1
+        r1, r2 = rhs[:n1], rhs[n1:]
+        if self.m:
+            red = kern.reduce_rhs(r1, r2, fac["F"], self.kptr, self.kpos, self.q1)
+            x2 = kern.block_solve(fac["chol"], self.layout, red)
+        else:
+            x2 = np.zeros(0)
+        x1 = kern.back_substitute(r1, x2, fac["Dinv"], fac["F"], self.kptr, self.kpos, self.q1)
+        return np.concatenate([x1, x2])
+
+    def _pirls(self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray) -> dict:
+        """The joint mode of ``u`` and everything at it (rows' derivatives, factors)."""
+        n = self.y.shape[0]
+        fam, link = self.family.token, 0
+        eta, l0, l1, l2, l3 = (np.empty(n) for _ in range(5))
+        u = self.u.copy()
+        if not np.all(np.isfinite(u)):
+            u[:] = 0.0
+        for _ in range(PIRLS_MAXITER):
+            obj = kern.row_terms(
+                xb, self.pos, a, u, self.y, self.trials, aux, fam, link, eta, l0, l1, l2, l3
+            )
+            obj -= 0.5 * float(u @ u)
+            if not np.isfinite(obj):
+                raise _NotFinite
+            w = -l2
+            fac = self._factorise(a, l1, w, u)
+            delta = self._solve(fac, fac["grad"])
+            decrement = float(fac["grad"] @ delta)
+            if decrement < PIRLS_TOL * max(1.0, abs(obj)) or decrement < 1e-24:
+                break
+            step = 1.0
+            for _ in range(60):
+                trial = u + step * delta
+                val = kern.row_loglik(xb, self.pos, a, trial, self.y, self.trials, aux, fam, link)
+                val -= 0.5 * float(trial @ trial)
+                if np.isfinite(val) and val >= obj - 1e-12 * abs(obj):
+                    break
+                step *= 0.5
+            else:
+                break
+            u = trial
+        else:
+            raise _NotFinite
+        self.u = u
+        return {
+            "u": u,
+            "eta": eta,
+            "l0": l0,
+            "l1": l1,
+            "w": -l2,
+            "l3": l3,
+            "fac": fac,
+            "obj": obj,
+        }
+
+    def _at(self, params: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+        """PIRLS at ``params`` (retried from zero modes once): its state (empty when it
+        fails), the rows' ``a``, ``aux`` and ``theta``."""
+        beta, theta, aux = self.split(np.asarray(params, dtype=float))
+        aux = np.ascontiguousarray(aux, dtype=float)
+        xb = self.X @ beta + self.offset
+        a = self._row_values(theta)
+        try:
+            st = self._pirls(xb, a, aux)
+        except _NotFinite:
+            self.u = np.zeros(self.n_u)
+            try:
+                st = self._pirls(xb, a, aux)
+            except _NotFinite:
+                return {}, a, aux, theta
+        self.last_params = np.array(params, dtype=float)
+        return st, a, aux, theta
+
+    def _logdet_s_diag(self, st: dict) -> np.ndarray:
+        return st["fac"]["logdet_s"]
+
+    def _sinv(self, fac: dict) -> np.ndarray:
+        """``S^-1`` on the component blocks (flat)."""
+        return kern.block_inverse(fac["chol"], self.layout)
+
+    def loglik(self, params: np.ndarray) -> float:
+        """The Laplace log-likelihood (``-inf`` where the modes cannot be found)."""
+        st, _, _, _ = self._at(params)
+        return self.loglik_from(st) if st else -np.inf
+
+    # -- gradient ---------------------------------------------------------------------
+    def _gradient_terms(self, params: np.ndarray) -> tuple[dict, np.ndarray]:
+        st, a, aux, _ = self._at(params)
+        if not st:
+            return {}, np.full((self.n_top, self.n_params), np.nan)
+        fac = st["fac"]
+        sinv = self._sinv(fac)
+        v = np.empty_like(a)
+        P, H11 = kern.selected_inverse(
+            self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
+        )
+        h = kern.row_leverages(
+            self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, v, self.layout
+        )
+        c = 0.5 * h * st["l3"]
+        s = self._solve(fac, kern.scatter_rows(self.pos, a, c, self.n_u))
+        As = kern.gather_rows(self.pos, a, s)
+        out = np.zeros((self.n_top, self.n_params))
+        kern.gradient_rows(
+            self.X,
+            self.pos,
+            self._da,
+            st["eta"],
+            self.y,
+            self.trials,
+            aux,
+            self.family.token,
+            0,
+            st["l1"],
+            st["w"],
+            st["l3"],
+            h,
+            As,
+            v,
+            st["u"],
+            s,
+            self.top,
+            out,
+        )
+        return st, out
+
+    def gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        st, out = self._gradient_terms(params)
+        if not st:
+            return -np.inf, out.sum(axis=0)
+        return self.loglik_from(st), out.sum(axis=0)
+
+    def loglik_from(self, st: dict) -> float:
+        """The log-likelihood from a PIRLS state (all constants included)."""
+        fac = st["fac"]
+        logdet = float(np.sum(fac["logdet_d"]) + np.sum(self._logdet_s_diag(st)))
+        return float(st["obj"] + self.const - 0.5 * logdet)
+
+    def fd_hessian(self, params: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """Central differences of the exact gradient in the directions ``columns`` (all by
+        default), as columns of a ``(P, P)`` array (other columns zero)."""
+        params = np.asarray(params, dtype=float)
+        k = params.size
+        hess = np.zeros((k, k))
+        for r in range(k) if columns is None else columns:
+            step = self.fd_step * max(1.0, abs(params[r]))
+            up, down = params.copy(), params.copy()
+            up[r] += step
+            down[r] -= step
+            hess[:, r] = (self.gradient(up)[1] - self.gradient(down)[1]) / (2.0 * step)
+        self._at(params)
+        return hess
+
+    def exact_hessian(self, params: np.ndarray) -> np.ndarray:
+        """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
+        of the estimates comes from it)."""
+        hess = self.fd_hessian(params)
+        return 0.5 * (hess + hess.T)
+
+    def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Log-likelihood, gradient and the Hessian Newton steps with: forward differences
+        of the exact gradient (``P`` gradients, half the central differences' cost; their
+        ``O(h)`` error only slows the last steps, the convergence test uses the exact
+        gradient)."""
+        params = np.asarray(params, dtype=float)
+        ll0, grad0 = self.gradient(params)
+        if not np.isfinite(ll0):
+            return ll0, grad0, self.exact_hessian(params)
+        hess = np.empty((self.n_params, self.n_params))
+        for r in range(self.n_params):
+            step = 10 * self.fd_step * max(1.0, abs(params[r]))
+            up = params.copy()
+            up[r] += step
+            hess[:, r] = (self.gradient(up)[1] - grad0) / step
+        self._at(params)
+        return ll0, grad0, 0.5 * (hess + hess.T)
+
+    # -- the engine interface -----------------------------------------------------------
+    def evaluate(self, params: np.ndarray, order: int) -> Evaluation:
+        if order == 0:
+            return Evaluation(self.loglik(params))
+        if order == 1:
+            return Evaluation(*self.gradient(params))
+        if not self.exact:
+            return Evaluation(*self.newton_hessian(params))
+        hess = self.exact_hessian(params)
+        ll, grad = self.gradient(params)
+        return Evaluation(ll, grad, hess)
+
+    def __call__(self, params: np.ndarray, order: int) -> Evaluation:
+        return self.evaluate(params, order)
+
+    def contributions(self, params: np.ndarray) -> Contributions:
+        """Per top-level cluster (nested models; one cluster for crossed ones)."""
+        st, score = self._gradient_terms(params)
+        if not st:
+            return Contributions(np.full(self.n_top, -np.inf), score)
+        g = self.n_top
+        ll = np.bincount(self.top, weights=st["l0"] + self.const_rows, minlength=g)
+        ll -= 0.5 * np.bincount(self.pos_top, weights=st["u"] ** 2, minlength=g)
+        fac = st["fac"]
+        block_top = self.pos_top[np.arange(self.g1) * self.q1]
+        ll -= 0.5 * np.bincount(block_top, weights=fac["logdet_d"], minlength=g)
+        if self.m:
+            rest_top = self.pos_top[self.g1 * self.q1 :]
+            ll -= 0.5 * np.bincount(rest_top, weights=self._logdet_s_diag(st), minlength=g)
+        return Contributions(ll, score)
+
+    def posterior(self, params: np.ndarray) -> dict[str, Posterior]:
+        """Conditional modes and conditional covariances (lme4's ``ranef`` and
+        ``condVar``: each level's ``q x q`` diagonal block of ``H^-1``) per factor, on the
+        spherical scale ``u``."""
+        st, _, _, _ = self._at(params)
+        if not st:
+            raise MixedGLMError("the random effects' modes are not finite at these parameters")
+        fac = st["fac"]
+        u = st["u"]
+        sinv = self._sinv(fac)
+        n1 = self.g1 * self.q1
+        rest_comp, first, size, base = self.layout
+        out: dict[str, Posterior] = {}
+        start = n1
+        for k, f in enumerate(self.design.factors):
+            if k == self.block:
+                _, H11 = kern.selected_inverse(
+                    self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
+                )
+                mean = u[:n1].reshape(f.n_levels, f.q)
+                out[f.name] = Posterior(mean.copy(), H11, "modes")
+                continue
+            old = start - n1 + np.arange(f.n_levels)[:, None] * f.q + np.arange(f.q)[None, :]
+            new = self.rest_perm[old]
+            comp = rest_comp[new[:, 0]]
+            local = new - first[comp][:, None]
+            flat = (
+                base[comp][:, None, None]
+                + local[:, :, None] * size[comp][:, None, None]
+                + local[:, None, :]
+            )
+            out[f.name] = Posterior(u[n1 + new].copy(), sinv[flat], "modes")
+            start += f.n_levels * f.q
+        return out

@@ -1,0 +1,556 @@
+"""Numba kernels of the joint Laplace engine (:mod:`mixedglm.engines.laplace_joint`).
+
+The random effects are one spherical vector ``u`` of length ``M``: first the ``G1 q1``
+effects of the *block factor* (the factor with the most effects; its part of
+``H = A' W A + I`` is block diagonal, ``q1 x q1`` per level), then the ``m`` effects of all
+other factors (the *rest*, handled as a dense Schur complement). Row ``i`` touches ``J``
+coordinates of ``u``: positions ``pos[i, :]`` with values ``a[i, :]`` of the row of
+``A = Z Lambda``; its first ``q1`` coordinates are its block-factor level's, the others are
+in the rest, at local indices ``loc[i, :]`` into the list of rest positions its block level
+meets (``kpos[kptr[g]:kptr[g + 1]]``). The coupling ``B`` between block level ``g`` and the
+rest is stored densely on that list: ``q1 x n_g`` values from ``kptr[g] q1``.
+
+The family enters through :func:`family_derivs` and :func:`family_aux_derivs` only (one call
+site each), so that a per-family compiled plug-in can replace them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from mixedglm.families.dispatch import aux_derivs, eta_derivs
+
+
+@numba.njit(cache=True, inline="always")
+def family_derivs(
+    family: object, link: int, y: float, n: float, eta: float, aux: np.ndarray
+) -> tuple[float, float, float, float]:
+    """The family's log-likelihood kernel and its first three eta-derivatives (one site):
+    ``family`` is the family's token (:mod:`mixedglm.families.dispatch`); ``link`` is
+    unused (the token knows its link)."""
+    return eta_derivs(family, y, n, eta, aux)
+
+
+@numba.njit(cache=True, inline="always")
+def family_aux_derivs(
+    family: object,
+    link: int,
+    y: float,
+    n: float,
+    eta: float,
+    aux: np.ndarray,
+    l_a: np.ndarray,
+    l_ea: np.ndarray,
+    l_eea: np.ndarray,
+    l_aa: np.ndarray,
+) -> None:
+    """The kernel's derivatives in the family's auxiliary parameters (one site)."""
+    aux_derivs(family, y, n, eta, aux, l_a, l_ea, l_eea, l_aa)
+
+
+@numba.njit(cache=True, inline="always")
+def cidx(p1: int, p2: int, layout: tuple) -> int:
+    """Index of ``S[p1, p2]`` in the flat storage of the rest's dense component blocks
+    (``p1`` and ``p2`` in the same component). ``layout`` = ``(rest_comp, comp_first,
+    comp_size, comp_base)``: each rest position's component, and per component its first
+    position, size and offset in the flat array (row-major blocks)."""
+    rest_comp, comp_first, comp_size, comp_base = layout
+    c = rest_comp[p1]
+    return comp_base[c] + (p1 - comp_first[c]) * comp_size[c] + (p2 - comp_first[c])
+
+
+@numba.njit(cache=True)
+def row_terms(
+    xb: np.ndarray,
+    pos: np.ndarray,
+    a: np.ndarray,
+    u: np.ndarray,
+    y: np.ndarray,
+    ntr: np.ndarray,
+    aux: np.ndarray,
+    family: object,
+    link: int,
+    eta: np.ndarray,
+    l0: np.ndarray,
+    l1: np.ndarray,
+    l2: np.ndarray,
+    l3: np.ndarray,
+) -> float:
+    """Linear predictors and the kernel's derivatives per row; returns the kernel's sum."""
+    n, width = a.shape
+    total = 0.0
+    for i in range(n):
+        e = xb[i]
+        for j in range(width):
+            e += a[i, j] * u[pos[i, j]]
+        eta[i] = e
+        f0, f1, f2, f3 = family_derivs(family, link, y[i], ntr[i], e, aux)
+        l0[i] = f0
+        l1[i] = f1
+        l2[i] = f2
+        l3[i] = f3
+        total += f0
+    return total
+
+
+@numba.njit(cache=True)
+def row_loglik(
+    xb: np.ndarray,
+    pos: np.ndarray,
+    a: np.ndarray,
+    u: np.ndarray,
+    y: np.ndarray,
+    ntr: np.ndarray,
+    aux: np.ndarray,
+    family: object,
+    link: int,
+) -> float:
+    """The kernel's sum at ``u`` (the step-halving check of PIRLS)."""
+    n, width = a.shape
+    total = 0.0
+    for i in range(n):
+        e = xb[i]
+        for j in range(width):
+            e += a[i, j] * u[pos[i, j]]
+        f0, _, _, _ = family_derivs(family, link, y[i], ntr[i], e, aux)
+        total += f0
+    return total
+
+
+@numba.njit(cache=True)
+def assemble(
+    c1: np.ndarray,
+    pos: np.ndarray,
+    a: np.ndarray,
+    loc: np.ndarray,
+    l1: np.ndarray,
+    w: np.ndarray,
+    u: np.ndarray,
+    q1: int,
+    kptr: np.ndarray,
+    grad: np.ndarray,
+    D: np.ndarray,
+    B: np.ndarray,
+    C: np.ndarray,
+    layout: tuple,
+) -> None:
+    """The gradient ``A' l' - u`` and the blocks of ``H = A' W A + I``: ``D`` ``(G1, q1,
+    q1)``, ``B`` (flat, see the module doc) and the rest's ``C`` (flat component blocks,
+    see :func:`cidx`)."""
+    n, width = a.shape
+    g1 = D.shape[0]
+    off = g1 * q1
+    rest = width - q1
+    for k in range(grad.shape[0]):
+        grad[k] = -u[k]
+    D[:] = 0.0
+    for g in range(g1):
+        for r in range(q1):
+            D[g, r, r] = 1.0
+    B[:] = 0.0
+    C[:] = 0.0
+    for r in range(layout[0].shape[0]):
+        C[cidx(r, r, layout)] = 1.0
+    for i in range(n):
+        wi = w[i]
+        g = c1[i]
+        for j in range(width):
+            grad[pos[i, j]] += l1[i] * a[i, j]
+        n_g = kptr[g + 1] - kptr[g]
+        base = kptr[g] * q1
+        for r in range(q1):
+            ar = wi * a[i, r]
+            for s in range(q1):
+                D[g, r, s] += ar * a[i, s]
+            for t in range(rest):
+                B[base + r * n_g + loc[i, t]] += ar * a[i, q1 + t]
+        for t in range(rest):
+            pt = pos[i, q1 + t] - off
+            at = wi * a[i, q1 + t]
+            for t2 in range(rest):
+                p2 = pos[i, q1 + t2] - off
+                if p2 <= pt:  # the lower triangle: all the factorisation reads
+                    C[cidx(pt, p2, layout)] += at * a[i, q1 + t2]
+
+
+@numba.njit(cache=True)
+def _small_inverse(m: np.ndarray, out: np.ndarray) -> float:
+    """Inverse of a small symmetric positive definite matrix by Cholesky; returns its log
+    determinant (``nan`` when it is not positive definite)."""
+    q = m.shape[0]
+    low = np.zeros((q, q))
+    logdet = 0.0
+    for j in range(q):
+        s = m[j, j]
+        for k in range(j):
+            s -= low[j, k] * low[j, k]
+        if not s > 0.0:
+            return np.nan
+        d = math.sqrt(s)
+        low[j, j] = d
+        logdet += 2.0 * math.log(d)
+        for i in range(j + 1, q):
+            t = m[i, j]
+            for k in range(j):
+                t -= low[i, k] * low[j, k]
+            low[i, j] = t / d
+    inv_low = np.zeros((q, q))
+    for j in range(q):
+        inv_low[j, j] = 1.0 / low[j, j]
+        for i in range(j + 1, q):
+            t = 0.0
+            for k in range(j, i):
+                t -= low[i, k] * inv_low[k, j]
+            inv_low[i, j] = t / low[i, i]
+    for i in range(q):
+        for j in range(q):
+            t = 0.0
+            for k in range(max(i, j), q):
+                t += inv_low[k, i] * inv_low[k, j]
+            out[i, j] = t
+    return logdet
+
+
+@numba.njit(cache=True)
+def schur(
+    D: np.ndarray,
+    B: np.ndarray,
+    kptr: np.ndarray,
+    kpos: np.ndarray,
+    q1: int,
+    Dinv: np.ndarray,
+    F: np.ndarray,
+    S: np.ndarray,
+    logdet_d: np.ndarray,
+    layout: tuple,
+) -> bool:
+    """``Dinv = D^-1`` per level (log determinants in ``logdet_d``), ``F = D^-1 B`` and the
+    Schur complement ``S <- C - B' D^-1 B`` in place. False when a ``D`` block is not
+    positive definite."""
+    for g in range(D.shape[0]):
+        ld = _small_inverse(D[g], Dinv[g])
+        if not np.isfinite(ld):
+            return False
+        logdet_d[g] = ld
+        n_g = kptr[g + 1] - kptr[g]
+        base = kptr[g] * q1
+        for r in range(q1):
+            for c in range(n_g):
+                t = 0.0
+                for s in range(q1):
+                    t += Dinv[g, r, s] * B[base + s * n_g + c]
+                F[base + r * n_g + c] = t
+        if n_g == 0:
+            continue
+        # all of K_g lies in one component: index its block directly (lower triangle only,
+        # all the Cholesky factorisation reads)
+        comp = layout[0][kpos[kptr[g]]]
+        first = layout[1][comp]
+        size = layout[2][comp]
+        cbase = layout[3][comp]
+        for c1 in range(n_g):
+            row = cbase + (kpos[kptr[g] + c1] - first) * size - first
+            p1 = kpos[kptr[g] + c1]
+            for c2 in range(n_g):
+                p2 = kpos[kptr[g] + c2]
+                if p2 > p1:
+                    continue
+                t = 0.0
+                for r in range(q1):
+                    t += B[base + r * n_g + c1] * F[base + r * n_g + c2]
+                S[row + p2] -= t
+    return True
+
+
+@numba.njit(cache=True)
+def reduce_rhs(
+    rhs1: np.ndarray, rhs2: np.ndarray, F: np.ndarray, kptr: np.ndarray, kpos: np.ndarray, q1: int
+) -> np.ndarray:
+    """``rhs2 - F' rhs1``: the right-hand side of the Schur system."""
+    out = rhs2.copy()
+    for g in range(kptr.shape[0] - 1):
+        n_g = kptr[g + 1] - kptr[g]
+        base = kptr[g] * q1
+        for c in range(n_g):
+            t = 0.0
+            for r in range(q1):
+                t += F[base + r * n_g + c] * rhs1[g * q1 + r]
+            out[kpos[kptr[g] + c]] -= t
+    return out
+
+
+@numba.njit(cache=True)
+def back_substitute(
+    rhs1: np.ndarray,
+    x2: np.ndarray,
+    Dinv: np.ndarray,
+    F: np.ndarray,
+    kptr: np.ndarray,
+    kpos: np.ndarray,
+    q1: int,
+) -> np.ndarray:
+    """``x1 = D^-1 rhs1 - F x2`` per block level."""
+    out = np.empty(rhs1.shape[0])
+    for g in range(Dinv.shape[0]):
+        n_g = kptr[g + 1] - kptr[g]
+        base = kptr[g] * q1
+        for r in range(q1):
+            t = 0.0
+            for s in range(q1):
+                t += Dinv[g, r, s] * rhs1[g * q1 + s]
+            for c in range(n_g):
+                t -= F[base + r * n_g + c] * x2[kpos[kptr[g] + c]]
+            out[g * q1 + r] = t
+    return out
+
+
+@numba.njit(cache=True)
+def selected_inverse(
+    q1: int,
+    kptr: np.ndarray,
+    kpos: np.ndarray,
+    Dinv: np.ndarray,
+    F: np.ndarray,
+    Sinv: np.ndarray,
+    layout: tuple,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The blocks of ``H^-1`` the rows need: ``P_g = F_g S^-1[K_g, K_g]`` (flat, as ``F``;
+    ``H^-1`` between block level ``g`` and the rest is ``-P_g``) and the block levels'
+    diagonal blocks ``D_g^-1 + P_g F_g'`` ``(G1, q1, q1)`` (on the rest, ``H^-1 = S^-1``)."""
+    g1 = Dinv.shape[0]
+    P = np.zeros(F.shape[0])
+    H11 = Dinv.copy()
+    for g in range(g1):
+        n_g = kptr[g + 1] - kptr[g]
+        base = kptr[g] * q1
+        k0 = kptr[g]
+        if n_g == 0:
+            continue
+        comp = layout[0][kpos[k0]]
+        first = layout[1][comp]
+        size = layout[2][comp]
+        cbase = layout[3][comp]
+        for c2 in range(n_g):
+            row = cbase + (kpos[k0 + c2] - first) * size - first
+            for r in range(q1):
+                f = F[base + r * n_g + c2]
+                for c in range(n_g):
+                    P[base + r * n_g + c] += f * Sinv[row + kpos[k0 + c]]
+        for r in range(q1):
+            for s in range(q1):
+                t = 0.0
+                for c in range(n_g):
+                    t += P[base + r * n_g + c] * F[base + s * n_g + c]
+                H11[g, r, s] += t
+    return P, H11
+
+
+@numba.njit(cache=True)
+def row_leverages(
+    c1: np.ndarray,
+    pos: np.ndarray,
+    a: np.ndarray,
+    loc: np.ndarray,
+    q1: int,
+    kptr: np.ndarray,
+    P: np.ndarray,
+    H11: np.ndarray,
+    Sinv: np.ndarray,
+    v: np.ndarray,
+    layout: tuple,
+) -> np.ndarray:
+    """``v_i = H^-1[J_i, J_i] a_i`` per row from the selected inverse, and ``h_i = a_i' v_i``."""
+    n, width = a.shape
+    off = H11.shape[0] * q1
+    rest = width - q1
+    h = np.empty(n)
+    for i in range(n):
+        g = c1[i]
+        n_g = kptr[g + 1] - kptr[g]
+        base = kptr[g] * q1
+        for r in range(q1):
+            t = 0.0
+            for s in range(q1):
+                t += H11[g, r, s] * a[i, s]
+            for t2 in range(rest):
+                t -= P[base + r * n_g + loc[i, t2]] * a[i, q1 + t2]
+            v[i, r] = t
+        for t1 in range(rest):
+            p1 = pos[i, q1 + t1] - off
+            t = 0.0
+            for s in range(q1):
+                t -= P[base + s * n_g + loc[i, t1]] * a[i, s]
+            for t2 in range(rest):
+                t += Sinv[cidx(p1, pos[i, q1 + t2] - off, layout)] * a[i, q1 + t2]
+            v[i, q1 + t1] = t
+        hh = 0.0
+        for j in range(width):
+            hh += a[i, j] * v[i, j]
+        h[i] = hh
+    return h
+
+
+@numba.njit(cache=True)
+def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
+    """``A' c``."""
+    out = np.zeros(size)
+    n, width = a.shape
+    for i in range(n):
+        for j in range(width):
+            out[pos[i, j]] += a[i, j] * c[i]
+    return out
+
+
+@numba.njit(cache=True)
+def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``A s``."""
+    n, width = a.shape
+    out = np.empty(n)
+    for i in range(n):
+        t = 0.0
+        for j in range(width):
+            t += a[i, j] * s[pos[i, j]]
+        out[i] = t
+    return out
+
+
+@numba.njit(cache=True)
+def gradient_rows(
+    X: np.ndarray,
+    pos: np.ndarray,
+    da: np.ndarray,
+    eta: np.ndarray,
+    y: np.ndarray,
+    ntr: np.ndarray,
+    aux: np.ndarray,
+    family: object,
+    link: int,
+    l1: np.ndarray,
+    w: np.ndarray,
+    l3: np.ndarray,
+    h: np.ndarray,
+    As: np.ndarray,
+    v: np.ndarray,
+    u: np.ndarray,
+    s: np.ndarray,
+    top: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Each row's part of the gradient of the Laplace log-likelihood, added to its top
+    cluster's row of ``out`` ``(G, p + T + n_aux)``.
+
+    With ``c_i = h_i l'''_i / 2`` and ``s = H^-1 A' c``: beta gets ``(l'_i + c_i - w_i
+    (A s)_i) x_i``; theta_t (``da[t]`` = the row of ``dA/dtheta_t``) gets
+    ``(l'_i + c_i - w_i (A s)_i) da_i u + l'_i da_i s - w_i da_i v_i``; an auxiliary
+    parameter gets ``l_a + h_i l_eea / 2 + (A s)_i l_ea``.
+    """
+    n, p = X.shape
+    n_theta = da.shape[0]
+    width = pos.shape[1]
+    n_aux = aux.shape[0]
+    l_a = np.zeros(n_aux)
+    l_ea = np.zeros(n_aux)
+    l_eea = np.zeros(n_aux)
+    l_aa = np.zeros((n_aux, n_aux))
+    for i in range(n):
+        gt = top[i]
+        ci = 0.5 * h[i] * l3[i]
+        de = l1[i] + ci - w[i] * As[i]
+        for r in range(p):
+            out[gt, r] += de * X[i, r]
+        for t in range(n_theta):
+            du = 0.0
+            ds = 0.0
+            dv = 0.0
+            for j in range(width):
+                d = da[t, i, j]
+                if d != 0.0:
+                    du += d * u[pos[i, j]]
+                    ds += d * s[pos[i, j]]
+                    dv += d * v[i, j]
+            out[gt, p + t] += de * du + l1[i] * ds - w[i] * dv
+        if n_aux > 0:
+            family_aux_derivs(family, link, y[i], ntr[i], eta[i], aux, l_a, l_ea, l_eea, l_aa)
+            for k in range(n_aux):
+                out[gt, p + n_theta + k] += l_a[k] + 0.5 * h[i] * l_eea[k] + As[i] * l_ea[k]
+
+
+@numba.njit(cache=True)
+def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray) -> bool:
+    """Cholesky factor of each component block in place (lower triangle, row-major);
+    ``logdet[p]`` = ``2 log L_pp``. False when a block is not positive definite."""
+    _, comp_first, comp_size, comp_base = layout
+    for c in range(comp_first.shape[0]):
+        n = comp_size[c]
+        b = comp_base[c]
+        for j in range(n):
+            rj = b + j * n
+            s = S[rj + j]
+            for k in range(j):
+                s -= S[rj + k] * S[rj + k]
+            if not s > 0.0:
+                return False
+            d = math.sqrt(s)
+            S[rj + j] = d
+            logdet[comp_first[c] + j] = 2.0 * math.log(d)
+            for i in range(j + 1, n):
+                ri = b + i * n
+                t = S[ri + j]
+                for k in range(j):
+                    t -= S[ri + k] * S[rj + k]
+                S[ri + j] = t / d
+    return True
+
+
+@numba.njit(cache=True)
+def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
+    """``S^-1 rhs`` from the blocks' Cholesky factors."""
+    _, comp_first, comp_size, comp_base = layout
+    x = rhs.copy()
+    for c in range(comp_first.shape[0]):
+        n = comp_size[c]
+        b = comp_base[c]
+        f = comp_first[c]
+        for i in range(n):
+            t = x[f + i]
+            ri = b + i * n
+            for k in range(i):
+                t -= L[ri + k] * x[f + k]
+            x[f + i] = t / L[ri + i]
+        for i in range(n - 1, -1, -1):
+            t = x[f + i]
+            for k in range(i + 1, n):
+                t -= L[b + k * n + i] * x[f + k]
+            x[f + i] = t / L[b + i * n + i]
+    return x
+
+
+@numba.njit(cache=True)
+def block_inverse(L: np.ndarray, layout: tuple) -> np.ndarray:
+    """``S^-1`` on the component blocks from their Cholesky factors (same layout)."""
+    _, comp_first, comp_size, comp_base = layout
+    out = np.zeros(L.shape[0])
+    for c in range(comp_first.shape[0]):
+        n = comp_size[c]
+        b = comp_base[c]
+        # M = L^-1 (lower), then S^-1 = M' M
+        m = np.zeros((n, n))
+        for j in range(n):
+            m[j, j] = 1.0 / L[b + j * n + j]
+            for i in range(j + 1, n):
+                t = 0.0
+                ri = b + i * n
+                for k in range(j, i):
+                    t -= L[ri + k] * m[k, j]
+                m[i, j] = t / L[ri + i]
+        for i in range(n):
+            for j in range(i + 1):
+                t = 0.0
+                for k in range(i, n):
+                    t += m[k, i] * m[k, j]
+                out[b + i * n + j] = t
+                out[b + j * n + i] = t
+    return out

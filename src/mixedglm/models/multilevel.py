@@ -1,0 +1,215 @@
+"""Models with several grouping factors: parse -> multilevel design -> joint Laplace engine
+-> Newton -> covariance -> :class:`~mixedglm.results.multilevel.MultilevelResults`.
+
+Nested and crossed factors are both fitted by the joint Laplace approximation
+(:mod:`mixedglm.engines.laplace_joint`), lme4's ``glmer`` with ``nAGQ = 1``. Adaptive
+quadrature with several factors is refused with a message saying what to use instead.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
+from mixedglm.engines.glm import GLMObjective
+from mixedglm.engines.laplace_joint import JointLaplaceEngine
+from mixedglm.engines.rules import DEFAULT_NAGQ, IntegrationRule, make_rule
+from mixedglm.errors import ConvergenceWarning, MixedGLMError
+from mixedglm.families import Family
+from mixedglm.formula import ParsedFormula
+from mixedglm.inference import covariance_from_hessian
+from mixedglm.optim import newton_maximize
+from mixedglm.results.multilevel import MultilevelResults
+
+BOUNDARY_SD = 1e-6
+
+
+def needs_multilevel(formula: ParsedFormula) -> bool:
+    """Whether the formula has several grouping factors or an interaction ``a:b``."""
+    return len(formula.groups) > 1 or any(t.is_compound for t in formula.random)
+
+
+def check_rule(design: MultilevelDesign, rule: IntegrationRule) -> None:
+    """Several factors are fitted by Laplace; say so when quadrature was asked for."""
+    if rule.is_laplace:
+        return
+    if design.nested:
+        raise MixedGLMError(
+            f"the grouping factors {', '.join(design.display)} are nested; adaptive "
+            "quadrature over several levels is not available yet: use method='laplace' "
+            "(or --laplace / nagq=1), the joint Laplace approximation as lme4's glmer"
+        )
+    raise MixedGLMError(
+        f"the grouping factors {', '.join(f.name for f in design.factors)} are crossed: "
+        "adaptive quadrature does not apply to crossed random effects (Stata also uses "
+        "the Laplace approximation there): use method='laplace' (or --laplace / nagq=1)"
+    )
+
+
+def _start(
+    engine: JointLaplaceEngine, beta0: np.ndarray, aux0: np.ndarray, log: Callable | None
+) -> np.ndarray:
+    """Pooled-GLM coefficients and the best of a few scalings of SD 0.5 per column."""
+    thetas = []
+    for f in engine.design.factors:
+        scales = np.sqrt(np.mean(f.Z**2, axis=0))
+        thetas.append(f.structure.start(scales))
+    theta0 = np.concatenate(thetas)
+    best, best_ll = None, -np.inf
+    if log:
+        log("")
+        log("Refining starting values (Laplace):")
+        log("")
+    for node, factor in enumerate((1.0, 0.5, 2.0, 0.25)):
+        x = np.concatenate([beta0, theta0 * factor, aux0])
+        ll = engine.loglik(x)
+        if log:
+            log(f"{f'Grid node {node}:':<14} log likelihood = {ll:.8g}")
+        if np.isfinite(ll) and ll > best_ll:
+            best, best_ll = x, ll
+    if best is None:
+        raise MixedGLMError("the log likelihood is not finite at any starting value")
+    return best
+
+
+def _boundary(engine: JointLaplaceEngine, theta: np.ndarray) -> np.ndarray:
+    """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
+    linear predictor's scale)."""
+    flags = np.zeros(theta.shape[0], dtype=bool)
+    for k, f in enumerate(engine.design.factors):
+        th = engine.theta_of(theta, k)
+        lam = f.structure.lam(th)
+        scales = np.sqrt(np.mean(f.Z**2, axis=0))
+        basis = f.structure.basis()
+        local = np.zeros(th.shape[0], dtype=bool)
+        for a in range(f.q):
+            if np.linalg.norm(lam[a]) * scales[a] < BOUNDARY_SD:
+                local |= np.any(basis[:, a, :] != 0, axis=1)
+        flags[engine._theta_slices[k]] = local
+    return flags
+
+
+def fit_multilevel(
+    design: MultilevelDesign,
+    family: Family,
+    rule: IntegrationRule,
+    *,
+    maxiter: int = 100,
+    level: float = 95.0,
+    log: Callable[[str], None] | None = None,
+) -> MultilevelResults:
+    """Estimate a model with several grouping factors on a ready design."""
+    check_rule(design, rule)
+    t0 = time.perf_counter()
+    base = design.base
+    pooled = GLMObjective(base.X, base.y, base.trials, base.offset, family)
+    if log:
+        log("Fitting fixed-effects model:")
+        log("")
+    x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
+    p = base.X.shape[1]
+    engine = JointLaplaceEngine(design, family)
+    x0 = _start(engine, x_pooled[:p], x_pooled[p:], log)
+    if log:
+        log("")
+        log("Fitting full model:")
+        log("")
+    engine.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
+    x, ev, opt = newton_maximize(engine, x0, log=log, maxiter=maxiter)
+    engine.exact = True
+    notes = list(base.notes)
+    theta = x[p : p + engine.n_theta]
+    boundary = _boundary(engine, theta)
+    if boundary.any():
+        x = x.copy()
+        x[p : p + engine.n_theta][boundary] = 0.0
+        notes.append(
+            "note: a variance component is estimated at zero (on the boundary of the "
+            "parameter space)"
+        )
+    ev = engine(x, 2)
+    flags = np.zeros(x.shape[0], dtype=bool)
+    flags[p : p + engine.n_theta] = boundary
+    cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
+    if not hess_ok:
+        notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
+    posterior = engine.posterior(x)
+    if not opt.converged:
+        warnings.warn(
+            ConvergenceWarning(
+                f"convergence not achieved after {opt.iterations} iterations "
+                f"(max |gradient| = {opt.max_abs_gradient:.3g}, {opt.message})"
+            ),
+            stacklevel=3,
+        )
+    return MultilevelResults(
+        design=design,
+        family=family,
+        rule=rule,
+        params_all=x,
+        cov_all=cov_all,
+        loglik=float(ev.loglik),
+        loglik_pooled=float(ev_pooled.loglik),
+        opt=opt,
+        time_s=time.perf_counter() - t0,
+        notes=tuple(notes),
+        posterior=posterior,
+        theta_slices=tuple(engine._theta_slices),
+        hessian_ok=hess_ok,
+        boundary=boundary,
+        level=level,
+    )
+
+
+def multilevel_rule(
+    design: MultilevelDesign, method: str | None, nagq: object, curvature: str | None
+) -> IntegrationRule:
+    """The rule for several factors: Laplace (asked for, or by default for crossed factors,
+    as Stata's default for crossed models); adaptive quadrature is refused with a message."""
+    default_points = nagq in (None, DEFAULT_NAGQ)  # glmm()'s default is 7
+    if (method is None and default_points and not design.nested) or (
+        isinstance(method, str) and method.strip().lower() == "laplace" and default_points
+    ):
+        return make_rule("laplace", None, curvature)
+    rule = make_rule(method, nagq, curvature)
+    check_rule(design, rule)
+    return rule
+
+
+def multilevel_glmm(
+    parsed: ParsedFormula,
+    frame: object,
+    family: Family,
+    *,
+    method: str | None = None,
+    nagq: object = None,
+    curvature: str | None = None,
+    cov: object = None,
+    offset: str | None = None,
+    exposure: str | None = None,
+    trials: str | None = None,
+    maxiter: int = 100,
+    level: float = 95.0,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> MultilevelResults:
+    """Design and fit of a several-factor model (what :func:`mixedglm.glmm` calls)."""
+    design = build_multilevel_design(
+        parsed, frame, family, cov=cov, offset=offset, exposure=exposure, trials=trials
+    )
+    if family.is_ordinal:
+        family = family.with_categories(design.base.categories)
+    rule = multilevel_rule(design, method, nagq, curvature)
+    if rule.curvature == "fisher":
+        raise MixedGLMError(
+            "curvature='fisher' is not available with several grouping factors: the joint "
+            "Laplace engine uses the observed curvature"
+        )
+    if not quiet:
+        for note in design.base.notes:
+            print(note)
+    return fit_multilevel(design, family, rule, maxiter=maxiter, level=level, log=log)

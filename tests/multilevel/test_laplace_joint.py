@@ -1,0 +1,201 @@
+"""The joint Laplace engine on its own: exact gradient against finite differences (nested,
+crossed, slopes, families with ancillary parameters), one factor equal to the single-factor
+Laplace engine, per-top-cluster contributions, the gaussian case equal to the exact
+marginal likelihood, and conditional modes/variances against a dense brute-force solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize
+
+from mixedglm.design.multilevel import build_multilevel_design
+from mixedglm.engines.aghq import AGHQObjective
+from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.engines.laplace_joint import JointLaplaceEngine
+from mixedglm.families import Family, get_family
+from mixedglm.formula import parse_formula
+
+from refdata import load_reference_data
+
+
+def _sim(seed: int = 1, n_a: int = 12, n_b: int = 7, per: int = 4) -> pd.DataFrame:
+    """Crossed a x b with replicates, plus c nested in a."""
+    rng = np.random.default_rng(seed)
+    a = np.repeat(np.arange(n_a), n_b * per)
+    b = np.tile(np.repeat(np.arange(n_b), per), n_a)
+    c = a * 3 + rng.integers(0, 3, a.size)
+    x = rng.normal(size=a.size)
+    eta = 0.3 + 0.5 * x + rng.normal(0, 0.8, n_a)[a] + rng.normal(0, 0.5, n_b)[b]
+    eta += rng.normal(0, 0.4, 3 * n_a)[c] + rng.normal(0, 0.3, n_b)[b] * x
+    return pd.DataFrame(
+        {
+            "a": a,
+            "b": b,
+            "c": c,
+            "x": x,
+            "yb": rng.binomial(1, 1 / (1 + np.exp(-eta))),
+            "yp": rng.poisson(np.exp(0.5 * eta)),
+            "yg": eta + rng.normal(0, 0.7, a.size),
+            "yn": rng.negative_binomial(3, 3 / (3 + np.exp(0.5 * eta))),
+        }
+    )
+
+
+def _engine(formula: str, data: pd.DataFrame, family: Family):
+    design = build_multilevel_design(parse_formula(formula), data, family)
+    return design, JointLaplaceEngine(design, family)
+
+
+def _fd_gradient(engine, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    out = np.empty_like(x)
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e[k] = h
+        out[k] = (engine.loglik(x + e) - engine.loglik(x - e)) / (2 * h)
+    return out
+
+
+BERNOULLI = Family("bernoulli", "logit")
+CASES = [
+    ("yb ~ x + (1 | a) + (1 | b)", BERNOULLI, 0),
+    ("yb ~ x + (1 | a/c)", BERNOULLI, 0),
+    ("yp ~ x + (1 | a) + (1 + x | b)", get_family("poisson"), 0),
+    ("yp ~ x + (1 | a) + (1 | a:c) + (1 | b)", get_family("poisson"), 0),
+    ("yg ~ x + (1 | a) + (1 | b)", get_family("gaussian"), 1),
+    ("yn ~ x + (1 | b) + (1 | a)", get_family("nbinomial"), 1),
+    ("yb ~ x + (1 + x || a) + (1 | b)", Family("bernoulli", "probit"), 0),
+]
+
+
+@pytest.mark.parametrize("formula,family,n_aux", CASES)
+def test_gradient_is_exact(formula, family, n_aux):
+    data = _sim()
+    _, engine = _engine(formula, data, family)
+    rng = np.random.default_rng(3)
+    x = np.concatenate(
+        [
+            [0.2, 0.4],
+            0.3 + 0.4 * rng.random(engine.n_theta),
+            np.full(n_aux, -0.3),
+        ]
+    )
+    ll, grad = engine.gradient(x)
+    assert np.isfinite(ll)
+    np.testing.assert_allclose(grad, _fd_gradient(engine, x), rtol=1e-5, atol=1e-5)
+
+
+def test_one_factor_equals_single_factor_laplace(contraception):
+    """With one (interaction) factor the joint engine is the single-factor Laplace."""
+    data = contraception.assign(one=1)
+    _, engine = _engine("use ~ age + urban + (1 + urban | district:one)", data, BERNOULLI)
+    arrays_design = build_multilevel_design(
+        parse_formula("use ~ age + urban + (1 + urban | district:one)"), data, BERNOULLI
+    )
+    order = np.argsort(arrays_design.factors[0].codes, kind="stable")
+    from mixedglm.engines.aghq import ClusterArrays
+
+    f = arrays_design.factors[0]
+    base = arrays_design.base
+    sizes = np.bincount(f.codes)
+    arrays = ClusterArrays(
+        y=base.y[order],
+        trials=base.trials[order],
+        offset=base.offset[order],
+        X=np.ascontiguousarray(base.X[order]),
+        Z=np.ascontiguousarray(f.Z[order]),
+        starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+    )
+    single = AGHQObjective(
+        arrays, BERNOULLI, CovarianceStructure("unstructured", f.structure.columns), nagq=1
+    )
+    x = np.array([0.01, 0.6, -0.9, 0.5, -0.3, 0.4])
+    assert engine.loglik(x) == pytest.approx(single.loglik(x), abs=1e-9)
+    np.testing.assert_allclose(engine.gradient(x)[1], single.gradient(x)[1], atol=1e-7)
+
+
+def test_contributions_sum_to_the_totals_per_top_cluster():
+    data = _sim(seed=5)
+    design, engine = _engine("yp ~ x + (1 | a/c)", data, get_family("poisson"))
+    assert design.nested and design.n_top == 12
+    x = np.array([0.1, 0.3, 0.5, 0.4])
+    contrib = engine.contributions(x)
+    assert contrib.loglik.shape == (12,)
+    assert contrib.score.shape == (12, 4)
+    ll, grad = engine.gradient(x)
+    assert contrib.loglik.sum() == pytest.approx(ll, abs=1e-9)
+    np.testing.assert_allclose(contrib.score.sum(axis=0), grad, atol=1e-9)
+    # each top cluster on its own is a model of its own: its Laplace log-likelihood alone
+    one = data[data["a"] == 4]
+    sub = build_multilevel_design(
+        parse_formula("yp ~ x + (1 | a/c)"),
+        pd.concat([one, data[data["a"] == 5]]),
+        get_family("poisson"),
+    )
+    both = JointLaplaceEngine(sub, get_family("poisson")).contributions(x).loglik
+    np.testing.assert_allclose(both, contrib.loglik[[4, 5]], atol=1e-9)
+
+
+def test_gaussian_laplace_is_the_exact_marginal_likelihood():
+    """Crossed gaussian: the Laplace approximation is exact; compare with the dense
+    multivariate normal log-density of y."""
+    data = _sim(seed=2, n_a=6, n_b=5, per=2)
+    design, engine = _engine("yg ~ x + (1 | a) + (1 + x | b)", data, get_family("gaussian"))
+    x = np.array([0.2, 0.4, 0.7, 0.5, 0.2, 0.3, np.log(0.8)])
+    beta, theta, aux = engine.split(x)
+    n = design.n_obs
+    cov = np.exp(2 * aux[0]) * np.eye(n)
+    for k, f in enumerate(design.factors):
+        lam = f.structure.lam(engine.theta_of(theta, k))
+        zb = np.zeros((n, f.n_levels * f.q))
+        for r in range(f.q):
+            zb[np.arange(n), f.codes * f.q + r] = f.Z[:, r]
+        big = np.kron(np.eye(f.n_levels), lam)
+        zl = zb @ big
+        cov += zl @ zl.T
+    resid = design.base.y - design.base.X @ beta
+    _, logdet = np.linalg.slogdet(cov)
+    exact = -0.5 * (n * np.log(2 * np.pi) + logdet + resid @ np.linalg.solve(cov, resid))
+    assert engine.loglik(x) == pytest.approx(exact, abs=1e-8)
+
+
+def test_modes_and_conditional_variances_equal_a_dense_solve():
+    data = _sim(seed=4, n_a=5, n_b=4, per=2)
+    design, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    x = np.array([0.1, 0.5, 0.9, 0.6])
+    post = engine.posterior(x)
+    # dense: maximise sum l - |u|^2/2 over all 9 effects
+    beta, theta = x[:2], x[2:]
+    fa, fb = design.factors
+    xb = design.base.X @ beta
+    y = design.base.y
+
+    def neg(u):
+        eta = xb + theta[0] * u[fa.codes] + theta[1] * u[5 + fb.codes]
+        return -(np.sum(y * eta - np.logaddexp(0, eta)) - 0.5 * u @ u)
+
+    sol = optimize.minimize(neg, np.zeros(9), method="BFGS", options={"gtol": 1e-10})
+    eta = xb + theta[0] * sol.x[fa.codes] + theta[1] * sol.x[5 + fb.codes]
+    mu = 1 / (1 + np.exp(-eta))
+    A = np.zeros((design.n_obs, 9))
+    A[np.arange(design.n_obs), fa.codes] = theta[0]
+    A[np.arange(design.n_obs), 5 + fb.codes] = theta[1]
+    H = A.T @ (A * (mu * (1 - mu))[:, None]) + np.eye(9)
+    hinv = np.linalg.inv(H)
+    np.testing.assert_allclose(post["a"].mean[:, 0], sol.x[:5], atol=1e-6)
+    np.testing.assert_allclose(post["b"].mean[:, 0], sol.x[5:], atol=1e-6)
+    np.testing.assert_allclose(post["a"].cov[:, 0, 0], np.diag(hinv)[:5], rtol=1e-6)
+    np.testing.assert_allclose(post["b"].cov[:, 0, 0], np.diag(hinv)[5:], rtol=1e-6)
+
+
+def test_grouseticks_three_factor_design_is_nested():
+    data = load_reference_data("grouseticks")
+    design = build_multilevel_design(
+        parse_formula("TICKS ~ HEIGHT_s + (1 | LOCATION/BROOD) + (1 | INDEX)"),
+        data,
+        get_family("poisson"),
+    )
+    assert design.nested
+    assert [f.name for f in design.factors] == ["LOCATION", "LOCATION:BROOD", "INDEX"]
+    assert design.display == ("LOCATION", "LOCATION>BROOD", "LOCATION>BROOD>INDEX")
