@@ -30,6 +30,7 @@ from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.formula.idioms import apply_idioms
 from mixedglm.formula.parse import _split_top_level
 from mixedglm.inference import covariance_from_hessian
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
@@ -191,8 +192,10 @@ def _fit(
 ) -> ConditionalResults:
     command = _COMMAND[kind]
     parsed = parse_formula(formula)
-    fixed, explicit_constant = _fixed_terms(parsed, command)
     frame = apply_subset(load_data(data), subset)
+    idioms = apply_idioms(parsed, frame, offset=offset, allow_cbind=False)
+    parsed, frame, offset = idioms.formula, idioms.data, idioms.offset
+    fixed, explicit_constant = _fixed_terms(parsed, command)
     group = _check_group(frame, group, command)
     notes: list[str] = []
     if explicit_constant:
@@ -278,6 +281,7 @@ def _fit(
         level=level,
         hessian_ok=ok,
         formula=parsed.text,
+        value_labels=design.value_labels,
     )
 
 

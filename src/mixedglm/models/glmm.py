@@ -20,6 +20,7 @@ from mixedglm.engines.glm import GLMObjective
 from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import covariance_from_hessian
 from mixedglm.optim import newton_maximize
 from mixedglm.results.glmm import GLMMResults
@@ -307,12 +308,14 @@ def glmm(
         raise MixedGLMError(
             f"curvature='fisher' is for binomial and Poisson models, not {fam.name}"
         )
+    parsed = parse_formula(formula)
+    frame = apply_subset(load_data(data), subset)
+    idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)
+    parsed, frame, offset, trials = idioms.formula, idioms.data, idioms.offset, idioms.trials
     if trials is None and fam.name == "binomial":
         fam = Family("bernoulli", fam.link)
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
-    parsed = parse_formula(formula)
-    frame = apply_subset(load_data(data), subset)
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)

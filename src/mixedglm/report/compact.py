@@ -116,6 +116,13 @@ class CompactTable:
     def __repr__(self) -> str:
         return str(self)
 
+    def _repr_html_(self) -> str:
+        """The table as HTML (Jupyter)."""
+        # imported here: compact_html builds on this module
+        from mixedglm.report.compact_html import render_compact_html
+
+        return render_compact_html(self)
+
     def to_frame(self) -> pd.DataFrame:
         """Estimates (and SE, t, p as requested) by equation and term, one column per model."""
         index, values = [], {c.title: [] for c in self.columns}

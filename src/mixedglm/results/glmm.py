@@ -18,13 +18,16 @@ from mixedglm.inference import TestResult, wald_test
 from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
 from mixedglm.optim import OptSummary
 from mixedglm.report.table import CoefTable
+from mixedglm.results.accessors import GLMMAccessors
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.display import DisplayMixin
+from mixedglm.results.plotting import PlotMixin
 
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
 
 
-@dataclass(frozen=True)
-class GLMMResults(CoefficientResults):
+@dataclass(frozen=True, repr=False)
+class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
     """A fitted generalized linear mixed model (one grouping factor).
 
     ``params_all`` is ``[beta, theta, aux]`` on the estimation scale with covariance
