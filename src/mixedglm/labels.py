@@ -12,6 +12,7 @@ carry their labels in the categories themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -20,7 +21,7 @@ ATTR = "value_labels"
 LabelMap = Mapping[str, Mapping[str, str]]
 
 
-def set_value_labels(data: pd.DataFrame, labels: Mapping[str, Mapping[object, str]]) -> None:
+def set_value_labels(data: pd.DataFrame, labels: Mapping[str, Mapping[Any, str]]) -> None:
     """Attach value labels to columns of ``data`` (in place): ``{"female": {0: "Male", 1:
     "Female"}}``."""
     current = dict(data.attrs.get(ATTR, {}))

@@ -93,15 +93,20 @@ def plot_random_effects(
 # -- coefficients -----------------------------------------------------------------------------
 
 
+def _level(res: Any, level: float | None) -> float:
+    """``level``, or the fit's own confidence level."""
+    return float(level if level is not None else getattr(res, "level", 95.0))
+
+
 def _coef_frame(res: Any, level: float | None, eform: bool) -> pd.DataFrame:
-    level = float(level if level is not None else getattr(res, "level", 95.0))
+    level = _level(res, level)
     params = res.params.astype(float)
     ci = res.conf_int(level)
     frame = pd.DataFrame(
         {"estimate": params, "lower": ci.iloc[:, 0].astype(float), "upper": ci.iloc[:, 1]}
     )
     if eform:
-        frame = np.exp(frame)
+        frame = pd.DataFrame(np.exp(frame.to_numpy()), index=frame.index, columns=frame.columns)
     return frame
 
 
@@ -128,7 +133,7 @@ def plot_coefficients(
     fig = _new_figure(6.0, 1.2 + 0.35 * len(frame))
     ax = fig.subplots()
     _dot_panel(ax, frame, _COLORS[0], 0.0, None)
-    _finish_coefficient_axes(ax, list(frame.index), eform, level or getattr(res, "level", 95))
+    _finish_coefficient_axes(ax, list(frame.index), eform, _level(res, level))
     return fig
 
 
@@ -227,6 +232,6 @@ def plot_compare(
         full = frame.reindex(terms)
         offset = (len(results) - 1) / 2 * width - k * width
         _dot_panel(ax, full, _COLORS[k % len(_COLORS)], offset, name)
-    _finish_coefficient_axes(ax, terms, eform, level or getattr(results[0], "level", 95.0))
+    _finish_coefficient_axes(ax, terms, eform, _level(results[0], level))
     ax.legend(loc="best", fontsize="small")
     return fig

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from refdata import REFERENCE, load_reference_data
 
 import mixedglm.datasets as datasets
 from mixedglm.datasets.papers import load_papers
+
+from refdata import REFERENCE, load_reference_data
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

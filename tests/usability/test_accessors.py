@@ -54,6 +54,7 @@ def test_cbpp_ranef_fixef_varcorr_match_lme4(cbpp):
     assert res.nobs == 56 and res.df_model == 3
 
 
+@pytest.mark.slow
 def test_sleepstudy_varcorr_and_ranef_match_lmer():
     ref = load_reference("sleep_lmer_ml_rs")
     data = load_reference_data("sleepstudy")
@@ -109,3 +110,11 @@ def test_ordinal_fitted_values_are_refused():
     res = mg.glmm("r ~ x + (1 | g)", data, family="ordinal", nolog=True, quiet=True)
     with pytest.raises(MixedGLMError, match="ordinal"):
         res.fittedvalues  # noqa: B018
+
+
+def test_hybrid_results_delegate_the_accessors(panel):
+    res = mg.hybrid("y ~ f", panel, use=["x"], cluster="g", family="binomial")
+    assert res.fittedvalues.equals(res.glmm.fittedvalues)
+    assert res.resid_pearson.equals(res.glmm.resid_pearson)
+    assert res.ranef().equals(res.glmm.ranef()) and res.varcorr().equals(res.glmm.varcorr())
+    assert res.fixef().equals(res.params) and res.df_model == 3 and res.nobs == len(panel)

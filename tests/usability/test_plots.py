@@ -34,6 +34,7 @@ def slopes(panel):
     return mg.glmm("y ~ x + (1 + x || g)", panel, nolog=True, quiet=True)
 
 
+@pytest.mark.slow
 def test_caterpillar_one_panel_per_effect(logit_fit, slopes):
     fig = logit_fit.plot_random_effects()
     assert isinstance(fig, Figure) and len(fig.axes) == 1

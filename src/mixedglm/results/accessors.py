@@ -17,12 +17,18 @@ Conventions (those of lme4's ``fitted()``/``residuals()`` and statsmodels' GLM):
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
 from mixedglm.errors import MixedGLMError
+
+if TYPE_CHECKING:
+    from mixedglm.design.build import ModelDesign
+    from mixedglm.engines.covariance import CovarianceStructure
+    from mixedglm.families import Family
 
 
 def _xlogy_ratio(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -75,28 +81,52 @@ def _words(family) -> str:
 class CommonAccessors:
     """``fixef()`` and ``df_model`` for any result with ``params``."""
 
+    params: pd.Series
+
     def fixef(self) -> pd.Series:
         """The fixed-effect estimates (lme4's ``fixef()``; the same as ``params``)."""
-        return self.params.copy()  # type: ignore[attr-defined]
+        return self.params.copy()
 
     @property
     def df_model(self) -> int:
         """Estimated coefficients besides the constant (statsmodels' ``df_model``; for a
         GLMM the degrees of freedom of the Wald test in the header)."""
-        return int(sum(1 for n in self.params.index if n != "_cons"))  # type: ignore[attr-defined]
+        return len([n for n in self.params.index if n != "_cons"])
 
 
 class GLMMAccessors(CommonAccessors):
     """Mixin for :class:`~mixedglm.results.glmm.GLMMResults`."""
 
+    design: ModelDesign
+    family: Family
+    structure: CovarianceStructure
+
+    if TYPE_CHECKING:  # provided by GLMMResults
+
+        @property
+        def aux(self) -> np.ndarray: ...
+
+        @property
+        def sigma(self) -> np.ndarray: ...
+
+        def predict(
+            self, data: pd.DataFrame | None = None, kind: str = "mu", conditional: bool = True
+        ) -> pd.Series | pd.DataFrame: ...
+
+        def random_effects(
+            self, kind: str = "means", se: bool = True, expand: bool = False
+        ) -> pd.DataFrame: ...
+
     # -- data in the data's row order ----------------------------------------------------------
     def _data_order(self) -> np.ndarray:
-        return np.argsort(self.design.source_positions, kind="stable")  # type: ignore[attr-defined]
+        positions = self.design.source_positions
+        assert positions is not None
+        return np.argsort(positions, kind="stable")
 
     def _observed(self) -> tuple[np.ndarray, np.ndarray, pd.Index]:
         """Outcome (a proportion for binomial with trials) and prior weights, data order."""
-        design = self.design  # type: ignore[attr-defined]
-        if self.family.is_ordinal:  # type: ignore[attr-defined]
+        design = self.design
+        if self.family.is_ordinal:
             raise MixedGLMError(
                 "fitted values and residuals are not defined for ordinal models: "
                 "predict(kind='pr') gives the probability of each category"
@@ -116,7 +146,8 @@ class GLMMAccessors(CommonAccessors):
         """The conditional mean at the predicted random effects (posterior means), one value
         per observation of the estimation sample in the data's row order."""
         self._observed()  # refuses ordinal models with a clear message
-        mu = self.predict(kind="mu", conditional=True)  # type: ignore[attr-defined]
+        mu = self.predict(kind="mu", conditional=True)
+        assert isinstance(mu, pd.Series)
         return mu.rename("fitted")
 
     @property
@@ -130,7 +161,7 @@ class GLMMAccessors(CommonAccessors):
         """``(y - mu) sqrt(w / V(mu))``: see the module docstring for ``V`` and ``w``."""
         y, w, index = self._observed()
         mu = self.fittedvalues.to_numpy()
-        var = variance_function(self.family, mu, self.aux)  # type: ignore[attr-defined]
+        var = variance_function(self.family, mu, self.aux)
         return pd.Series((y - mu) * np.sqrt(w / var), index=index, name="resid_pearson")
 
     @property
@@ -138,7 +169,7 @@ class GLMMAccessors(CommonAccessors):
         """``sign(y - mu) sqrt(w d(y, mu))`` with the family's unit deviance ``d``."""
         y, w, index = self._observed()
         mu = self.fittedvalues.to_numpy()
-        d = unit_deviance(self.family, y, mu, self.aux)  # type: ignore[attr-defined]
+        d = unit_deviance(self.family, y, mu, self.aux)
         values = np.sign(y - mu) * np.sqrt(np.maximum(w * d, 0.0))
         return pd.Series(values, index=index, name="resid_deviance")
 
@@ -147,31 +178,67 @@ class GLMMAccessors(CommonAccessors):
         """The conditional modes of the random effects (lme4's ``ranef()``): one row per
         cluster, one column per random effect in the formula's order (``_cons`` for the
         intercept). Stata's posterior means are :meth:`random_effects`."""
-        modes = self.random_effects(kind="modes", se=False)  # type: ignore[attr-defined]
-        return modes[list(self.structure.columns)]  # type: ignore[attr-defined]
+        modes = self.random_effects(kind="modes", se=False)
+        return modes[list(self.structure.columns)]
 
     def varcorr(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(fit))``: columns ``grp``, ``var1``, ``var2``,
         ``vcov`` (variance or covariance) and ``sdcor`` (SD or correlation); variances
         first, then the covariances, then the residual for gaussian models."""
-        design = self.design  # type: ignore[attr-defined]
+        design = self.design
         group = design.group.name if design.group is not None else ""
-        sigma = np.asarray(self.sigma, dtype=float)  # type: ignore[attr-defined]
-        names = list(self.structure.columns)  # type: ignore[attr-defined]
+        sigma = np.asarray(self.sigma, dtype=np.float64)
+        names = list(self.structure.columns)
         sd = np.sqrt(np.maximum(np.diag(sigma), 0.0))
         rows: list[tuple[str, str, object, float, float]] = [
             (group, name, None, float(sigma[a, a]), float(sd[a])) for a, name in enumerate(names)
         ]
         for a in range(len(names)):
             for b in range(a + 1, len(names)):
-                if self.structure.effective_kind in ("independent", "identity"):  # type: ignore[attr-defined]
+                if self.structure.effective_kind in ("independent", "identity"):
                     continue
                 denom = sd[a] * sd[b]
                 corr = float(sigma[a, b] / denom) if denom > 0 else math.nan
                 rows.append((group, names[a], names[b], float(sigma[a, b]), corr))
-        if self.family.name == "gaussian":  # type: ignore[attr-defined]
-            s = math.exp(float(self.aux[0]))  # type: ignore[attr-defined]
+        if self.family.name == "gaussian":
+            s = math.exp(float(self.aux[0]))
             rows.append(("Residual", "", None, s * s, s))
         frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
         frame["var2"] = frame["var2"].astype(object)
         return frame
+
+
+class DelegatedAccessors:
+    """The accessors of a model that wraps a GLMM fit in ``self.glmm`` (hybrid models)."""
+
+    glmm: GLMMAccessors
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """See :attr:`GLMMAccessors.fittedvalues`."""
+        return self.glmm.fittedvalues
+
+    @property
+    def resid_response(self) -> pd.Series:
+        return self.glmm.resid_response
+
+    @property
+    def resid_pearson(self) -> pd.Series:
+        return self.glmm.resid_pearson
+
+    @property
+    def resid_deviance(self) -> pd.Series:
+        return self.glmm.resid_deviance
+
+    def fixef(self) -> pd.Series:
+        return self.glmm.fixef()
+
+    def ranef(self) -> pd.DataFrame:
+        return self.glmm.ranef()
+
+    def varcorr(self) -> pd.DataFrame:
+        return self.glmm.varcorr()
+
+    @property
+    def df_model(self) -> int:
+        return self.glmm.df_model

@@ -9,16 +9,23 @@ Result classes mix :class:`DisplayMixin` in (and declare their dataclass with
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from typing import Any
 
 
 class DisplayMixin:
-    """``__str__``/``__repr__`` from ``_text()``, ``_repr_html_`` from ``_html()``."""
+    """``__str__``/``__repr__`` from ``_text()``, ``_repr_html_`` from ``_html()``.
+
+    The default ``_text()``/``_html()`` render ``self.summary()`` (a
+    :class:`~mixedglm.results.glmm.Summary`)."""
+
+    summary: Callable[..., Any]
 
     def _text(self) -> str:
-        return str(self.summary())  # type: ignore[attr-defined]
+        return str(self.summary())
 
     def _html(self) -> str:
-        summary = self.summary()  # type: ignore[attr-defined]
+        summary = self.summary()
         extras = "".join(
             f"<pre>{html.escape(text)}</pre>" for text in getattr(summary, "extras", ())
         )

@@ -22,6 +22,7 @@ from mixedglm.report.compact import (
     CompactTable,
     compact_column,
 )
+from mixedglm.results.accessors import DelegatedAccessors
 from mixedglm.results.display import DisplayMixin
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.serialize import clean
@@ -81,7 +82,7 @@ def wald_restrictions(
 
 
 @dataclass(frozen=True, repr=False)
-class HybridResults(DisplayMixin):
+class HybridResults(DelegatedAccessors, DisplayMixin):
     """A fitted hybrid / CRE model: ``glmm`` is the mixed model on the columns of
     ``decomposition``; ``family_name`` and ``link`` are as the user asked for them (for the
     title: ``binomial`` is fitted as ``bernoulli`` when there are no trials)."""
