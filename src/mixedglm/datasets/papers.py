@@ -410,7 +410,7 @@ def write_papers(path: str | Path | IO[bytes], df: pd.DataFrame | None = None) -
     """Write ``df`` (default: ``simulate_papers()``) as a compressed ``.npz`` file."""
     if df is None:
         df = simulate_papers()
-    np.savez_compressed(path, **_to_arrays(df))
+    np.savez_compressed(path, **_to_arrays(df))  # type: ignore[arg-type]
 
 
 def load_papers(path: str | Path | IO[bytes] | None = None) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -171,12 +172,13 @@ def fit_conditional(
     beta0 = np.zeros(Xk.shape[1])
     beta, ev, opt = newton_maximize(objective, beta0, gtol=GTOL, maxiter=maxiter, log=log)
     loglik_0 = opt.history[0].loglik  # iteration 0 is at beta = 0
+    assert ev.hessian is not None
     cov, ok = covariance_from_hessian(ev.hessian)
     return beta, ev, opt, float(loglik_0), cov, ok
 
 
 def _fit(
-    kind: str,
+    kind: Literal["logit", "poisson"],
     formula: str,
     data: DataSource,
     group: str | None,
@@ -221,6 +223,7 @@ def _fit(
         exposure=exposure,
         require_group=False,
     )
+    assert design.source_positions is not None
     rows = frame.iloc[design.source_positions]
     X, names = _full_matrix(design, rows)
     dropped_notes = {f"note: {n} omitted because of collinearity" for n, _ in design.omitted}

@@ -201,6 +201,7 @@ def fit_glmm(
         )
     full_flags = np.zeros(x.shape[0], dtype=bool)
     full_flags[p : p + objective.n_theta] = boundary
+    assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
     if not hess_ok:
         notes.append("note: Hessian is not negative definite; standard errors may be unreliable")

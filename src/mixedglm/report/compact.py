@@ -125,7 +125,8 @@ class CompactTable:
 
     def to_frame(self) -> pd.DataFrame:
         """Estimates (and SE, t, p as requested) by equation and term, one column per model."""
-        index, values = [], {c.title: [] for c in self.columns}
+        index: list[tuple[str, str, str]] = []
+        values: dict[str, list[float]] = {c.title: [] for c in self.columns}
         kinds = ["b"] + [k for k in ("se", "t", "p") if getattr(self, k)]
         main_key = _main_key(self.columns)
         maps = [_column_map(c, main_key) for c in self.columns]
@@ -389,8 +390,8 @@ def render_compact(table: CompactTable) -> str:
     if extra_kinds:
         legend = "legend: " + "/".join(["b", *extra_kinds])
         out.append(f"{legend:>{total}}")
-    head = [table.title] if table.title else []
-    return "\n".join(head + out + list(table.footer))
+    title = [table.title] if table.title else []
+    return "\n".join(title + out + list(table.footer))
 
 
 # -- several models -----------------------------------------------------------------------------
@@ -441,12 +442,10 @@ def compare(
     names = list(names)
     if len(names) != len(models):
         raise MixedGLMError(f"compare(): {len(models)} models but {len(names)} names")
+    rename_fn: Callable[[str], str]
     if isinstance(rename, Mapping):
         mapping = dict(rename)
-
-        def rename_fn(name: str) -> str:
-            return mapping.get(name, name)
-
+        rename_fn = lambda name: mapping.get(name, name)  # noqa: E731
     else:
         rename_fn = rename or (lambda name: name)
     columns = []

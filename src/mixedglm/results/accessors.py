@@ -81,7 +81,10 @@ def _words(family) -> str:
 class CommonAccessors:
     """``fixef()`` and ``df_model`` for any result with ``params``."""
 
-    params: pd.Series
+    if TYPE_CHECKING:  # provided by the result classes
+
+        @property
+        def params(self) -> pd.Series: ...
 
     def fixef(self) -> pd.Series:
         """The fixed-effect estimates (lme4's ``fixef()``; the same as ``params``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,14 @@ class CoefficientResults:
     """Mixin for result classes that define ``params`` (a Series), ``cov_params`` (a
     DataFrame), ``level`` and ``opt`` (an :class:`~mixedglm.optim.OptSummary`)."""
 
-    params: pd.Series
-    cov_params: pd.DataFrame
+    if TYPE_CHECKING:  # provided by the result classes
+
+        @property
+        def params(self) -> pd.Series: ...
+
+        @property
+        def cov_params(self) -> pd.DataFrame: ...
+
     level: float
 
     @property

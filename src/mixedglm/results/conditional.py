@@ -186,7 +186,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
         """The :class:`~mixedglm.report.table.CoefTable` of ``xtlogit, fe`` / ``xtpoisson, fe``."""
         level = level or self.level
         est = self.estimates(level, eform)
-        values = {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
+        values = {str(name): tuple(float(v) for v in row) for name, row in est.iterrows()}
         rows = coefficient_rows(list(self.all_names), values, dict(self.omitted), self.value_labels)
         if eform:  # an omitted odds ratio is shown as 1, as Stata does
             omitted_styles = ("omitted", "level_omitted")

@@ -386,9 +386,10 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
         assert self.design.group is not None
         frame.index = pd.Index(self.design.group.labels, name=self.design.group.name)
         if expand:
-            order = np.argsort(self.design.source_positions, kind="stable")
-            rows = frame.iloc[self.design.group_codes[order]]
-            rows.index = self.design.row_index[order]
+            assert self.design.source_positions is not None
+            data_order = np.argsort(self.design.source_positions, kind="stable")
+            rows = frame.iloc[self.design.group_codes[data_order]]
+            rows.index = self.design.row_index[data_order]
             return rows
         return frame
 

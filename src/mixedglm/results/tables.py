@@ -25,7 +25,7 @@ def factor_parts(name: str) -> tuple[str, str] | None:
 
 def coefficient_rows(
     names: list[str],
-    estimates: dict[str, tuple[float, float, float, float, float, float]],
+    estimates: dict[str, tuple[float, ...]],
     omitted: dict[str, str],
     labels: LabelMap | None = None,
 ) -> list[Row]:
