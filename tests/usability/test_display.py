@@ -69,3 +69,9 @@ def test_every_result_class_defines_its_display(attr):
     for cls in (GLMMResults, ConditionalResults, HybridResults, CompactTable):
         assert getattr(cls, attr) is not object.__dict__.get(attr), (cls, attr)
         assert "dataclass" not in getattr(getattr(cls, attr), "__qualname__", "")
+
+
+def test_summary_objects_render_as_html_in_jupyter():
+    summary = seed_like_results().summary()
+    assert summary._repr_html_() == summary.as_html()
+    assert _is_html_table(summary._repr_html_())

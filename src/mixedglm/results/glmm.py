@@ -460,3 +460,7 @@ class Summary:
         from mixedglm.report.render import render_html
 
         return render_html(self.table)
+
+    def _repr_html_(self) -> str:
+        """The table as HTML (Jupyter)."""
+        return self.as_html()
