@@ -12,6 +12,7 @@ from mixedglm.families import get_family
 from mixedglm.models.conditional import clogit, xtpoisson_fe
 from mixedglm.models.glmm import glmm
 from mixedglm.models.hybrid import hybrid
+from mixedglm.plot import plot_compare
 from mixedglm.report.compare import compare
 
 __version__ = "0.1.0"
@@ -28,5 +29,6 @@ __all__ = [
     "glmm",
     "hybrid",
     "load_data",
+    "plot_compare",
     "xtpoisson_fe",
 ]

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write predicted random effects (posterior means and SDs) as CSV; with several "
         "grouping factors one long file with a column 'factor'",
     )
+    _add_plot_option(fit, "a caterpillar plot of the predicted random effects")
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
     _add_fe_commands(sub)
@@ -156,6 +157,7 @@ def _run_fit(args: argparse.Namespace) -> None:
         return
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
+    _write_plot(args, res.plot_random_effects)
     _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))
 
 
@@ -187,6 +189,7 @@ def _add_hybrid_commands(sub) -> None:
     hyb.add_argument("--full", action="store_true", help="full mixed-model output")
     _add_variables(hyb, "offset", "exposure", "trials")
     hyb.add_argument("--iterations", action="store_true", help="show the iteration log")
+    _add_plot_option(hyb, "the within and between effects with their intervals")
     _add_compact_options(hyb, DEFAULT_STATS, STAT_NAMES)
     hyb.set_defaults(run=_run_hybrid)
 
@@ -237,7 +240,27 @@ def _run_hybrid(args: argparse.Namespace) -> None:
         **_options(args, "offset", "exposure", "trials", "level", "iterations"),
     )
     table = _options(args, "star", "se", "t", "p", "stats", "full", "test")
-    _emit(args, res.table(**table), res.to_dict(args.level))
+    text = res.table(**table)
+    _write_plot(args, res.plot)
+    _emit(args, text, res.to_dict(args.level))
+
+
+def _add_plot_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help=f"save {what} to PATH (.png, .pdf, .svg; needs matplotlib)",
+    )
+
+
+def _write_plot(args: argparse.Namespace, make: Callable[[], object]) -> None:
+    """Save the model's plot to ``--plot PATH`` (if given)."""
+    if getattr(args, "plot", None):
+        fig = make()
+        try:
+            fig.savefig(args.plot, dpi=120)  # type: ignore[attr-defined]
+        except (ValueError, OSError) as err:  # unknown format, unwritable path
+            raise MixedGLMError(f"cannot write the plot '{args.plot}': {err}") from err
 
 
 def _run_compare(args: argparse.Namespace) -> None:

@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic.errors import FormulaicError
 
 from mixedglm.design.arrays import ClusterArrays
 from mixedglm.design.collinear import find_collinear_gram
-from mixedglm.design.columns import column_plan, parsed_formula, readable_name
+from mixedglm.design.columns import column_plan, readable_name
 from mixedglm.design.missing import dropped_note
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula, RandomTerm
+from mixedglm.formula.idioms import formula_variables
+from mixedglm.labels import value_labels
 
 __all__ = ["GroupInfo", "ModelDesign", "build_design", "readable_name"]
 
@@ -96,6 +98,7 @@ class ModelDesign:
     random_specs: tuple = field(default=(), repr=False)
     binomial_trials: bool = False
     categories: tuple = ()  # an ordinal outcome's categories, coded 0.. in y
+    value_labels: Mapping = field(default_factory=dict)  # see mixedglm.labels
 
     @property
     def n_obs(self) -> int:
@@ -129,22 +132,9 @@ def _require_columns(names: list[str], data: pd.DataFrame, where: dict[str, str]
 
 
 def _formula_variables(expr: str, data: pd.DataFrame, what: str) -> list[str]:
-    """Variables a formulaic expression needs, checked against the data."""
-    try:
-        required = parsed_formula(expr).required_variables
-    except FormulaicError as err:
-        raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
-    names = sorted(str(v) for v in required)
-    out = []
-    for name in names:
-        if name in data.columns:
-            out.append(name)
-        elif name not in _KNOWN_NAMESPACES:
-            raise DataError(
-                f"variable '{name}' not found in the data ({what} '{expr}')"
-                + _suggest(name, [str(c) for c in data.columns])
-            )
-    return out
+    """Variables a formulaic expression needs, checked against the data (including those
+    inside stateful transforms such as ``scale(x)``; see :mod:`mixedglm.formula.idioms`)."""
+    return formula_variables(expr, data, what)
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -440,4 +430,5 @@ def build_design(
         random_specs=tuple(random_specs),
         binomial_trials=trials is not None,
         categories=categories,
+        value_labels=value_labels(data, wanted),
     )

@@ -76,7 +76,8 @@ class KernelSet:
             if path:
                 files.add(path)
             else:  # no file (an interactive definition): hash the function's own source
-                digest.update(inspect.getsource(getattr(fn, "py_func", fn)).encode())
+                source = inspect.getsource(getattr(fn, "py_func", fn))  # type: ignore[arg-type]
+                digest.update(source.encode())
         for path in sorted(files):
             with open(path, "rb") as handle:
                 digest.update(handle.read())

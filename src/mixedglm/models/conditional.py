@@ -17,6 +17,7 @@ import difflib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
 from mixedglm.errors import DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.formula.idioms import apply_idioms
 from mixedglm.formula.parse import _split_top_level
 from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
@@ -168,12 +170,13 @@ def fit_conditional(
     beta0 = np.zeros(Xk.shape[1])
     beta, ev, opt = newton_maximize(objective, beta0, gtol=GTOL, maxiter=maxiter, log=log)
     loglik_0 = opt.history[0].loglik  # iteration 0 is at beta = 0
+    assert ev.hessian is not None
     cov, ok = covariance_from_hessian(ev.hessian)
     return beta, ev, opt, float(loglik_0), cov, ok
 
 
 def _fit(
-    kind: str,
+    kind: Literal["logit", "poisson"],
     formula: str,
     data: DataSource,
     group: str | None,
@@ -189,8 +192,10 @@ def _fit(
 ) -> ConditionalResults:
     command = _COMMAND[kind]
     parsed = parse_formula(formula)
-    fixed, explicit_constant = _fixed_terms(parsed, command)
     frame = apply_subset(load_data(data), subset)
+    idioms = apply_idioms(parsed, frame, offset=offset, allow_cbind=False)
+    parsed, frame, offset = idioms.formula, idioms.data, idioms.offset
+    fixed, explicit_constant = _fixed_terms(parsed, command)
     group = _check_group(frame, group, command)
     notes: list[str] = []
     if explicit_constant:
@@ -213,6 +218,7 @@ def _fit(
         exposure=exposure,
         require_group=False,
     )
+    assert design.source_positions is not None
     rows = frame.iloc[design.source_positions]
     X, names = _full_matrix(design, rows)
     dropped_notes = {f"note: {n} omitted because of collinearity" for n, _ in design.omitted}
@@ -266,6 +272,7 @@ def _fit(
         level=level,
         hessian_ok=ok,
         formula=parsed.text,
+        value_labels=design.value_labels,
     )
 
 

@@ -23,6 +23,7 @@ from mixedglm.engines.rules import LARGE_GRID, IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import covariance_from_hessian
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
 from mixedglm.optim import newton_maximize
@@ -181,7 +182,8 @@ def fit_glmm(
     t0 = time.perf_counter()
     make_engine, pooled = engines or in_memory_engines(design, family, structure)
     _log_lines(log, "Fitting fixed-effects model:", "")
-    x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
+    start0 = pooled.start()  # type: ignore[attr-defined]
+    x_pooled, ev_pooled, _ = newton_maximize(pooled, start0, log=log, maxiter=maxiter)
     p = len(design.x_names)
     scales = np.sqrt(np.mean(design.Z**2, axis=0))
     laplace = make_engine(rule.laplace())
@@ -211,6 +213,7 @@ def fit_glmm(
         )
     full_flags = np.zeros(x.shape[0], dtype=bool)
     full_flags[p : p + n_theta] = boundary
+    assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
     if not hess_ok:
         notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
@@ -306,12 +309,14 @@ def glmm(
     """
     fam = get_family(family, link, dispersion)
     rule = make_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
+    parsed = parse_formula(formula)
+    frame = apply_subset(load_data(data), subset)
+    idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)
+    parsed, frame, offset, trials = idioms.formula, idioms.data, idioms.offset, idioms.trials
     if trials is None and fam.name == "binomial":
         fam = replace(fam, name="bernoulli")
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
-    parsed = parse_formula(formula)
-    frame = apply_subset(load_data(data), subset)
     if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
         return multilevel_glmm(
             parsed,

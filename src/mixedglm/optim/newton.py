@@ -156,7 +156,7 @@ def newton_maximize(
         iterations=iteration,
         loglik=float(evaluation.loglik),
         scaled_gradient=float(scaled),
-        max_abs_gradient=float(np.max(np.abs(evaluation.gradient))) if x.size else 0.0,
+        max_abs_gradient=float(np.max(np.abs(np.asarray(evaluation.gradient)))) if x.size else 0.0,
         message=message,
         history=tuple(history),
         evaluations=n_eval,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,14 @@ class CoefficientResults:
     DataFrame), ``level``, ``loglik``, ``nobs``, ``n_params`` and ``opt`` (an
     :class:`~mixedglm.optim.OptSummary`)."""
 
-    params: pd.Series
-    cov_params: pd.DataFrame
+    if TYPE_CHECKING:  # provided by the result classes
+
+        @property
+        def params(self) -> pd.Series: ...
+
+        @property
+        def cov_params(self) -> pd.DataFrame: ...
+
     level: float
     loglik: float
 

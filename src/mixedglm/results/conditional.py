@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -18,8 +19,11 @@ from mixedglm.optim.newton import format_loglik
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.stata import _header_line, render_ic, render_table
 from mixedglm.report.table import CoefTable, HeaderLine, Row
+from mixedglm.results.accessors import CommonAccessors
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.display import DisplayMixin
 from mixedglm.results.glmm import Summary
+from mixedglm.results.plotting import PlotMixin
 from mixedglm.results.serialize import conditional_to_dict
 from mixedglm.results.tables import coefficient_rows, obs_per_group_lines
 
@@ -41,8 +45,8 @@ def stata_note_lines(note: str) -> list[str]:
     return [note]
 
 
-@dataclass(frozen=True)
-class ConditionalResults(CoefficientResults):
+@dataclass(frozen=True, repr=False)
+class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, DisplayMixin):
     """A fitted conditional fixed-effects logit (``kind="logit"``) or Poisson model.
 
     ``params_array`` ``(k,)`` holds the estimated coefficients, named by ``names``, with
@@ -75,6 +79,7 @@ class ConditionalResults(CoefficientResults):
     level: float = 95.0
     hessian_ok: bool = True
     formula: str = ""
+    value_labels: Mapping = field(default_factory=dict)  # see mixedglm.labels
 
     # -- sizes -----------------------------------------------------------------------------
     @property
@@ -146,8 +151,8 @@ class ConditionalResults(CoefficientResults):
         """The :class:`~mixedglm.report.table.CoefTable` of ``xtlogit, fe`` / ``xtpoisson, fe``."""
         level = level or self.level
         est = self.estimates(level, eform)
-        values = {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
-        rows = coefficient_rows(list(self.all_names), values, dict(self.omitted))
+        values = {str(name): tuple(float(v) for v in row) for name, row in est.iterrows()}
+        rows = coefficient_rows(list(self.all_names), values, dict(self.omitted), self.value_labels)
         if eform:  # an omitted odds ratio is shown as 1, as Stata does
             omitted_styles = ("omitted", "level_omitted")
             rows = [Row(r.label, r.style, 1.0) if r.style in omitted_styles else r for r in rows]

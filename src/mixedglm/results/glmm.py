@@ -29,7 +29,10 @@ from mixedglm.report.grid import Grid, coef_grid
 from mixedglm.report.render import Formats
 from mixedglm.report.stata import render_ic, render_stata, render_table
 from mixedglm.report.table import CoefTable
+from mixedglm.results.accessors import GLMMAccessors
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.display import DisplayMixin
+from mixedglm.results.plotting import PlotMixin
 from mixedglm.results.predict import predict
 from mixedglm.results.serialize import glmm_to_dict
 from mixedglm.results.tables import glmm_table, varcomp_table
@@ -37,8 +40,8 @@ from mixedglm.results.tables import glmm_table, varcomp_table
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
 
 
-@dataclass(frozen=True)
-class GLMMResults(CoefficientResults):
+@dataclass(frozen=True, repr=False)
+class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
     """A fitted generalized linear mixed model (one grouping factor).
 
     ``params_all`` is ``[beta, theta, aux]`` on the estimation scale with covariance
@@ -344,9 +347,10 @@ class GLMMResults(CoefficientResults):
         assert self.design.group is not None
         frame.index = pd.Index(self.design.group.labels, name=self.design.group.name)
         if expand:
-            order = np.argsort(self.design.source_positions, kind="stable")
-            rows = frame.iloc[self.design.group_codes[order]]
-            rows.index = self.design.row_index[order]
+            assert self.design.source_positions is not None
+            data_order = np.argsort(self.design.source_positions, kind="stable")
+            rows = frame.iloc[self.design.group_codes[data_order]]
+            rows.index = self.design.row_index[data_order]
             return rows
         return frame
 

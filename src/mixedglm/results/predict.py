@@ -9,6 +9,7 @@ import pandas as pd
 from mixedglm.design.build import readable_name
 from mixedglm.engines.quadrature import gauss_hermite_rule
 from mixedglm.errors import DataError, MixedGLMError
+from mixedglm.formula.idioms import derived_column
 
 KINDS = ("xb", "eta", "mu", "pr")
 
@@ -39,12 +40,7 @@ def new_data_arrays(
     for name, transform in ((design.offset_name, None), (design.exposure_name, np.log)):
         if name is None:
             continue
-        if name not in data.columns:
-            raise DataError(
-                f"the new data lack the {'offset' if transform is None else 'exposure'} "
-                f"variable '{name}'"
-            )
-        values = data[name].to_numpy(dtype=float)
+        values = derived_column(data, name, "offset" if transform is None else "exposure")
         offset += values if transform is None else transform(values)
     group = design.group
     if group.name not in data.columns:

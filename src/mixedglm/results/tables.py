@@ -6,6 +6,7 @@ import re
 
 from mixedglm.inference import TestResult
 from mixedglm.inference.varcomp import VarCompRow
+from mixedglm.labels import LabelMap, level_label
 from mixedglm.report.formats import comma_int, fixed, stata_stat
 from mixedglm.report.table import CoefTable, HeaderLine, Row
 
@@ -25,11 +26,13 @@ def factor_parts(name: str) -> tuple[str, str] | None:
 
 def coefficient_rows(
     names: list[str],
-    estimates: dict[str, tuple[float, float, float, float, float, float]],
+    estimates: dict[str, tuple[float, ...]],
     omitted: dict[str, str],
+    labels: LabelMap | None = None,
 ) -> list[Row]:
     """Rows of the fixed part with factor variables grouped as Stata does (a blank row, the
-    variable's name, then one row per level)."""
+    variable's name, then one row per level, shown by its value label when ``labels`` has
+    one: see :mod:`mixedglm.labels`)."""
     rows: list[Row] = []
     current_factor = None
     for name in names:
@@ -40,7 +43,7 @@ def coefficient_rows(
                 rows.append(Row("", "blank"))
                 rows.append(Row(factor, "factor"))
                 current_factor = factor
-            label, style = level, "level"
+            label, style = level_label(factor, level, labels), "level"
         else:
             if current_factor is not None and name != "_cons":
                 rows.append(Row("", "blank"))
@@ -145,7 +148,9 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
 
     names = list(design.all_x_names or design.x_names)
     omitted = dict(design.omitted)
-    rows = coefficient_rows(names, _fixed_estimates(res, level), omitted)
+    rows = coefficient_rows(
+        names, _fixed_estimates(res, level), omitted, getattr(design, "value_labels", None)
+    )
     if design.offset_name or design.exposure_name:
         label = design.offset_name or f"ln({design.exposure_name})"
         rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
