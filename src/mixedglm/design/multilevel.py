@@ -16,18 +16,30 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+from formulaic import model_matrix
+from formulaic.errors import FormulaicError
 
 from mixedglm.design.build import (
     ModelDesign,
     _formula_variables,
-    _materialize,
     _require_columns,
     build_design,
 )
+from mixedglm.design.columns import readable_name
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.errors import DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula, RandomTerm
+
+
+def _materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str], object]:
+    """A random-effect term's columns by formulaic: the matrix, readable names, the spec."""
+    try:
+        mm = model_matrix(expr, frame, na_action="ignore")
+    except FormulaicError as err:
+        raise FormulaError(f"cannot build the {what} '{expr}': {err}") from err
+    names = [readable_name(str(c)) for c in mm.columns]
+    return np.ascontiguousarray(np.asarray(mm, dtype=float)), names, mm.model_spec
 
 
 @dataclass(frozen=True)

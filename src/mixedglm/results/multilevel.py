@@ -17,7 +17,7 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
-from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
+from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci
 from mixedglm.optim import OptSummary
 from mixedglm.report.stata import render_ic, render_table
 from mixedglm.results.base import CoefficientResults
@@ -126,8 +126,7 @@ class MultilevelResults(CoefficientResults):
             idx = self._theta_index(k)
             cov_t = self.cov_all[np.ix_(idx, idx)]
             name = self.design.display[k]
-            maker = variance_rows if kind == "var" else sd_rows
-            out += maker(f.structure, self.theta(k), cov_t, name, level)
+            out += component_rows(f.structure, self.theta(k), cov_t, name, level, kind)
         if self.family.name == "gaussian":
             crit = stats.norm.ppf(0.5 + level / 200.0)
             j = self.n_beta + self.n_theta
