@@ -7,6 +7,7 @@ Random-intercept and random-slope GLMMs by adaptive Gauss-Hermite quadrature (St
 from mixedglm.data import load_data
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import get_family
+from mixedglm.inference.lrtest import lrtest
 from mixedglm.models.conditional import clogit, xtpoisson_fe
 from mixedglm.models.glmm import glmm
 from mixedglm.models.hybrid import hybrid
@@ -26,5 +27,6 @@ __all__ = [
     "glmm",
     "hybrid",
     "load_data",
+    "lrtest",
     "xtpoisson_fe",
 ]

@@ -94,7 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
     _add_fe_commands(sub)
+    lrt = sub.add_parser("lrtest", help="likelihood-ratio test of two nested fits (lrtest)")
+    lrt.add_argument("restricted", metavar="A.json", help="one model's --json document")
+    lrt.add_argument("full", metavar="B.json", help="the other model's --json document")
+    lrt.set_defaults(run=_run_lrtest)
     return parser
+
+
+def _run_lrtest(args: argparse.Namespace) -> None:
+    from mixedglm.inference.lrtest import lrtest
+
+    names = (Path(args.restricted).stem, Path(args.full).stem)
+    print(lrtest(args.restricted, args.full, names=names))
 
 
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, Qua
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference.robust import parse_vce
+from mixedglm.models.reml import fit_reml
+from mixedglm.models.vce import glmm_robust
 from mixedglm.optim import newton_maximize
 from mixedglm.results.glmm import GLMMResults
 
@@ -256,6 +260,8 @@ def glmm(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
+    reml: bool = False,
 ) -> GLMMResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
@@ -291,6 +297,13 @@ def glmm(
         for non-canonical links); only for the mode-curvature grid.
     nolog, quiet
         Suppress the iteration log; also suppress notes.
+    vce
+        ``"oim"`` (default: observed information), ``"robust"`` (sandwich clustered at the
+        grouping factor, as Stata's ``vce(robust)``) or ``"cluster VAR"`` (VAR's clusters
+        must contain the groups); see :mod:`mixedglm.inference.robust`.
+    reml
+        Gaussian models only: restricted maximum likelihood (lmer's default, Stata's
+        ``mixed, reml``) instead of ML; see :mod:`mixedglm.models.reml`.
     """
     if nagq is None or int(nagq) < 1:
         raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
@@ -302,7 +315,13 @@ def glmm(
         )
     if curvature not in ("observed", "fisher"):
         raise MixedGLMError("curvature must be 'observed' or 'fisher'")
+    parse_vce(vce)  # a bad vce fails before any work
     fam = get_family(family, link, dispersion)
+    if reml and (fam.name != "gaussian" or fam.link != "identity"):
+        raise MixedGLMError(
+            f"reml=True is for linear (gaussian) models, not the {fam.name} family: REML "
+            "has no GLMM counterpart in Stata or lme4"
+        )
     if curvature == "fisher" and fam.name not in ("bernoulli", "binomial", "poisson"):
         raise MixedGLMError(
             f"curvature='fisher' is for binomial and Poisson models, not {fam.name}"
@@ -321,6 +340,11 @@ def glmm(
         for note in design.notes:
             print(note)
     log = _printer(not nolog and not quiet)
+    if reml:
+        if parse_vce(vce) is not None:
+            raise MixedGLMError("vce= robust or cluster is not available with reml=True")
+        res = fit_reml(design, fam, structure, maxiter=max(maxiter, 200), level=level, log=log)
+        return replace(res, data=frame.iloc[design.source_positions])
     res = fit_glmm(
         design,
         fam,
@@ -334,4 +358,5 @@ def glmm(
     )
     if log:
         log("")
-    return res
+    res = replace(res, data=frame.iloc[design.source_positions])
+    return glmm_robust(res, vce, frame)

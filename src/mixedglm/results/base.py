@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.inference import normal_ci, z_pvalues
+from mixedglm.inference.wald import WaldTest, wald_hypotheses
 
 
 class CoefficientResults:
@@ -48,3 +49,9 @@ class CoefficientResults:
         """Normal-theory confidence intervals of the coefficients."""
         lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
         return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
+
+    def test(self, *hypotheses: str | list[str]) -> WaldTest:
+        """Wald test of linear hypotheses on the coefficients (Stata's ``test``):
+        ``res.test("x1 = x2", "x3 = 0")`` jointly, ``res.test(["x1", "x2"])`` for all listed
+        coefficients zero; with the reported (robust, if asked for) covariance."""
+        return wald_hypotheses(self.params, self.cov_params, hypotheses)

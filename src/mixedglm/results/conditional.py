@@ -14,6 +14,7 @@ from scipy import stats
 from mixedglm.design.build import GroupInfo
 from mixedglm.errors import MixedGLMError
 from mixedglm.inference import TestResult, wald_test
+from mixedglm.inference.lrtest import sample_signature
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
 from mixedglm.report.formats import comma_int, fixed
@@ -259,6 +260,8 @@ class ConditionalResults(CoefficientResults):
             "nagq": None,
             "depvar": self.response,
             "nobs": self.nobs,
+            "n_params": self.n_params,
+            "sample": sample_signature(self.group.labels, self.group.sizes),
             "groups": {
                 self.group.name: {
                     "n": self.n_groups,

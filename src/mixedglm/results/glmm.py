@@ -15,7 +15,9 @@ from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, wald_test
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
+from mixedglm.inference.wald import WaldTest, wald_hypotheses
 from mixedglm.optim import OptSummary
 from mixedglm.report.table import CoefTable
 from mixedglm.results.base import CoefficientResults
@@ -50,6 +52,8 @@ class GLMMResults(CoefficientResults):
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
     level: float = 95.0
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
+    data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -267,13 +271,48 @@ class GLMMResults(CoefficientResults):
         return out
 
     # -- output ---------------------------------------------------------------------------------
-    def summary(self, style: str = "me", level: float | None = None, ic: bool = True) -> Summary:
+    def summary(
+        self,
+        style: str = "me",
+        level: float | None = None,
+        ic: bool = True,
+        eform: bool | str = False,
+    ) -> Summary:
         """The estimation table: ``style="me"`` (melogit's layout, the default) or ``"xt"``
-        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``."""
+        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``.
+        ``eform``: ``True`` (odds ratios for logit links, incidence-rate ratios for Poisson
+        and nbinomial, else ``exp(b)``), or ``"or"``, ``"irr"``, ``"eform"`` (Stata's
+        options): the fixed effects as ``exp(b)``; variance components unchanged."""
+        from mixedglm.results.eform import resolve_eform
         from mixedglm.results.tables import glmm_table
 
+        kind = resolve_eform(eform, self.family)
         extras = (self.estat_ic(),) if ic else ()
-        return Summary(glmm_table(self, style=style, level=level or self.level), extras)
+        table = glmm_table(self, style=style, level=level or self.level, eform=kind)
+        return Summary(table, extras)
+
+    def test(self, *hypotheses: str | list[str]) -> WaldTest:
+        """Wald test of linear hypotheses on the fixed effects (Stata's ``test``):
+        ``res.test("x1 = x2", "x3 = 0")`` jointly, or ``res.test(["x1", "x2"])`` for all
+        listed coefficients zero. Uses the reported (robust, if asked for) covariance."""
+        return wald_hypotheses(self.params, self.cov_params, hypotheses, self.design.response)
+
+    def margins(
+        self,
+        dydx: str | list[str] | None = None,
+        at: dict | None = None,
+        over: str | None = None,
+        marginal: bool = True,
+        data: pd.DataFrame | None = None,
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """Stata's ``margins``: average marginal effects (``dydx``) or predictive margins of
+        the mean response, with delta-method SEs. ``marginal=True`` integrates the random
+        effects out (population-averaged), ``False`` sets them to zero (``predict(mu
+        fixedonly)``). See :func:`mixedglm.inference.margins.margins`."""
+        from mixedglm.inference.margins import margins
+
+        return margins(self, dydx=dydx, at=at, over=over, marginal=marginal, data=data, level=level)
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
@@ -281,10 +320,16 @@ class GLMMResults(CoefficientResults):
 
         return render_ic(self.nobs, None, self.loglik, self.n_params, self.aic, self.bic)
 
-    def to_frame(self, level: float | None = None) -> pd.DataFrame:
+    def to_frame(self, level: float | None = None, eform: bool | str = False) -> pd.DataFrame:
         """Fixed effects, ancillary parameters (part ``aux``: ``/lnalpha``, ``/cut1``...)
-        and variance components in one DataFrame."""
+        and variance components in one DataFrame; ``eform`` as :meth:`summary` (the fixed
+        effects only)."""
+        from mixedglm.results.eform import exponentiate, resolve_eform
+
         level = level or self.level
+        if resolve_eform(eform, self.family):
+            frame = self.to_frame(level)
+            return exponentiate(frame, frame.index[frame["part"] == "fixed"])
         ci = self.conf_int(level)
         coef = pd.DataFrame(
             {

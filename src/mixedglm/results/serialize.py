@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from mixedglm.inference.lrtest import sample_signature
+
 
 def clean(value):
     """NaN and infinities become ``None`` (JSON has no NaN); numpy scalars become floats."""
@@ -62,6 +64,7 @@ def glmm_to_dict(res, level: float) -> dict:
         "nagq": res.nagq,
         "nobs": res.nobs,
         "n_params": res.n_params,
+        "sample": sample_signature(res.design.row_index, res.design.y),
         "groups": {
             group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
         },
@@ -104,7 +107,10 @@ def glmm_to_dict(res, level: float) -> dict:
             }
             for name, est, se, lo, hi in res.ancillary(level)
         ],
-        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
+        "lr_test": (
+            {k: clean(v) for k, v in res.lr_test.to_dict().items()} if res.vce is None else None
+        ),
         "wald": {"chi2": clean(res.wald.stat), "df": res.wald.df, "p": clean(res.wald.p)},
         "level": level,
         "notes": list(res.notes),
