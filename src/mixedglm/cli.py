@@ -86,6 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
         default="me",
         help="table layout: me (melogit, default) or xt (xtlogit)",
     )
+    eform = fit.add_mutually_exclusive_group()
+    eform.add_argument(
+        "--or", dest="eform", action="store_const", const="or", help="odds ratios (logit links)"
+    )
+    eform.add_argument(
+        "--irr",
+        dest="eform",
+        action="store_const",
+        const="irr",
+        help="incidence-rate ratios (Poisson, nbinomial)",
+    )
+    eform.add_argument(
+        "--eform",
+        dest="eform",
+        action="store_const",
+        const="eform",
+        help="exponentiated coefficients exp(b)",
+    )
+    _add_vce(fit)
+    fit.add_argument("--reml", action="store_true", help="REML (gaussian models; lmer's default)")
+    fit.add_argument(
+        "--margins",
+        metavar="SPEC",
+        action="append",
+        help='margins after the fit, e.g. "dydx(x1 x2)", "at(x1=0) over(g)", '
+        '"predict(mu fixedonly)" (repeatable)',
+    )
     fit.add_argument(
         "--reffects",
         metavar="PATH",
@@ -140,10 +167,26 @@ def _run_fit(args: argparse.Namespace) -> None:
         curvature=args.curvature,
         level=args.level,
         nolog=args.nolog,
+        vce=args.vce,
+        reml=args.reml,
     )
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
-    _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))
+    text = str(res.summary(style=args.style, level=args.level, eform=args.eform or False))
+    for spec in args.margins or []:
+        from mixedglm.report.margins import parse_margins_spec, render_margins
+
+        frame = res.margins(**parse_margins_spec(spec), level=args.level)
+        text += "\n\n" + render_margins(frame, args.level)
+    _emit(args, text, res.to_dict(args.level))
+
+
+def _add_vce(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vce",
+        metavar="TYPE",
+        help='standard errors: oim (default), robust, or "cluster VAR" (sandwich)',
+    )
 
 
 def _add_hybrid_commands(sub) -> None:
@@ -192,6 +235,7 @@ def _add_hybrid_commands(sub) -> None:
     hyb.add_argument("--level", type=float, default=95.0, help="confidence level (default 95)")
     hyb.add_argument("--iterations", action="store_true", help="show the iteration log")
     hyb.add_argument("--json", metavar="PATH", help="write results as JSON to PATH ('-': stdout)")
+    _add_vce(hyb)
     _add_compact_options(hyb, DEFAULT_STATS, STAT_NAMES)
     hyb.set_defaults(run=_run_hybrid)
 
@@ -248,6 +292,7 @@ def _run_hybrid(args: argparse.Namespace) -> None:
         trials=args.trials,
         level=args.level,
         iterations=args.iterations,
+        vce=args.vce,
     )
     text = res.table(
         star=args.star,
@@ -298,6 +343,7 @@ def _add_fe_commands(sub) -> None:
         _add_common(p)
         p.add_argument("--group", help="group variable whose effects are conditioned away")
         p.add_argument("--offset", help="offset variable")
+        _add_vce(p)
         p.set_defaults(run=_run_fe)
     logit.add_argument("--or", dest="eform", action="store_true", help="report odds ratios")
     pois.add_argument("--exposure", help="exposure variable (its log is the offset)")
@@ -309,7 +355,9 @@ def _run_fe(args: argparse.Namespace) -> None:
 
     # Stata prints the notes even with nolog: with the log they come before it (printed by
     # the fit), without it they head the table.
-    kwargs = dict(subset=args.subset, offset=args.offset, level=args.level, quiet=args.nolog)
+    kwargs = dict(
+        subset=args.subset, offset=args.offset, level=args.level, quiet=args.nolog, vce=args.vce
+    )
     if args.command == "clogit":
         res = clogit(args.formula, args.data, args.group, or_=args.eform, **kwargs)
     else:

@@ -55,6 +55,7 @@ class ModelInfo:
     fixed: tuple[str, ...]
     variances: tuple[str, ...]  # variance components (group:var(x)): boundary under H0
     others: tuple[str, ...]  # covariances, ancillary parameters
+    robust: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def _from_document(doc: dict, name: str) -> ModelInfo:
             fixed=fixed,
             variances=variances,
             others=others,
+            robust=(doc.get("vce") or {}).get("type", "oim") != "oim",
         )
     except (KeyError, TypeError, ValueError) as err:
         raise MixedGLMError(
@@ -177,6 +179,12 @@ def lrtest(restricted: Any, full: Any, names: tuple[str, str] = ("A", "B")) -> L
     when they are different kinds of model.
     """
     a, b = model_info(restricted, names[0]), model_info(full, names[1])
+    for m in (a, b):
+        if m.robust:
+            raise NotNestedError(
+                f"{m.name} was fitted with robust standard errors (a pseudolikelihood): an LR "
+                "test is invalid with vce robust or cluster, as in Stata; use test() (Wald)"
+            )
     if a.kind != b.kind:
         raise NotNestedError(
             f"{a.name} ({a.kind}) and {b.name} ({b.kind}) are different kinds of model: "

@@ -27,11 +27,14 @@ from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
+from mixedglm.engines.conditional_contrib import conditional_contributions
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.parse import _split_top_level
 from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference.robust import parse_vce
+from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
@@ -188,8 +191,10 @@ def _fit(
     maxiter: int,
     nolog: bool,
     quiet: bool,
+    vce: str | None = None,
 ) -> ConditionalResults:
     command = _COMMAND[kind]
+    parse_vce(vce)
     parsed = parse_formula(formula)
     fixed, explicit_constant = _fixed_terms(parsed, command)
     frame = apply_subset(load_data(data), subset)
@@ -241,6 +246,21 @@ def _fit(
         for note in notes:
             print("\n".join(stata_note_lines(note)))
     beta, ev, opt, loglik_0, cov, ok = fit_conditional(within, y, X, off, maxiter=maxiter, log=log)
+    vce_info = None
+    if parse_vce(vce) is not None:
+        contrib = conditional_contributions(
+            kind,
+            beta,
+            within.take_X(X),
+            within.take_rows(y),
+            within.starts,
+            within.take_rows(off) if off is not None else None,
+        )
+        kept = within.take_rows(np.arange(len(y)))
+        row_codes = np.repeat(np.arange(within.n_groups), np.diff(within.starts))
+        out = robust_cov(cov, contrib.score, row_codes, group, vce, rows.iloc[order], kept)
+        assert out is not None
+        cov, vce_info = out
     elapsed = time.perf_counter() - t0
     if log:
         log("")
@@ -278,6 +298,7 @@ def _fit(
         level=level,
         hessian_ok=ok,
         formula=parsed.text,
+        vce=vce_info,
     )
 
 
@@ -293,6 +314,7 @@ def clogit(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
 ) -> ConditionalResults:
     """Conditional (fixed-effects) logistic regression: Stata's ``xtlogit, fe`` / ``clogit``.
 
@@ -316,6 +338,9 @@ def clogit(
         Confidence level in percent.
     maxiter, nolog, quiet
         Newton iterations allowed; no iteration log; no notes either.
+    vce
+        ``"oim"`` (default), ``"robust"`` (clustered on ``group``, as Stata) or ``"cluster
+        VAR"`` (VAR's clusters must contain the groups): sandwich standard errors.
     """
     return _fit(
         "logit",
@@ -330,6 +355,7 @@ def clogit(
         maxiter=maxiter,
         nolog=nolog,
         quiet=quiet,
+        vce=vce,
     )
 
 
@@ -346,6 +372,7 @@ def xtpoisson_fe(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
 ) -> ConditionalResults:
     """Conditional fixed-effects Poisson regression: Stata's ``xtpoisson, fe``.
 
@@ -367,6 +394,7 @@ def xtpoisson_fe(
         maxiter=maxiter,
         nolog=nolog,
         quiet=quiet,
+        vce=vce,
     )
 
 

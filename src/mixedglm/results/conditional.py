@@ -15,6 +15,7 @@ from mixedglm.design.build import GroupInfo
 from mixedglm.errors import MixedGLMError
 from mixedglm.inference import TestResult, wald_test
 from mixedglm.inference.lrtest import sample_signature
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
 from mixedglm.report.formats import comma_int, fixed
@@ -78,6 +79,7 @@ class ConditionalResults(CoefficientResults):
     level: float = 95.0
     hessian_ok: bool = True
     formula: str = ""
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance
 
     # -- sizes -----------------------------------------------------------------------------
     @property
@@ -121,7 +123,7 @@ class ConditionalResults(CoefficientResults):
     def chi2(self) -> TestResult:
         """The model test in Stata's header: LR for the logit, Wald for Poisson (as
         ``xtlogit, fe`` and ``xtpoisson, fe`` report them)."""
-        return self.lr_test if self.kind == "logit" else self.wald
+        return self.lr_test if self.kind == "logit" and self.vce is None else self.wald
 
     @property
     def aic(self) -> float:
@@ -192,7 +194,8 @@ class ConditionalResults(CoefficientResults):
         if self.exposure_name:
             rows.append(Row(f"ln({self.exposure_name})", "exposure", 1.0))
         test = self.chi2
-        test_name = "LR" if self.kind == "logit" else "Wald"
+        test_name = "LR" if self.kind == "logit" and self.vce is None else "Wald"
+        ll_word = "Log pseudolikelihood" if self.vce is not None else "Log likelihood "
         header = (
             HeaderLine("", "Number of obs", comma_int(self.nobs)),
             HeaderLine(
@@ -201,7 +204,7 @@ class ConditionalResults(CoefficientResults):
             *obs_per_group_lines(self.group),
             HeaderLine("", f"{test_name} chi2({test.df})", fixed(test.stat, 2)),
             HeaderLine(
-                f"Log likelihood  = {format_loglik(self.loglik)}", "Prob > chi2", fixed(test.p, 4)
+                f"{ll_word} = {format_loglik(self.loglik)}", "Prob > chi2", fixed(test.p, 4)
             ),
         )
         return CoefTable(
@@ -212,6 +215,8 @@ class ConditionalResults(CoefficientResults):
             level=level,
             notes_before=self.notes,
             coef_name=EFORM_NAMES[self.kind] if eform else "Coef.",
+            se_title="Robust" if self.vce is not None else "",
+            se_note=self.vce.note if self.vce is not None else "",
         )
 
     def summary(
@@ -290,8 +295,9 @@ class ConditionalResults(CoefficientResults):
                 "chi2": clean(self.chi2.stat),
                 "df": self.chi2.df,
                 "p": clean(self.chi2.p),
-                "type": "LR" if self.kind == "logit" else "Wald",
+                "type": "LR" if self.kind == "logit" and self.vce is None else "Wald",
             },
+            "vce": self.vce.to_dict() if self.vce is not None else {"type": "oim"},
             "lr_test": {k: clean(v) for k, v in self.lr_test.to_dict().items()},
             "wald": (
                 {"chi2": clean(self.wald.stat), "df": self.wald.df, "p": clean(self.wald.p)}
