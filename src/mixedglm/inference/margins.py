@@ -86,7 +86,7 @@ class _Evaluator:
         self.mu, self.slope = _mu_and_slope(res.family.link)
         q = res.structure.q
         if marginal and q:
-            n = 30 if q == 1 else max(3, round(20_000 ** (1 / q)))
+            n = 30 if q == 1 else max(3, round(4_000 ** (1 / q)))
             rule = gauss_hermite_rule(n, q)
             self.nodes = rule.nodes
             self.weights = np.exp(rule.log_weights)
