@@ -15,9 +15,16 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import ModelDesign, build_design
+from mixedglm.design.weights import (
+    WeightInfo,
+    check_weights,
+    expand_frequency,
+    group_weight_vector,
+)
 from mixedglm.engines.aghq import AGHQObjective
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
+from mixedglm.engines.weighted import GroupWeightedAGHQ
 from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
@@ -25,6 +32,7 @@ from mixedglm.inference import covariance_from_hessian
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.reml import fit_reml
 from mixedglm.models.vce import glmm_robust
+from mixedglm.models.weights import attach as attach_weights
 from mixedglm.optim import newton_maximize
 from mixedglm.results.glmm import GLMMResults
 
@@ -75,9 +83,8 @@ def _start_values(
     """
     scales = np.sqrt(np.mean(objective.arrays.Z**2, axis=0))
     theta0 = objective.structure.start(scales)
-    laplace = AGHQObjective(
-        objective.arrays, objective.family, objective.structure, nagq=1, method="laplace"
-    )
+    # replace() keeps the objective's class and extra fields (group weights)
+    laplace = replace(objective, nagq=1, method="laplace", curvature="observed")
     best, best_ll = None, -np.inf
     if log:
         log("")
@@ -110,14 +117,7 @@ def _coarse_fit(
     """
     if objective.nagq <= COARSE_POINTS + 1:
         return x0
-    coarse = AGHQObjective(
-        objective.arrays,
-        objective.family,
-        objective.structure,
-        nagq=COARSE_POINTS,
-        method=objective.method,
-        curvature=objective.curvature,
-    )
+    coarse = replace(objective, nagq=COARSE_POINTS)
     if log:
         log("")
         log(f"Fitting full model with {COARSE_POINTS} quadrature points:")
@@ -156,8 +156,12 @@ def fit_glmm(
     maxiter: int = 100,
     level: float = 95.0,
     log: Callable[[str], None] | None = None,
+    group_weights: np.ndarray | None = None,
 ) -> GLMMResults:
-    """Estimate a GLMM on a ready :class:`ModelDesign` (no data handling here)."""
+    """Estimate a GLMM on a ready :class:`ModelDesign` (no data handling here).
+
+    ``group_weights`` ``(G,)``: frequency weights of the top-level clusters (they multiply
+    each cluster's contribution; see :mod:`mixedglm.engines.weighted`)."""
     n_points = nagq**structure.q
     if n_points > 1000:
         warnings.warn(
@@ -176,8 +180,14 @@ def fit_glmm(
         log("")
     x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
     p = arrays.X.shape[1]
-    objective = AGHQObjective(
-        arrays, family, structure, nagq=nagq, method=method, curvature=curvature
+    objective = GroupWeightedAGHQ(
+        arrays,
+        family,
+        structure,
+        nagq=nagq,
+        method=method,
+        curvature=curvature,
+        group_weights=group_weights,
     )
     start = _start_values(objective, x_pooled[:p], x_pooled[p:], log)
     x0 = _coarse_fit(objective, start, maxiter, log)
@@ -262,6 +272,9 @@ def glmm(
     quiet: bool = False,
     vce: str | None = None,
     reml: bool = False,
+    fweight: str | None = None,
+    pweight: str | None = None,
+    group_weights: dict[str, str] | None = None,
 ) -> GLMMResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
@@ -304,6 +317,11 @@ def glmm(
     reml
         Gaussian models only: restricted maximum likelihood (lmer's default, Stata's
         ``mixed, reml``) instead of ML; see :mod:`mixedglm.models.reml`.
+    fweight, pweight, group_weights
+        Level-1 frequency weights (a row of weight ``k`` counts as ``k`` rows), level-1
+        sampling weights (not available yet), and cluster frequency weights
+        ``{"group": "variable"}`` (constant within clusters); see
+        :mod:`mixedglm.models.weights`.
     """
     if nagq is None or int(nagq) < 1:
         raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
@@ -332,7 +350,18 @@ def glmm(
         raise MixedGLMError("trials= is for the binomial family")
     parsed = parse_formula(formula)
     frame = apply_subset(load_data(data), subset)
+    gname = parsed.groups[0] if parsed.groups else None
+    check_weights(frame, fweight, pweight, group_weights, gname)
+    if group_weights and parse_vce(vce) is not None:
+        raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
+    if fweight:
+        frame = expand_frequency(frame, fweight)
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
+    gw, gw_var = None, None
+    if group_weights:
+        gw_var = next(iter(group_weights.values()))
+        rows = frame[gw_var].iloc[design.source_positions]
+        gw = group_weight_vector(rows, design.group_codes, design.starts, gw_var, gname or "")
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, cov)
@@ -355,7 +384,16 @@ def glmm(
         maxiter=maxiter,
         level=level,
         log=log,
+        group_weights=gw,
     )
+    if fweight or gw is not None:
+        nobs = float(gw[design.group_codes].sum()) if gw is not None else design.n_obs
+        engine = None
+        if gw is not None:
+            engine = GroupWeightedAGHQ(
+                design.cluster_arrays(), fam, structure, nagq=1, group_weights=gw
+            )
+        res = attach_weights(res, WeightInfo(fweight, None, gw_var, nobs), engine)
     if log:
         log("")
     res = replace(res, data=frame.iloc[design.source_positions])

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from mixedglm.design.build import ModelDesign
+from mixedglm.design.weights import WeightInfo
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
@@ -54,10 +55,14 @@ class GLMMResults(CoefficientResults):
     level: float = 95.0
     vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
     data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
+    weights: WeightInfo | None = None  # frequency weights (level 1 or clusters)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
     def nobs(self) -> int:
+        """Observations; with weights their sum, as Stata counts them."""
+        if self.weights is not None and self.weights.nobs is not None:
+            return round(self.weights.nobs)
         return self.design.n_obs
 
     @property

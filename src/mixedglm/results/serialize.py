@@ -107,6 +107,7 @@ def glmm_to_dict(res, level: float) -> dict:
             }
             for name, est, se, lo, hi in res.ancillary(level)
         ],
+        "weights": res.weights.to_dict() if res.weights is not None else None,
         "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
         "lr_test": (
             {k: clean(v) for k, v in res.lr_test.to_dict().items()} if res.vce is None else None
