@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_vce(fit)
     fit.add_argument("--reml", action="store_true", help="REML (gaussian models; lmer's default)")
+    fit.add_argument("--fweight", metavar="VAR", help="level-1 frequency weights")
+    fit.add_argument("--pweight", metavar="VAR", help="level-1 sampling weights")
+    _add_group_weight(fit)
     fit.add_argument(
         "--margins",
         metavar="SPEC",
@@ -169,6 +172,9 @@ def _run_fit(args: argparse.Namespace) -> None:
         nolog=args.nolog,
         vce=args.vce,
         reml=args.reml,
+        fweight=args.fweight,
+        pweight=args.pweight,
+        group_weights=_group_weights(args.group_weight),
     )
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
@@ -179,6 +185,26 @@ def _run_fit(args: argparse.Namespace) -> None:
         frame = res.margins(**parse_margins_spec(spec), level=args.level)
         text += "\n\n" + render_margins(frame, args.level)
     _emit(args, text, res.to_dict(args.level))
+
+
+def _add_group_weight(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--group-weight",
+        metavar="GROUP=VAR",
+        action="append",
+        default=[],
+        help="frequency weights of the clusters of GROUP (constant within them); repeatable",
+    )
+
+
+def _group_weights(items: list[str]) -> dict[str, str] | None:
+    out = {}
+    for item in items:
+        group, sep, var = item.partition("=")
+        if not sep or not group or not var:
+            raise MixedGLMError(f"--group-weight takes GROUP=VAR, not '{item}'")
+        out[group] = var
+    return out or None
 
 
 def _add_vce(p: argparse.ArgumentParser) -> None:
@@ -344,6 +370,11 @@ def _add_fe_commands(sub) -> None:
         p.add_argument("--group", help="group variable whose effects are conditioned away")
         p.add_argument("--offset", help="offset variable")
         _add_vce(p)
+        p.add_argument(
+            "--group-weight",
+            metavar="VAR",
+            help="frequency weights of the groups (constant within)",
+        )
         p.set_defaults(run=_run_fe)
     logit.add_argument("--or", dest="eform", action="store_true", help="report odds ratios")
     pois.add_argument("--exposure", help="exposure variable (its log is the offset)")
@@ -356,7 +387,14 @@ def _run_fe(args: argparse.Namespace) -> None:
     # Stata prints the notes even with nolog: with the log they come before it (printed by
     # the fit), without it they head the table.
     kwargs = dict(
-        subset=args.subset, offset=args.offset, level=args.level, quiet=args.nolog, vce=args.vce
+        subset=args.subset,
+        offset=args.offset,
+        level=args.level,
+        quiet=args.nolog,
+        vce=args.vce,
+        group_weights=args.group_weight.partition("=")[2] or args.group_weight
+        if args.group_weight
+        else None,
     )
     if args.command == "clogit":
         res = clogit(args.formula, args.data, args.group, or_=args.eform, **kwargs)

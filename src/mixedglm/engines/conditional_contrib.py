@@ -13,9 +13,10 @@ import numpy as np
 from scipy.special import gammaln
 
 from mixedglm.engines.base import Contributions
-from mixedglm.engines.conditional import clogit_evaluate
+from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
+from mixedglm.optim import Evaluation
 
-__all__ = ["conditional_contributions"]
+__all__ = ["conditional_contributions", "weighted_conditional_objective"]
 
 
 def _clogit(beta, X, y, starts, offset) -> Contributions:
@@ -73,3 +74,40 @@ def conditional_contributions(
     if kind == "logit":
         return _clogit(beta, X, y, starts, offset)
     return _cpoisson(beta, X, y, starts, offset)
+
+
+def weighted_conditional_objective(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    starts: np.ndarray,
+    offset: np.ndarray | None,
+    weights: np.ndarray,
+):
+    """The conditional log-likelihood with group ``weights`` ``(G,)`` multiplying each
+    group's log-likelihood, score and Hessian: ``objective(beta, order)`` for the Newton
+    optimiser. Groups are evaluated one at a time with the engine's kernels."""
+    X = np.ascontiguousarray(X, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
+    pieces = []
+    for j in range(starts.shape[0] - 1):
+        lo, hi = int(starts[j]), int(starts[j + 1])
+        off = None if offset is None else np.ascontiguousarray(offset[lo:hi])
+        pieces.append((X[lo:hi], y[lo:hi], np.array([0, hi - lo], dtype=np.int64), off))
+
+    def objective(beta: np.ndarray, order: int) -> Evaluation:
+        p = X.shape[1]
+        ll, grad, hess = 0.0, np.zeros(p), np.zeros((p, p))
+        for w, (Xj, yj, sj, oj) in zip(weights, pieces, strict=True):
+            if kind == "logit":
+                ev = clogit_evaluate(beta, Xj, yj, sj, order, offset=oj)
+            else:
+                ev = cpoisson_evaluate(beta, Xj, yj, oj, sj, order)
+            ll += w * ev.loglik
+            if order >= 1:
+                grad += w * ev.gradient
+            if order >= 2:
+                hess += w * ev.hessian
+        return Evaluation(ll, grad if order >= 1 else None, hess if order >= 2 else None)
+
+    return objective

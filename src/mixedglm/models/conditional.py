@@ -25,9 +25,13 @@ from formulaic import model_matrix
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
+from mixedglm.design.weights import group_weight_vector
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
-from mixedglm.engines.conditional_contrib import conditional_contributions
+from mixedglm.engines.conditional_contrib import (
+    conditional_contributions,
+    weighted_conditional_objective,
+)
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
@@ -150,6 +154,7 @@ def fit_conditional(
     *,
     maxiter: int = 100,
     log: Callable[[str], None] | None = None,
+    group_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Evaluation, OptSummary, float, np.ndarray, bool]:
     """Maximise the conditional likelihood on prepared arrays (rows sorted by group).
 
@@ -169,6 +174,9 @@ def fit_conditional(
 
         def objective(beta: np.ndarray, order: int) -> Evaluation:
             return cpoisson_evaluate(beta, Xk, yk, off, starts, order)
+
+    if group_weights is not None:  # frequency weights of the groups (kept groups' order)
+        objective = weighted_conditional_objective(within.kind, Xk, yk, starts, off, group_weights)
 
     beta0 = np.zeros(Xk.shape[1])
     beta, ev, opt = newton_maximize(objective, beta0, gtol=GTOL, maxiter=maxiter, log=log)
@@ -192,9 +200,12 @@ def _fit(
     nolog: bool,
     quiet: bool,
     vce: str | None = None,
+    group_weights: str | None = None,
 ) -> ConditionalResults:
     command = _COMMAND[kind]
     parse_vce(vce)
+    if group_weights is not None and parse_vce(vce) is not None:
+        raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
     parsed = parse_formula(formula)
     fixed, explicit_constant = _fixed_terms(parsed, command)
     frame = apply_subset(load_data(data), subset)
@@ -245,7 +256,17 @@ def _fit(
     if not quiet:
         for note in notes:
             print("\n".join(stata_note_lines(note)))
-    beta, ev, opt, loglik_0, cov, ok = fit_conditional(within, y, X, off, maxiter=maxiter, log=log)
+    gw = None
+    if group_weights is not None:
+        if group_weights not in rows.columns:
+            raise DataError(f"group weight variable '{group_weights}' not found in the data")
+        kept_rows = within.take_rows(np.arange(len(y)))
+        values = rows[group_weights].iloc[order].iloc[kept_rows].reset_index(drop=True)
+        row_codes = np.repeat(np.arange(within.n_groups), np.diff(within.starts))
+        gw = group_weight_vector(values, row_codes, within.starts, group_weights, group)
+    beta, ev, opt, loglik_0, cov, ok = fit_conditional(
+        within, y, X, off, maxiter=maxiter, log=log, group_weights=gw
+    )
     vce_info = None
     if parse_vce(vce) is not None:
         contrib = conditional_contributions(
@@ -315,6 +336,7 @@ def clogit(
     nolog: bool = False,
     quiet: bool = False,
     vce: str | None = None,
+    group_weights: str | None = None,
 ) -> ConditionalResults:
     """Conditional (fixed-effects) logistic regression: Stata's ``xtlogit, fe`` / ``clogit``.
 
@@ -341,6 +363,9 @@ def clogit(
     vce
         ``"oim"`` (default), ``"robust"`` (clustered on ``group``, as Stata) or ``"cluster
         VAR"`` (VAR's clusters must contain the groups): sandwich standard errors.
+    group_weights
+        A variable constant within groups: frequency weights of the groups (a group of
+        weight 2 counts twice), as Stata's weights with ``clogit``.
     """
     return _fit(
         "logit",
@@ -356,6 +381,7 @@ def clogit(
         nolog=nolog,
         quiet=quiet,
         vce=vce,
+        group_weights=group_weights,
     )
 
 
@@ -373,6 +399,7 @@ def xtpoisson_fe(
     nolog: bool = False,
     quiet: bool = False,
     vce: str | None = None,
+    group_weights: str | None = None,
 ) -> ConditionalResults:
     """Conditional fixed-effects Poisson regression: Stata's ``xtpoisson, fe``.
 
@@ -395,6 +422,7 @@ def xtpoisson_fe(
         nolog=nolog,
         quiet=quiet,
         vce=vce,
+        group_weights=group_weights,
     )
 
 
