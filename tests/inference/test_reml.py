@@ -84,6 +84,14 @@ def test_reml_refusals_and_cli(sleep, capsys):
         fit("Reaction ~ Days + (1 | Subject)", sleep.assign(Reaction=1), reml=True)
     with pytest.raises(MixedGLMError, match="not available with reml"):
         fit("Reaction ~ Days + (1 | Subject)", sleep, family="gaussian", reml=True, vce="robust")
+    with pytest.raises(MixedGLMError, match="group_weights"):
+        fit(
+            "Reaction ~ Days + (1 | Subject)",
+            sleep.assign(w=2),
+            family="gaussian",
+            reml=True,
+            group_weights={"Subject": "w"},
+        )
     data = str(REFERENCE / "data" / "sleepstudy.csv")
     args = ["fit", data, "Reaction ~ Days + (1 | Subject)", "--family", "gaussian", "--reml"]
     assert main([*args, "--nolog"]) == 0

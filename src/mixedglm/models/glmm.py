@@ -372,6 +372,8 @@ def glmm(
     if reml:
         if parse_vce(vce) is not None:
             raise MixedGLMError("vce= robust or cluster is not available with reml=True")
+        if gw is not None:
+            raise MixedGLMError("group_weights= are not available with reml=True")
         res = fit_reml(design, fam, structure, maxiter=max(maxiter, 200), level=level, log=log)
         return replace(res, data=frame.iloc[design.source_positions])
     res = fit_glmm(
