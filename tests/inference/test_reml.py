@@ -84,7 +84,7 @@ def test_reml_refusals_and_cli(sleep, capsys):
         fit("Reaction ~ Days + (1 | Subject)", sleep.assign(Reaction=1), reml=True)
     with pytest.raises(MixedGLMError, match="not available with reml"):
         fit("Reaction ~ Days + (1 | Subject)", sleep, family="gaussian", reml=True, vce="robust")
-    with pytest.raises(MixedGLMError, match="group_weights"):
+    with pytest.raises(MixedGLMError, match="weights are not available"):
         fit(
             "Reaction ~ Days + (1 | Subject)",
             sleep.assign(w=2),

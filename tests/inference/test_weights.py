@@ -64,6 +64,21 @@ def test_level1_frequency_weights_equal_repeated_rows(weighted):
     )
 
 
+def test_sampling_weights_are_the_pseudo_likelihood_with_robust_ses(weighted):
+    data, _ = weighted
+    data = data.assign(k1=data["k"] + 1)
+    expanded = data.loc[data.index.repeat(data["k1"])]
+    pw = fit("y ~ x + d + (1 | g)", data, pweight="k1")
+    fw = fit("y ~ x + d + (1 | g)", expanded, vce="robust")
+    # whole-number sampling weights: the same pseudo-likelihood and, clustered by g, the
+    # same sandwich as the expanded data
+    np.testing.assert_allclose(pw.params_all, fw.params_all, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(pw.cov_all, fw.cov_all, rtol=1e-4, atol=1e-9)
+    assert pw.loglik == pytest.approx(fw.loglik, abs=1e-6)
+    assert pw.vce is not None and pw.nobs == len(data)
+    assert "Log pseudolikelihood" in str(pw.summary())
+
+
 def test_conditional_models_take_group_weights(weighted):
     data, dup = weighted
     for command, formula in ((mg.clogit, "y ~ x + d"), (mg.xtpoisson_fe, "cnt ~ x + d")):
@@ -87,8 +102,6 @@ def test_weight_errors(weighted):
         fit("y ~ x + (1 | g)", data, fweight="nope")
     with pytest.raises(MixedGLMError, match="grouping variable is 'g'"):
         fit("y ~ x + (1 | g)", data, group_weights={"pair": "wg"})
-    with pytest.raises(MixedGLMError, match="per-observation weights"):
-        fit("y ~ x + (1 | g)", data, pweight="wg")
     with pytest.raises(MixedGLMError, match="not both"):
         fit("y ~ x + (1 | g)", data, pweight="wg", fweight="k")
     with pytest.raises(DataError, match="not constant within"):
@@ -107,6 +120,10 @@ def test_cli_weight_options(weighted, tmp_path, capsys):
     b = fit("y ~ x + d + (1 | g)", dup)
     assert doc["loglik"] == pytest.approx(b.loglik, abs=1e-6)
     assert doc["nobs"] == b.nobs
+    assert main([*args, "--fweight", "k"]) == 0
+    assert json.loads(capsys.readouterr().out)["nobs"] == int(data["k"].sum())
+    assert main([*args, "--pweight", "wg"]) == 0
+    assert json.loads(capsys.readouterr().out)["vce"]["type"] == "robust"
     assert main([*args, "--fweight", "k"]) == 0
     assert json.loads(capsys.readouterr().out)["nobs"] == int(data["k"].sum())
     assert main([*args, "--group-weight", "wg"]) == 2

@@ -1,43 +1,48 @@
-"""Frequency and sampling weights of a GLMM (Stata's ``[fw=]``, ``[pw=]`` and
-``pweight()`` at the cluster level): checks of the weight variables and the orchestration
-of a weighted fit.
+"""Frequency and sampling weights of a GLMM (Stata's ``[fw=]``, ``[pw=]`` and weights of
+the clusters): checks of the weight variables, and their values on the estimation rows.
 
 * Level-1 frequency weights (``fweight="k"``): a row of weight ``k`` counts as ``k`` rows.
-  Until the quadrature kernel takes per-observation weights, the rows are expanded (each
-  repeated ``k`` times) before the fit: exactly Stata's definition, at the cost of the
-  expanded data's size.
-* Cluster frequency weights (``group_weights={"g": "wg"}``): cluster ``j`` counts as ``w_j``
-  copies of itself; ``w_j`` multiplies the cluster's log-likelihood, score and Hessian
-  (:mod:`mixedglm.engines.weighted`). The variable must be constant within each cluster.
-* Level-1 sampling weights (``pweight``) need the weights inside the kernel (each
-  observation's log-density times its weight) and are refused for now.
+* Level-1 sampling weights (``pweight="w"``): each observation's log-density is multiplied by
+  its weight inside the integral over the random effects (a pseudo-likelihood), used as
+  given (not rescaled, as Stata); robust standard errors are implied.
+* Cluster weights (``group_weights={"g": "wg"}``): cluster ``j``'s log-likelihood, score and
+  Hessian are multiplied by ``w_j`` (frequency weights: ``j`` counts as ``w_j`` copies;
+  with level-1 pweights, sampling weights of the clusters). Constant within each cluster.
 
-``nobs`` is the sum of the weights, as Stata counts it (for cluster weights, the rows of
-the clusters times their weights); the number of groups shown is the number of distinct
-clusters.
+The weighting happens in the quadrature kernel (``ClusterArrays.weights`` and
+``cluster_weights``, see :mod:`mixedglm.models.weights`). ``nobs`` is the sum of the
+frequency weights, as Stata counts it (with cluster weights, rows times their cluster's
+weight); with sampling weights it is the number of rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from mixedglm.errors import DataError, MixedGLMError
 
-__all__ = ["WeightInfo", "check_weights", "expand_frequency", "group_weight_vector"]
+__all__ = [
+    "WeightInfo",
+    "check_weights",
+    "group_weight_vector",
+    "observation_weights",
+]
 
 
 @dataclass(frozen=True)
 class WeightInfo:
     """What was weighted: ``fweight``/``pweight`` variable names, ``group`` the cluster
-    weights' variable, and the weighted number of observations."""
+    weights' variable, the number of observations as Stata counts it, and each estimation
+    row's total weight (``rows``, design order; margins average with it)."""
 
     fweight: str | None = None
     pweight: str | None = None
     group: str | None = None
     nobs: int | float | None = None
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -71,15 +76,12 @@ def check_weights(
     """Refuse what is not supported, before any work."""
     if fweight and pweight:
         raise MixedGLMError("give fweight= or pweight=, not both (Stata allows one weight type)")
-    if pweight:
-        raise MixedGLMError(
-            f"pweight='{pweight}': level-1 sampling weights need per-observation weights in the "
-            "quadrature kernel, which are not available yet; use fweight= for frequency weights"
-        )
     if fweight:
         w = _column(frame, fweight, "fweight")
         if np.any(w != np.round(w)):
             raise DataError(f"fweight variable '{fweight}' must hold whole numbers (frequencies)")
+    if pweight:
+        _column(frame, pweight, "pweight")
     for name, var in (group_weights or {}).items():
         if group is not None and name != group:
             raise MixedGLMError(
@@ -88,10 +90,9 @@ def check_weights(
         _column(frame, var, "group weight")
 
 
-def expand_frequency(frame: pd.DataFrame, fweight: str) -> pd.DataFrame:
-    """Each row repeated as many times as its frequency weight (rows of weight 0 dropped)."""
-    w = _column(frame, fweight, "fweight").astype(np.int64)
-    return frame.iloc[np.repeat(np.arange(len(frame)), w)]
+def observation_weights(rows: pd.DataFrame, var: str, role: str) -> np.ndarray:
+    """The weights of the estimation rows (design order)."""
+    return _column(rows, var, role)
 
 
 def group_weight_vector(

@@ -79,8 +79,9 @@ class _Term:
 class _Evaluator:
     """Averages of the mean response and its derivatives as functions of ``[beta, theta]``."""
 
-    def __init__(self, res, marginal: bool) -> None:
+    def __init__(self, res, marginal: bool, row_weights: np.ndarray | None = None) -> None:
         self.res = res
+        self.row_weights = row_weights
         self.p = res.n_beta
         self.t = res.n_theta
         self.mu, self.slope = _mu_and_slope(res.family.link)
@@ -118,7 +119,11 @@ class _Evaluator:
             assert term.dX is not None and term.dZ is not None
             deta = (term.dX[rows] @ beta)[:, None] + term.dZ[rows] @ u.T
             vals = self.slope(eta) * deta
-        return float(np.mean(vals @ self.weights))
+        values = vals @ self.weights
+        if self.row_weights is None:
+            return float(np.mean(values))
+        w = self.row_weights[rows]
+        return float(values @ w / w.sum())
 
 
 def _scenario(res, frame: pd.DataFrame) -> _Scenario:
@@ -253,7 +258,9 @@ def margins(
                 labels.append((at_label, over_label, name))
                 terms.append(term)
                 rows_of.append(rows)
-    ev = _Evaluator(res, marginal)
+    info = getattr(res, "weights", None)
+    weights = info.rows if info is not None and data is None else None
+    ev = _Evaluator(res, marginal, weights)
     k = res.n_beta + res.n_theta
     params = res.params_all[:k].astype(float)
     cov = res.cov_all[:k, :k]

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from mixedglm.engines.aghq import AGHQObjective
+from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.errors import DataError
 from mixedglm.inference.robust import VCEInfo, cluster_map, parse_vce, sandwich
 from mixedglm.results.glmm import GLMMResults
@@ -56,7 +56,7 @@ def glmm_robust(res: GLMMResults, vce: str | None, frame: pd.DataFrame) -> GLMMR
     """``res`` with its covariance replaced by the sandwich (unchanged for ``oim``)."""
     if parse_vce(vce) is None:
         return res
-    engine = AGHQObjective(
+    engine = res.engine or AGHQEngine(
         res.design.cluster_arrays(),
         res.family,
         res.structure,

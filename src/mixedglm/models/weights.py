@@ -1,6 +1,12 @@
-"""A weighted GLMM fit's last steps: the weighted model without random effects (the LR
-test's reference) and the weight description on the result. The weights themselves are
-checked and turned into arrays in :mod:`mixedglm.design.weights`."""
+"""A weighted GLMM fit: the engines on arrays that carry the weights.
+
+The quadrature kernel multiplies each observation's log-density (and its derivatives) by
+``ClusterArrays.weights`` inside the integral over the random effects, and each cluster's
+log-likelihood, score and Hessian by ``ClusterArrays.cluster_weights``. The pooled GLM (start
+values and the LR test's reference) gets each row's total weight (its own times its
+cluster's), so its log-likelihood is that of the weighted model without random effects. The
+weights themselves are checked and read in :mod:`mixedglm.design.weights`.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +14,43 @@ from dataclasses import replace
 
 import numpy as np
 
-from mixedglm.design.weights import WeightInfo
-from mixedglm.optim import Evaluation, newton_maximize
+from mixedglm.design.build import ModelDesign
+from mixedglm.engines.aghq import AGHQEngine
+from mixedglm.engines.base import Engine, EngineFactory
+from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.engines.glm import GLMObjective
+from mixedglm.engines.rules import IntegrationRule
+from mixedglm.families import Family
 
-__all__ = ["attach", "weighted_pooled_loglik"]
-
-
-def weighted_pooled_loglik(engine, params: np.ndarray, n_beta: int, n_theta: int) -> float:
-    """The weighted model without random effects (``theta = 0``), maximised in
-    ``[beta, aux]``: the LR test's reference."""
-    keep = np.r_[np.arange(n_beta), np.arange(n_beta + n_theta, params.size)]
-
-    def restricted(x: np.ndarray, order: int) -> Evaluation:
-        full = np.zeros(params.size)
-        full[keep] = x
-        ev = engine(full, order)
-        grad = ev.gradient[keep] if ev.gradient is not None else None
-        hess = ev.hessian[np.ix_(keep, keep)] if ev.hessian is not None else None
-        return Evaluation(ev.loglik, grad, hess)
-
-    _, ev, _ = newton_maximize(restricted, params[keep].copy(), maxiter=100)
-    return float(ev.loglik)
+__all__ = ["row_weights", "weighted_engines"]
 
 
-def attach(res, info: WeightInfo, engine=None):
-    """The result with its weight description (and the weighted pooled log-likelihood)."""
-    out = replace(res, weights=info)
-    if engine is not None:
-        pooled = weighted_pooled_loglik(engine, res.params_all, res.n_beta, res.n_theta)
-        out = replace(out, loglik_pooled=pooled)
+def row_weights(
+    design: ModelDesign, obs: np.ndarray | None, clusters: np.ndarray | None
+) -> np.ndarray:
+    """Each row's total weight: its own times its cluster's (rows in the design's order)."""
+    out = np.ones(design.n_obs) if obs is None else np.asarray(obs, dtype=float).copy()
+    if clusters is not None:
+        out = out * clusters[design.group_codes]
     return out
+
+
+def weighted_engines(
+    design: ModelDesign,
+    family: Family,
+    structure: CovarianceStructure,
+    obs: np.ndarray | None,
+    clusters: np.ndarray | None,
+) -> tuple[EngineFactory, GLMObjective]:
+    """The engine factory and pooled GLM of :func:`mixedglm.models.glmm.fit_glmm` with
+    observation weights ``obs`` ``(N,)`` and cluster weights ``clusters`` ``(G,)``."""
+    arrays = replace(design.cluster_arrays(), weights=obs, cluster_weights=clusters)
+    factor = design.group.name if design.group is not None else "group"
+
+    def make(rule: IntegrationRule) -> Engine:
+        return AGHQEngine(arrays, family, structure, rule, factor=factor)
+
+    pooled = GLMObjective(
+        arrays.X, arrays.y, arrays.trials, arrays.offset, family, row_weights(design, obs, clusters)
+    )
+    return make, pooled

@@ -12,7 +12,10 @@ from scipy import stats
 
 from mixedglm.design.build import ModelDesign
 from mixedglm.design.weights import WeightInfo
+from mixedglm.engines.aghq import AGHQEngine
+from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, wald_test
@@ -56,6 +59,7 @@ class GLMMResults(CoefficientResults):
     vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
     data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
     weights: WeightInfo | None = None  # frequency weights (level 1 or clusters)
+    engine: Engine | None = field(default=None, repr=False, compare=False)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -94,13 +98,11 @@ class GLMMResults(CoefficientResults):
     @cached_property
     def _modes(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior modes of ``u`` and the inverse curvature there (Laplace), per cluster."""
-        from mixedglm.engines.aghq import AGHQObjective
-
-        laplace = AGHQObjective(
-            self.design.cluster_arrays(), self.family, self.structure, nagq=1, method="laplace"
+        engine = self.engine or AGHQEngine(
+            self.design.cluster_arrays(), self.family, self.structure, IntegrationRule("laplace", 1)
         )
-        modes = laplace.posterior(self.params_all)[2]
-        return modes, laplace.mode_curvature_cov(self.params_all)
+        (modes,) = engine.posterior(self.params_all, "modes").values()
+        return modes.mean, modes.cov
 
     @property
     def theta(self) -> np.ndarray:
