@@ -111,6 +111,36 @@ def build_parser() -> argparse.ArgumentParser:
         default="me",
         help="table layout: me (melogit, default) or xt (xtlogit)",
     )
+    eform = fit.add_mutually_exclusive_group()
+    eform.add_argument(
+        "--or", dest="eform", action="store_const", const="or", help="odds ratios (logit links)"
+    )
+    eform.add_argument(
+        "--irr",
+        dest="eform",
+        action="store_const",
+        const="irr",
+        help="incidence-rate ratios (Poisson, nbinomial)",
+    )
+    eform.add_argument(
+        "--eform",
+        dest="eform",
+        action="store_const",
+        const="eform",
+        help="exponentiated coefficients exp(b)",
+    )
+    _add_vce(fit)
+    fit.add_argument("--reml", action="store_true", help="REML (gaussian models; lmer's default)")
+    fit.add_argument("--fweight", metavar="VAR", help="level-1 frequency weights")
+    fit.add_argument("--pweight", metavar="VAR", help="level-1 sampling weights")
+    _add_group_weight(fit)
+    fit.add_argument(
+        "--margins",
+        metavar="SPEC",
+        action="append",
+        help='margins after the fit, e.g. "dydx(x1 x2)", "at(x1=0) over(g)", '
+        '"predict(mu fixedonly)" (repeatable)',
+    )
     fit.add_argument(
         "--reffects",
         metavar="PATH",
@@ -121,7 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
     _add_fe_commands(sub)
+    lrt = sub.add_parser("lrtest", help="likelihood-ratio test of two nested fits (lrtest)")
+    lrt.add_argument("restricted", metavar="A.json", help="one model's --json document")
+    lrt.add_argument("full", metavar="B.json", help="the other model's --json document")
+    lrt.set_defaults(run=_run_lrtest)
     return parser
+
+
+def _run_lrtest(args: argparse.Namespace) -> None:
+    from mixedglm.inference.lrtest import lrtest
+
+    names = (Path(args.restricted).stem, Path(args.full).stem)
+    print(lrtest(args.restricted, args.full, names=names))
 
 
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
@@ -149,6 +190,8 @@ def _run_fit(args: argparse.Namespace) -> None:
         method="laplace" if args.laplace else args.method,
         **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
         **_options(args, "dispersion", "curvature", "level", "nolog"),
+        **_options(args, "vce", "reml", "fweight", "pweight"),
+        group_weights=_group_weights(args.group_weight),
     )
     if isinstance(res, MultilevelResults):  # several grouping factors
         if args.reffects:  # one long file: a column 'factor', one row per level
@@ -158,7 +201,41 @@ def _run_fit(args: argparse.Namespace) -> None:
     if args.reffects:
         res.random_effects().to_csv(args.reffects)
     _write_plot(args, res.plot_random_effects)
-    _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))
+    text = str(res.summary(style=args.style, level=args.level, eform=args.eform or False))
+    for spec in args.margins or []:
+        from mixedglm.report.margins import parse_margins_spec, render_margins
+
+        frame = res.margins(**parse_margins_spec(spec), level=args.level)
+        text += "\n\n" + render_margins(frame, args.level)
+    _emit(args, text, res.to_dict(args.level))
+
+
+def _add_group_weight(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--group-weight",
+        metavar="GROUP=VAR",
+        action="append",
+        default=[],
+        help="frequency weights of the clusters of GROUP (constant within them); repeatable",
+    )
+
+
+def _group_weights(items: list[str]) -> dict[str, str] | None:
+    out = {}
+    for item in items:
+        group, sep, var = item.partition("=")
+        if not sep or not group or not var:
+            raise MixedGLMError(f"--group-weight takes GROUP=VAR, not '{item}'")
+        out[group] = var
+    return out or None
+
+
+def _add_vce(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vce",
+        metavar="TYPE",
+        help='standard errors: oim (default), robust, or "cluster VAR" (sandwich)',
+    )
 
 
 def _add_hybrid_commands(sub) -> None:
@@ -190,6 +267,7 @@ def _add_hybrid_commands(sub) -> None:
     _add_variables(hyb, "offset", "exposure", "trials")
     hyb.add_argument("--iterations", action="store_true", help="show the iteration log")
     _add_plot_option(hyb, "the within and between effects with their intervals")
+    _add_vce(hyb)
     _add_compact_options(hyb, DEFAULT_STATS, STAT_NAMES)
     hyb.set_defaults(run=_run_hybrid)
 
@@ -238,6 +316,7 @@ def _run_hybrid(args: argparse.Namespace) -> None:
         **_options(args, "cluster", "use", "family", "link", "cre", "nonlinearities"),
         **_options(args, "randomslope", "cov", "percentage", "nagq", "method", "subset"),
         **_options(args, "offset", "exposure", "trials", "level", "iterations"),
+        vce=args.vce,
     )
     table = _options(args, "star", "se", "t", "p", "stats", "full", "test")
     text = res.table(**table)
@@ -291,6 +370,12 @@ def _add_fe_commands(sub) -> None:
         _add_common(p)
         p.add_argument("--group", help="group variable whose effects are conditioned away")
         _add_variables(p, "offset")
+        _add_vce(p)
+        p.add_argument(
+            "--group-weight",
+            metavar="VAR",
+            help="frequency weights of the groups (constant within)",
+        )
         p.set_defaults(run=_run_fe)
     logit.add_argument("--or", dest="eform", action="store_true", help="report odds ratios")
     _add_variables(pois, "exposure")
@@ -302,7 +387,16 @@ def _run_fe(args: argparse.Namespace) -> None:
 
     # Stata prints the notes even with nolog: with the log they come before it (printed by
     # the fit), without it they head the table.
-    kwargs = dict(subset=args.subset, offset=args.offset, level=args.level, quiet=args.nolog)
+    kwargs = dict(
+        subset=args.subset,
+        offset=args.offset,
+        level=args.level,
+        quiet=args.nolog,
+        vce=args.vce,
+        group_weights=args.group_weight.partition("=")[2] or args.group_weight
+        if args.group_weight
+        else None,
+    )
     if args.command == "clogit":
         res = clogit(args.formula, args.data, args.group, or_=args.eform, **kwargs)
     else:

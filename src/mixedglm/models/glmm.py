@@ -15,6 +15,12 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import ModelDesign, build_design
+from mixedglm.design.weights import (
+    WeightInfo,
+    check_weights,
+    group_weight_vector,
+    observation_weights,
+)
 from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine, EngineFactory
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
@@ -25,7 +31,11 @@ from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference.robust import parse_vce
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
+from mixedglm.models.reml import fit_reml
+from mixedglm.models.vce import glmm_robust
+from mixedglm.models.weights import row_weights, weighted_engines
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
 from mixedglm.results.glmm import GLMMResults
@@ -269,6 +279,11 @@ def glmm(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
+    reml: bool = False,
+    fweight: str | None = None,
+    pweight: str | None = None,
+    group_weights: dict[str, str] | None = None,
 ) -> GLMMResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
@@ -306,8 +321,26 @@ def glmm(
         for non-canonical links); only for the mode-curvature grid.
     nolog, quiet
         Suppress the iteration log; also suppress notes.
+    vce
+        ``"oim"`` (default: observed information), ``"robust"`` (sandwich clustered at the
+        grouping factor, as Stata's ``vce(robust)``) or ``"cluster VAR"`` (VAR's clusters
+        must contain the groups); see :mod:`mixedglm.inference.robust`.
+    reml
+        Gaussian models only: restricted maximum likelihood (lmer's default, Stata's
+        ``mixed, reml``) instead of ML; see :mod:`mixedglm.models.reml`.
+    fweight, pweight, group_weights
+        Level-1 frequency weights (a row of weight ``k`` counts as ``k`` rows), level-1
+        sampling weights (not available yet), and cluster frequency weights
+        ``{"group": "variable"}`` (constant within clusters); see
+        :mod:`mixedglm.models.weights`.
     """
+    parse_vce(vce)  # a bad vce fails before any work
     fam = get_family(family, link, dispersion)
+    if reml and (fam.name != "gaussian" or fam.link != "identity"):
+        raise MixedGLMError(
+            f"reml=True is for linear (gaussian) models, not the {fam.name} family: REML "
+            "has no GLMM counterpart in Stata or lme4"
+        )
     rule = make_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
     parsed = parse_formula(formula)
     frame = apply_subset(load_data(data), subset)
@@ -334,7 +367,20 @@ def glmm(
             quiet=quiet,
             log=_printer(not nolog and not quiet),
         )
+    gname = parsed.groups[0] if parsed.groups else None
+    check_weights(frame, fweight, pweight, group_weights, gname)
+    if group_weights and parse_vce(vce) is not None:
+        raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
+    rows = frame.iloc[design.source_positions]
+    wvar = fweight or pweight
+    w_obs = observation_weights(rows, wvar, "fweight" if fweight else "pweight") if wvar else None
+    gw, gw_var = None, None
+    if group_weights:
+        gw_var = next(iter(group_weights.values()))
+        gw = group_weight_vector(
+            rows[gw_var], design.group_codes, design.starts, gw_var, gname or ""
+        )
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, cov)
@@ -342,6 +388,14 @@ def glmm(
         for note in design.notes:
             print(note)
     log = _printer(not nolog and not quiet)
+    if reml:
+        if parse_vce(vce) is not None:
+            raise MixedGLMError("vce= robust or cluster is not available with reml=True")
+        if gw is not None or w_obs is not None:
+            raise MixedGLMError("weights are not available with reml=True")
+        res = fit_reml(design, fam, structure, maxiter=max(maxiter, 200), level=level, log=log)
+        return replace(res, data=rows)
+    weighted = w_obs is not None or gw is not None
     res = fit_glmm(
         design,
         fam,
@@ -350,7 +404,16 @@ def glmm(
         maxiter=maxiter,
         level=level,
         log=log,
+        engines=weighted_engines(design, fam, structure, w_obs, gw) if weighted else None,
     )
+    if weighted:
+        total = row_weights(design, w_obs, gw)
+        nobs = design.n_obs if pweight else float(total.sum())
+        info = WeightInfo(fweight, pweight, gw_var, nobs, total)
+        res = replace(res, weights=info)
     if log:
         log("")
-    return res
+    res = replace(res, data=rows)
+    if pweight and parse_vce(vce) is None:
+        vce = "robust"  # sampling weights imply robust standard errors, as Stata
+    return glmm_robust(res, vce, frame)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.inference import normal_ci, z_pvalues
+from mixedglm.inference.wald import WaldTest, wald_hypotheses
 
 
 class CoefficientResults:
@@ -94,3 +95,9 @@ class CoefficientResults:
     def bic(self) -> float:
         """BIC with N = the number of observations (Stata's ``estat ic``)."""
         return -2.0 * self.loglik + math.log(self.nobs) * self.n_params  # type: ignore[attr-defined]
+
+    def test(self, *hypotheses: str | list[str]) -> WaldTest:
+        """Wald test of linear hypotheses on the coefficients (Stata's ``test``):
+        ``res.test("x1 = x2", "x3 = 0")`` jointly, ``res.test(["x1", "x2"])`` for all listed
+        coefficients zero; with the reported (robust, if asked for) covariance."""
+        return wald_hypotheses(self.params, self.cov_params, hypotheses)

@@ -14,6 +14,8 @@ from scipy import stats
 from mixedglm.design.build import GroupInfo
 from mixedglm.errors import MixedGLMError
 from mixedglm.inference import TestResult, wald_test
+from mixedglm.inference.lrtest import sample_signature
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
 from mixedglm.report.formats import comma_int, fixed
@@ -80,6 +82,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
     hessian_ok: bool = True
     formula: str = ""
     value_labels: Mapping = field(default_factory=dict)  # see mixedglm.labels
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance
 
     # -- sizes -----------------------------------------------------------------------------
     @property
@@ -123,7 +126,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
     def chi2(self) -> TestResult:
         """The model test in Stata's header: LR for the logit, Wald for Poisson (as
         ``xtlogit, fe`` and ``xtpoisson, fe`` report them)."""
-        return self.lr_test if self.kind == "logit" else self.wald
+        return self.lr_test if self.kind == "logit" and self.vce is None else self.wald
 
     # -- output ------------------------------------------------------------------------------
     def _eform(self, eform: bool | None, or_: bool | None, irr: bool | None) -> bool:
@@ -161,7 +164,8 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
         if self.exposure_name:
             rows.append(Row(f"ln({self.exposure_name})", "exposure", 1.0))
         test = self.chi2
-        test_name = "LR" if self.kind == "logit" else "Wald"
+        test_name = "LR" if self.kind == "logit" and self.vce is None else "Wald"
+        ll_word = "Log pseudolikelihood" if self.vce is not None else "Log likelihood "
         header = (
             HeaderLine("", "Number of obs", comma_int(self.nobs)),
             HeaderLine(
@@ -170,7 +174,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
             *obs_per_group_lines(self.group),
             HeaderLine("", f"{test_name} chi2({test.df})", fixed(test.stat, 2)),
             HeaderLine(
-                f"Log likelihood  = {format_loglik(self.loglik)}", "Prob > chi2", fixed(test.p, 4)
+                f"{ll_word} = {format_loglik(self.loglik)}", "Prob > chi2", fixed(test.p, 4)
             ),
         )
         return CoefTable(
@@ -181,6 +185,8 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
             level=level,
             notes_before=self.notes,
             coef_name=EFORM_NAMES[self.kind] if eform else "Coef.",
+            se_title="Robust" if self.vce is not None else "",
+            se_note=self.vce.note if self.vce is not None else "",
         )
 
     def summary(
@@ -216,7 +222,12 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
         """The JSON document (the GLMM schema of the README, without random effects); with
         ``eform`` the ``coef`` records hold ``exp(b)`` (see :meth:`estimates`)."""
         eform_name = EFORM_NAMES[self.kind] if self._eform(eform, or_, irr) else None
-        return conditional_to_dict(self, level or self.level, eform_name)
+        doc = conditional_to_dict(self, level or self.level, eform_name)
+        doc["sample"] = sample_signature(self.group.labels, self.group.sizes)
+        doc["vce"] = self.vce.to_dict() if self.vce is not None else {"type": "oim"}
+        if self.vce is not None:
+            doc["chi2"]["type"] = "Wald"
+        return doc
 
 
 class ConditionalSummary(Summary):

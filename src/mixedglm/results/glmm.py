@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from mixedglm.design.build import ModelDesign
+from mixedglm.design.weights import WeightInfo
 from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
@@ -18,12 +19,14 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.inference.varcomp import (
     VarCompRow,
     component_labels,
     component_rows,
     log_scale_ci,
 )
+from mixedglm.inference.wald import WaldTest, wald_hypotheses
 from mixedglm.optim import OptSummary
 from mixedglm.report.grid import Grid, coef_grid
 from mixedglm.report.render import Formats
@@ -67,11 +70,17 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
     level: float = 95.0
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
+    data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
+    weights: WeightInfo | None = None  # frequency weights (level 1 or clusters)
     engine: Engine | None = field(default=None, repr=False, compare=False)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
     def nobs(self) -> int:
+        """Observations; with weights their sum, as Stata counts them."""
+        if self.weights is not None and self.weights.nobs is not None:
+            return round(self.weights.nobs)
         return self.design.n_obs
 
     @property
@@ -266,20 +275,62 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
         return out
 
     # -- output ---------------------------------------------------------------------------------
-    def summary(self, style: str = "me", level: float | None = None, ic: bool = True) -> Summary:
+    def summary(
+        self,
+        style: str = "me",
+        level: float | None = None,
+        ic: bool = True,
+        eform: bool | str = False,
+    ) -> Summary:
         """The estimation table: ``style="me"`` (melogit's layout, the default) or ``"xt"``
-        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``."""
+        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``.
+        ``eform``: ``True`` (odds ratios for logit links, incidence-rate ratios for Poisson
+        and nbinomial, else ``exp(b)``), or ``"or"``, ``"irr"``, ``"eform"`` (Stata's
+        options): the fixed effects as ``exp(b)``; variance components unchanged."""
+        from mixedglm.results.eform import resolve_eform
+
+        kind = resolve_eform(eform, self.family)
         extras = (self.estat_ic(),) if ic else ()
-        return Summary(glmm_table(self, style=style, level=level or self.level), extras)
+        table = glmm_table(self, style=style, level=level or self.level, eform=kind)
+        return Summary(table, extras)
+
+    def test(self, *hypotheses: str | list[str]) -> WaldTest:
+        """Wald test of linear hypotheses on the fixed effects (Stata's ``test``):
+        ``res.test("x1 = x2", "x3 = 0")`` jointly, or ``res.test(["x1", "x2"])`` for all
+        listed coefficients zero. Uses the reported (robust, if asked for) covariance."""
+        return wald_hypotheses(self.params, self.cov_params, hypotheses, self.design.response)
+
+    def margins(
+        self,
+        dydx: str | list[str] | None = None,
+        at: dict | None = None,
+        over: str | None = None,
+        marginal: bool = True,
+        data: pd.DataFrame | None = None,
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """Stata's ``margins``: average marginal effects (``dydx``) or predictive margins of
+        the mean response, with delta-method SEs. ``marginal=True`` integrates the random
+        effects out (population-averaged), ``False`` sets them to zero (``predict(mu
+        fixedonly)``). See :func:`mixedglm.inference.margins.margins`."""
+        from mixedglm.inference.margins import margins
+
+        return margins(self, dydx=dydx, at=at, over=over, marginal=marginal, data=data, level=level)
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
         return render_ic(self.nobs, None, self.loglik, self.n_params, self.aic, self.bic)
 
-    def to_frame(self, level: float | None = None) -> pd.DataFrame:
+    def to_frame(self, level: float | None = None, eform: bool | str = False) -> pd.DataFrame:
         """Fixed effects, ancillary parameters (part ``aux``: ``/lnalpha``, ``/cut1``...)
-        and variance components in one DataFrame."""
+        and variance components in one DataFrame; ``eform`` as :meth:`summary` (the fixed
+        effects only)."""
+        from mixedglm.results.eform import exponentiate, resolve_eform
+
         level = level or self.level
+        if resolve_eform(eform, self.family):
+            frame = self.to_frame(level)
+            return exponentiate(frame, frame.index[frame["part"] == "fixed"])
         coef = self.estimates(level)
         coef.insert(0, "part", "fixed")
         parts = [("aux", *row) for row in self.ancillary(level)] + [

@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from mixedglm.inference import TestResult
+from mixedglm.inference.lrtest import sample_signature
 
 
 def clean(value):
@@ -73,6 +74,7 @@ def _document(res, *, model: str, family: dict, depvar: str, group, loglik_0: fl
         **family,
         "nobs": res.nobs,
         "n_params": res.n_params,
+        "sample": sample_signature(res.design.row_index, res.design.y),
         "groups": {
             group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
         },
@@ -122,7 +124,12 @@ def glmm_to_dict(res, level: float) -> dict:
             _interval_record(name, est, se, lo, hi)
             for name, est, se, lo, hi in res.ancillary(level)
         ],
-        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "sample": sample_signature(res.design.row_index, res.design.y),
+        "weights": res.weights.to_dict() if res.weights is not None else None,
+        "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
+        "lr_test": (
+            {k: clean(v) for k, v in res.lr_test.to_dict().items()} if res.vce is None else None
+        ),
         "wald": test_record(res.wald),
         **_trailer(res, level),
     }
