@@ -65,6 +65,20 @@ def load_data(source: DataSource) -> pd.DataFrame:
     )
 
 
+def is_dask_frame(data: object) -> bool:
+    """Whether ``data`` is a Dask DataFrame (checked without importing Dask)."""
+    return type(data).__module__.split(".")[0] == "dask" and hasattr(data, "npartitions")
+
+
+def check_engine(engine: str, data: object) -> bool:
+    """Whether to fit on Dask: ``engine="dask"``, or Dask data with the default engine."""
+    if engine not in ("memory", "dask"):
+        raise DataError(f"engine must be 'memory' or 'dask', not {engine!r}")
+    if engine == "memory" and is_dask_frame(data):
+        return True
+    return engine == "dask"
+
+
 def apply_subset(data: pd.DataFrame, condition: str | None) -> pd.DataFrame:
     """Rows where ``condition`` holds, with Stata's meaning of ``if``: a numeric result is
     true where it is non-zero and not missing."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -218,8 +219,17 @@ def build_design(
     exposure: str | None = None,
     trials: str | None = None,
     require_group: bool = True,
+    collinear: Callable[[np.ndarray], list[int]] = find_collinear,
+    whole: bool = True,
+    outcome_categories: tuple | None = None,
 ) -> ModelDesign:
-    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified)."""
+    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified).
+
+    For one partition of a larger data set (:mod:`mixedglm.scale`): ``collinear`` decides
+    which columns to omit (the caller decides globally), ``whole=False`` skips the checks
+    that need every cluster (two groups at least, slopes varying within some group) and
+    ``outcome_categories`` codes an ordinal outcome by the categories of all the data.
+    """
     if formula.response in data.columns:
         response_vars = [formula.response]
     else:
@@ -293,7 +303,7 @@ def build_design(
         positions = positions[order]
         codes = codes[order].astype(np.int64)
         sizes = np.bincount(codes)
-        if sizes.shape[0] < 2:
+        if sizes.shape[0] < 2 and whole:
             raise DataError(
                 f"grouping variable '{gname}' has a single group in the estimation sample: a "
                 "random-effects model needs at least two groups"
@@ -306,7 +316,10 @@ def build_design(
         group = None
 
     categories: tuple = ()
-    if family.is_ordinal:
+    if family.is_ordinal and outcome_categories is not None:
+        categories = tuple(outcome_categories)
+        y = pd.Index(categories).get_indexer(frame[formula.response]).astype(float)
+    elif family.is_ordinal:
         y, categories, outcome_notes = ordinal_outcome(frame[formula.response], formula.response)
         notes += outcome_notes
     else:
@@ -326,7 +339,7 @@ def build_design(
         x_names = ["_cons", *x_names]
     all_names = list(x_names)
     omitted: list[tuple[str, str]] = []
-    dropped = find_collinear(X)
+    dropped = collinear(X)
     if dropped:
         for j in dropped:
             omitted.append((x_names[j], "collinearity"))
@@ -362,7 +375,7 @@ def build_design(
             f"'{groups[0]}': {', '.join(sorted({n for n in z_names if z_names.count(n) > 1}))}"
         )
     for j, name in enumerate(z_names):
-        if name == "_cons":
+        if name == "_cons" or not whole:
             continue
         col = Z[:, j]
         sums = np.add.reduceat(col, starts[:-1])

@@ -14,10 +14,15 @@ def find_collinear(X: np.ndarray, rtol: float = 1e-7) -> list[int]:
     Cholesky factorisation of the cross-product matrix, built one kept column at a time
     (one pass over the data, then p x p work; Stata's ``_rmcoll`` also works on ``X'X``).
     """
-    p = X.shape[1]
-    if p == 0:
+    if X.shape[1] == 0:
         return []
-    gram = X.T @ X
+    return collinear_from_gram(X.T @ X, rtol)
+
+
+def collinear_from_gram(gram: np.ndarray, rtol: float = 1e-7) -> list[int]:
+    """:func:`find_collinear` from the cross-product matrix ``X'X`` alone (a sum over
+    partitions of the data when the data are distributed)."""
+    p = gram.shape[0]
     chol = np.zeros((p, p))
     kept: list[int] = []
     dropped: list[int] = []

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
 from mixedglm.engines.aghq import AGHQObjective
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
@@ -256,6 +256,9 @@ def glmm(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> GLMMResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
@@ -291,6 +294,10 @@ def glmm(
         for non-canonical links); only for the mode-curvature grid.
     nolog, quiet
         Suppress the iteration log; also suppress notes.
+    engine, scheduler, workers
+        ``"dask"`` fits on a Dask cluster (implied by a Dask DataFrame; ``data`` may then be
+        a directory or glob of Parquet files): the client in use, the ``scheduler`` at an
+        address, or a LocalCluster of ``workers`` processes (see ``docs/scale.md``).
     """
     if nagq is None or int(nagq) < 1:
         raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
@@ -312,6 +319,28 @@ def glmm(
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
     parsed = parse_formula(formula)
+    if check_engine(engine, data):
+        from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
+
+        return fit_on_dask(
+            parsed,
+            data,
+            fam,
+            nagq=nagq,
+            method=method,
+            curvature=curvature,
+            cov=cov,
+            subset=subset,
+            offset=offset,
+            exposure=exposure,
+            trials=trials,
+            level=level,
+            maxiter=maxiter,
+            nolog=nolog,
+            quiet=quiet,
+            scheduler=scheduler,
+            workers=workers,
+        )
     frame = apply_subset(load_data(data), subset)
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
     if fam.is_ordinal:
