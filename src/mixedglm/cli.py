@@ -91,10 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write predicted random effects (posterior means and SDs) as CSV",
     )
+    _add_dask(fit)
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
     _add_fe_commands(sub)
     return parser
+
+
+def _add_dask(p: argparse.ArgumentParser) -> None:
+    """``--dask``, ``--scheduler``, ``--workers``: fit on a Dask cluster (docs/scale.md)."""
+    p.add_argument(
+        "--dask",
+        action="store_true",
+        help="fit on Dask (DATA may be a directory or glob of Parquet files)",
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (implies --dask)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the LocalCluster started without --scheduler (default 2)",
+    )
 
 
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
@@ -129,9 +146,14 @@ def _run_fit(args: argparse.Namespace) -> None:
         curvature=args.curvature,
         level=args.level,
         nolog=args.nolog,
+        engine="dask" if args.dask or args.scheduler else "memory",
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
     if args.reffects:
-        res.random_effects().to_csv(args.reffects)
+        effects = res.random_effects()
+        effects = effects.compute() if hasattr(effects, "compute") else effects
+        effects.to_csv(args.reffects)
     _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))
 
 

@@ -11,6 +11,8 @@ order of addition.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from mixedglm.engines.base import Contributions, Posterior
@@ -39,6 +41,7 @@ class DaskEngine:
 
     def _map(self, func, *args) -> list:
         d = self.data
+        t0 = time.perf_counter()
         futures = [
             d.client.submit(
                 func,
@@ -53,7 +56,9 @@ class DaskEngine:
             )
             for w in sorted(d.placement)
         ]
-        return d.client.gather(futures)
+        out = d.client.gather(futures)
+        d.timings["map"] = d.timings.get("map", 0.0) + time.perf_counter() - t0
+        return out
 
     def evaluate(self, params: np.ndarray, order: int) -> Evaluation:
         """Log-likelihood and, for ``order`` 1 / 2, gradient and Hessian: one map, one sum."""
@@ -61,9 +66,13 @@ class DaskEngine:
         x = np.asarray(params, dtype=float)
         threads = max(self.data.threads.values())
         parts = self._map(part.op_evaluate, x, order, threads)
+        t0 = time.perf_counter()
         ll = float(sum(p[0] for p in parts))
         grad = sum(p[1] for p in parts) if order >= 1 else None
         hess = sum(p[2] for p in parts) if order >= 2 else None
+        timings = self.data.timings
+        timings["reduce"] = timings.get("reduce", 0.0) + time.perf_counter() - t0
+        timings["maps"] = timings.get("maps", 0) + 1
         return Evaluation(ll, grad, hess)
 
     def __call__(self, params: np.ndarray, order: int) -> Evaluation:

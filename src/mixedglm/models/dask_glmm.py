@@ -247,6 +247,7 @@ def fit_distributed(
         rule=rule,
         n_partitions=data.n_partitions,
         n_workers=data.n_workers,
+        timings=data.timings,
     )
 
 

@@ -54,6 +54,7 @@ class DaskGLMMResults(GLMMResults):
     rule: IntegrationRule | None = None
     n_partitions: int = 0
     n_workers: int = 0
+    timings: dict = field(default_factory=dict)
 
     def _base(self) -> GLMMResults:
         return GLMMResults(**{f.name: getattr(self, f.name) for f in fields(GLMMResults)})

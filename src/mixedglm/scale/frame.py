@@ -13,14 +13,18 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
+import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-from distributed import Client, progress
+from dask.utils import format_time
+from distributed import Client
+from distributed.diagnostics.progressbar import TextProgressBar
 
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.collinear import collinear_from_gram
@@ -57,6 +61,7 @@ class DistributedData:
     sums: dict
     lazy: dd.DataFrame
     n_partitions: int
+    timings: dict = field(default_factory=dict)
 
     @property
     def n_workers(self) -> int:
@@ -158,10 +163,31 @@ def _missing_note(missing: dict, dropped: int) -> list[str]:
     ]
 
 
-def _progress(futures: list, show: bool) -> None:
+class _StageBar(TextProgressBar):
+    """Dask's text progress bar on standard error with the stage's name (standard output
+    keeps the iteration log, identical to the in-memory fit's)."""
+
+    def __init__(self, futures: list, stage: str) -> None:
+        self.stage = stage
+        super().__init__(futures, interval="200ms")
+
+    def _draw_bar(self, remaining: int, all: int, **kwargs) -> None:
+        frac = (1 - remaining / all) if all else 1.0
+        bar = "#" * int(self.width * frac)
+        sys.stderr.write(
+            f"\r{self.stage:<8} [{bar:<{self.width}}] | {int(100 * frac)}% | "
+            f"{format_time(self.elapsed)}"
+        )
+        sys.stderr.flush()
+
+    def _draw_stop(self, **kwargs) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _progress(futures: list, show: bool, stage: str) -> None:
     if show and futures:
-        progress(futures)
-        print()
+        _StageBar(futures, stage)
 
 
 def distribute(
@@ -209,12 +235,15 @@ def distribute(
 
     restricted = ddf.map_partitions(part.restrict, subset, wanted, meta=meta[wanted])
     shuffled = restricted.shuffle(on=group)
+    t0 = time.perf_counter()
     futures = client.compute(shuffled.to_delayed())
-    _progress(futures, show_progress)
+    _progress(futures, show_progress, "shuffle")
+    client.gather(client.map(len, futures))  # wait for the shuffle (and read) to finish
+    t_shuffle = time.perf_counter() - t0
 
-    stats = client.gather(
-        client.map(part.partition_stats, futures, spec=spec, level_columns=level_cols)
-    )
+    counting = client.map(part.partition_stats, futures, spec=spec, level_columns=level_cols)
+    _progress(counting, show_progress, "levels")
+    stats = client.gather(counting)
     rows = sum(s["rows"] for s in stats)
     if rows == 0:
         raise DataError(f"no observations satisfy the condition '{subset}'")
@@ -249,7 +278,7 @@ def distribute(
         client.submit(part.op_build, f, spec, model_id, i, pure=False)
         for i, f in enumerate(futures)
     ]
-    _progress(builds, show_progress)
+    _progress(builds, show_progress, "design")
     built = client.gather(builds)
     who = client.who_has(builds)
     placement: dict[str, list[int]] = {}
@@ -266,6 +295,7 @@ def distribute(
     data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes)
     data.design = replace(data.design, n_dropped_missing=rows - kept)
     data.lazy, data.n_partitions = shuffled, shuffled.npartitions
+    data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0 - t_shuffle}
     return data
 
 
