@@ -23,6 +23,11 @@ def load_data(source: DataSource) -> pd.DataFrame:
     """
     if isinstance(source, pd.DataFrame):
         return source
+    if is_dask_frame(source):
+        raise DataError(
+            "this model is fitted in memory: only glmm() runs on Dask so far (clogit, "
+            "xtpoisson_fe and hybrid do not); pass a pandas DataFrame (ddf.compute())"
+        )
     if not isinstance(source, str | os.PathLike):
         raise DataError(
             f"data must be a pandas DataFrame, a file path or a dataset name, not "

@@ -140,8 +140,10 @@ def build_partition(
         return []
 
     data = frame[list(spec.columns)]
-    if not data.notna().all(axis=1).any():
+    keep = data.notna().all(axis=1).to_numpy()
+    if not keep.any():
         return None, None
+    data = data.loc[keep]  # listwise deletion (counted globally) before the levels are set
     design = build_design(
         spec.formula,
         with_levels(data, spec),

@@ -17,6 +17,7 @@ from distributed import Client, LocalCluster
 from mixedglm.errors import MixedGLMError
 
 DEFAULT_WORKERS = 2
+CONNECT_TIMEOUT = "20s"
 
 
 def _count(value: object, name: str) -> int:
@@ -40,7 +41,7 @@ def dask_client(
     """The client to fit with (see the module's docstring); ours are closed on exit."""
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as err:
             raise MixedGLMError(
                 f"cannot connect to the Dask scheduler at '{scheduler}': {err}"
