@@ -57,7 +57,17 @@ def write_copies(folder: Path, scale: int, files: int) -> int:
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker_peak_mb() -> float:
+    """A worker's peak resident memory since :func:`_reset_peak` (MB): Linux's ``VmHWM``
+    (``ru_maxrss`` would carry the parent's peak over the worker's fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1]) / 1024
+    return _peak_mb()
 
 
 def main() -> None:
@@ -104,7 +114,7 @@ def main() -> None:
                 FORMULA, str(folder), nagq=args.nagq, nolog=True, quiet=True, engine="dask"
             )
             wall = time.perf_counter() - t0
-            peaks = client.run(_peak_mb)
+            peaks = client.run(_worker_peak_mb)
         t = res.timings
         print(f"  Dask, {args.workers} workers x {threads} threads, {args.memory} each:")
         print(f"    whole call            : {wall:.1f} s ({res.n_partitions} partitions)")

@@ -57,7 +57,10 @@ class DaskGLMMResults(GLMMResults):
     timings: dict = field(default_factory=dict)
 
     def _base(self) -> GLMMResults:
-        return GLMMResults(**{f.name: getattr(self, f.name) for f in fields(GLMMResults)})
+        """The in-memory results' fields (each partition puts in its own design; the
+        global one, with every cluster's label, stays out of the task graph)."""
+        values = {f.name: getattr(self, f.name) for f in fields(GLMMResults)}
+        return GLMMResults(**{**values, "design": None})
 
     def random_effects(
         self, kind: str = "means", se: bool = True, expand: bool = False

@@ -292,7 +292,11 @@ def distribute(
     dropped = tuple(names[j] for j in collinear_from_gram(gram))
     notes += [f"note: {n} omitted because of collinearity" for n in dropped]
     spec = replace(spec, dropped=dropped)
-    data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes)
+    try:
+        data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes)
+    except BaseException:
+        client.run(part.op_release, model_id)  # no design left behind on the workers
+        raise
     data.design = replace(data.design, n_dropped_missing=rows - kept)
     data.lazy, data.n_partitions = shuffled, shuffled.npartitions
     data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0 - t_shuffle}
