@@ -4,6 +4,8 @@ Random-intercept and random-slope GLMMs by adaptive Gauss-Hermite quadrature (St
 ``melogit``/``xtlogit, re``, lme4's ``glmer``), with Stata-style output.
 """
 
+# first: kernels are cached by source hash (see compile_cache); this import installs that
+from mixedglm import compile_cache  # noqa: F401
 from mixedglm.data import load_data
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import get_family

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="nbinomial: mean (NB2, the default) or constant (NB1) dispersion",
     )
     fit.add_argument(
-        "--nagq", type=int, default=7, help="quadrature points per random effect (default 7)"
+        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
     )
     fit.add_argument("--laplace", action="store_true", help="Laplace approximation (nagq 1)")
     fit.add_argument(
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--curvature",
         choices=["observed", "fisher"],
-        default="observed",
+        default=None,
         help="curvature of mode-curvature grids (fisher = lme4's PIRLS weights)",
     )
     fit.add_argument(
@@ -129,13 +129,14 @@ def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
 
-    nagq = 1 if args.laplace else args.nagq
+    if args.laplace and args.method not in (None, "laplace"):
+        raise MixedGLMError(f"--laplace conflicts with --method {args.method}: give one of them")
     res = glmm(
         args.formula,
         args.data,
         family=args.family,
         link=args.link,
-        nagq=nagq,
+        nagq=args.nagq,
         method="laplace" if args.laplace else args.method,
         cov=args.cov,
         subset=args.subset,
@@ -189,7 +190,7 @@ def _add_hybrid_commands(sub) -> None:
     hyb.add_argument("--test", action="store_true", help="tests of the random-effects assumption")
     hyb.add_argument("--full", action="store_true", help="full mixed-model output")
     hyb.add_argument(
-        "--nagq", type=int, default=7, help="quadrature points per random effect (default 7)"
+        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
     )
     hyb.add_argument(
         "--method",

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from mixedglm.engines.aghq import AGHQObjective, ClusterArrays
+from mixedglm.engines.aghq import AGHQEngine, ClusterArrays
 from mixedglm.engines.covariance import CovarianceStructure
-from mixedglm.families import Family
+from mixedglm.engines.rules import IntegrationRule, make_rule
+from mixedglm.errors import MixedGLMError
+from mixedglm.families import Family, get_family
 
 
 def simulate(family: str, q: int, n_clusters: int = 12, seed: int = 1) -> ClusterArrays:
@@ -47,7 +49,7 @@ def simulate(family: str, q: int, n_clusters: int = 12, seed: int = 1) -> Cluste
 def make_family(family: str, link: str) -> Family:
     """``nbinomial constant`` is NB1; ordinal families get the simulation's 4 categories."""
     name, _, dispersion = family.partition(" ")
-    fam = Family(name, link, dispersion=dispersion or ("mean" if name == "nbinomial" else ""))
+    fam = get_family(name, link, dispersion or None)
     return fam.with_categories((0, 1, 2, 3)) if name == "ordinal" else fam
 
 
@@ -55,23 +57,17 @@ def objective(family, link, q, nagq, method, curvature="observed", kind=None):
     arrays = simulate(family.split()[0], q)
     cols = ("_cons", "x")[:q]
     structure = CovarianceStructure(kind or ("unstructured" if q > 1 else "independent"), cols)
-    return AGHQObjective(
-        arrays,
-        make_family(family, link),
-        structure,
-        nagq=nagq,
-        method=method,
-        curvature=curvature,
-    )
+    rule = IntegrationRule("laplace" if nagq == 1 else method, nagq, curvature)
+    return AGHQEngine(arrays, make_family(family, link), structure, rule)
 
 
-def params_for(obj: AGHQObjective) -> np.ndarray:
+def params_for(obj: AGHQEngine) -> np.ndarray:
     theta = {1: [0.7], 3: [0.7, 0.2, 0.4], 2: [0.7, 0.4]}[obj.n_theta]
     aux = [np.log(0.8)] * obj.n_aux
     return np.r_[0.4, -0.3, -0.2, theta, aux]
 
 
-def fd_gradient(obj: AGHQObjective, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
+def fd_gradient(obj: AGHQEngine, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
     out = np.empty_like(x)
     for r in range(x.size):
         up, down = x.copy(), x.copy()
@@ -163,9 +159,12 @@ def test_meanvar_louis_hessian_matches_the_objective_up_to_quadrature_error(fami
     assert errors[20] < 1e-7
 
 
-def test_two_point_meanvar_uses_the_mode_curvature_grid():
-    obj = objective("bernoulli", "logit", 1, 2, "mvaghermite")
-    assert obj.method == "mcaghermite"
+def test_two_point_meanvar_is_refused_not_switched():
+    """Two points do not determine the mean-variance grid's scale: the rule object refuses
+    the request instead of silently using another rule."""
+    with pytest.raises(MixedGLMError, match="at least 3 points"):
+        make_rule("mvaghermite", 2)
+    assert make_rule("mcaghermite", 2) == IntegrationRule("mcaghermite", 2)
 
 
 def test_fixed_grid_hessian_matches_its_gradient_with_exact_mode_grid():
@@ -200,7 +199,7 @@ def test_scalar_quadrature_equals_brute_force_integral(family, method):
     link = "logit" if family == "bernoulli" else "log"
     obj = objective(family, link, 1, 30, method)
     x = params_for(obj)
-    ll, _, _ = obj.cluster_terms(x, 0)
+    ll = obj.contributions(x).loglik
     for i in range(obj.arrays.n_clusters):
         brute = _cluster_integral_1d(obj.arrays, family, x[:3], x[3], i)
         assert ll[i] == pytest.approx(brute, rel=1e-9, abs=1e-9)
@@ -211,7 +210,7 @@ def test_two_dimensional_quadrature_equals_brute_force_integral():
     x = params_for(obj)
     lam = obj.structure.lam(x[3:6])
     cov = lam @ lam.T
-    ll, _, _ = obj.cluster_terms(x, 0)
+    ll = obj.contributions(x).loglik
     a = obj.arrays
     for i in range(4):
         s, e = a.starts[i], a.starts[i + 1]
@@ -235,7 +234,7 @@ def test_laplace_equals_its_formula():
     """nagq = 1: log L_i = h(mode) - log det(-h''(mode)) / 2 (u spherical)."""
     obj = objective("bernoulli", "logit", 1, 1, "laplace")
     x = params_for(obj)
-    ll, _, _ = obj.cluster_terms(x, 0)
+    ll = obj.contributions(x).loglik
     a = obj.arrays
     for i in range(a.n_clusters):
         s, e = a.starts[i], a.starts[i + 1]
@@ -255,7 +254,7 @@ def test_q2_with_a_zero_variance_equals_the_scalar_model():
     """Independent (1 | g) + (0 + x | g) with var(x) = 0 is the random-intercept model."""
     for method, nagq in (("mvaghermite", 7), ("mcaghermite", 5), ("laplace", 1)):
         two = objective("bernoulli", "logit", 2, nagq, method, kind="independent")
-        one = AGHQObjective(
+        one = AGHQEngine(
             ClusterArrays(
                 two.arrays.y,
                 two.arrays.trials,
@@ -336,7 +335,7 @@ def test_new_families_quadrature_equals_brute_force_integral(family, link, metho
     obj = objective(family, link, 1, 30, method)
     x = params_for(obj)
     aux = x[4:]
-    ll, _, _ = obj.cluster_terms(x, 0)
+    ll = obj.contributions(x).loglik
     a = obj.arrays
     for i in range(a.n_clusters):
         s, e = a.starts[i], a.starts[i + 1]
@@ -360,7 +359,7 @@ def test_new_families_laplace_equals_its_formula_and_nagq1(family, link):
     obj = objective(family, link, 1, 1, "laplace")
     one_point = objective(family, link, 1, 1, "mcaghermite")
     x = params_for(obj)
-    ll, _, _ = obj.cluster_terms(x, 0)
+    ll = obj.contributions(x).loglik
     assert one_point.loglik(x) == pytest.approx(float(np.sum(ll)), rel=1e-14)
     a = obj.arrays
     for i in range(a.n_clusters):

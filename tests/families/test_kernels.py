@@ -9,7 +9,24 @@ import pytest
 from scipy import special, stats
 
 from mixedglm.families import get_family
-from mixedglm.families import kernels as k
+
+NB2 = get_family("nbinomial")
+NB1 = get_family("nbinomial constant")
+GAMMA = get_family("gamma")
+
+
+def ordinal(link: str):
+    return get_family("ordinal", link)
+
+
+def eta_derivs(fam, y, n, eta, aux):
+    """The family's compiled kernel, called from Python."""
+    return fam.kernels().eta_derivs(y, n, eta, aux)
+
+
+def aux_derivs(fam, y, n, eta, aux, *out):
+    fam.kernels().aux_derivs(y, n, eta, aux, *out)
+
 
 CASES = [
     ("bernoulli", "logit", 1.0, 1.0),
@@ -28,7 +45,7 @@ ETAS = [-30.0, -8.0, -3.0, -0.7, 0.0, 0.4, 2.5, 6.0, 20.0]
 
 
 def _derivs(fam, y, n, eta, aux):
-    return k.eta_derivs(fam.code, fam.link_code, y, n, eta, aux)
+    return eta_derivs(fam, y, n, eta, aux)
 
 
 @pytest.mark.parametrize(("name", "link", "y", "n"), CASES)
@@ -100,7 +117,7 @@ def test_gaussian_aux_derivatives_match_finite_differences():
 
     def aux_at(aa: float) -> list[np.ndarray]:
         out = [np.zeros(1), np.zeros(1), np.zeros(1), np.zeros((1, 1))]
-        k.aux_derivs(fam.code, fam.link_code, y, 1.0, eta, np.array([aa]), *out)
+        aux_derivs(fam, y, 1.0, eta, np.array([aa]), *out)
         return out
 
     def eta_at(aa: float) -> np.ndarray:
@@ -121,7 +138,7 @@ def test_fisher_weight_is_expected_information(link):
     fam = get_family("binomial", link)
     n, h = 3.0, 1e-6
     for eta in [-4.0, -1.0, 0.0, 0.8, 3.0]:
-        w, dw = k.fisher_weight(fam.code, fam.link_code, n, eta)
+        w, dw = fam.kernels().fisher_weight(n, eta)
         if link == "logit":
             mu = special.expit(eta)
             dmu, one_minus = mu * (1 - mu), 1 - mu
@@ -131,41 +148,41 @@ def test_fisher_weight_is_expected_information(link):
             mu = -math.expm1(-math.exp(eta))
             dmu, one_minus = math.exp(eta - math.exp(eta)), math.exp(-math.exp(eta))
         assert w == pytest.approx(n * dmu**2 / (mu * one_minus), rel=1e-10)
-        wp, _ = k.fisher_weight(fam.code, fam.link_code, n, eta + h)
-        wm, _ = k.fisher_weight(fam.code, fam.link_code, n, eta - h)
+        wp, _ = fam.kernels().fisher_weight(n, eta + h)
+        wm, _ = fam.kernels().fisher_weight(n, eta - h)
         assert dw == pytest.approx((wp - wm) / (2 * h), rel=1e-5, abs=1e-8)
 
 
 # -- negative binomial, gamma, ordinal ---------------------------------------------------
 
 NEW_FAMILIES = [
-    (k.NBINOM2, k.LOG, [0.0, 1.0, 3.0, 12.0, 70.0, 250.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
-    (k.NBINOM1, k.LOG, [0.0, 1.0, 3.0, 12.0, 70.0, 250.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
-    (k.GAMMA, k.LOG, [0.05, 0.7, 1.0, 4.0, 90.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
+    (NB2, [0.0, 1.0, 3.0, 12.0, 70.0, 250.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
+    (NB1, [0.0, 1.0, 3.0, 12.0, 70.0, 250.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
+    (GAMMA, [0.05, 0.7, 1.0, 4.0, 90.0], [-3.0, -0.4, 0.0, 0.9, 2.2]),
 ]
 NEW_ETAS = [-4.0, -1.2, 0.0, 0.5, 2.0, 4.5]
 CUT_AUX = np.array([-1.0, np.log(0.8), np.log(1.5), np.log(0.3)])  # 4 cut points, 5 categories
 
 
-def _aux_arrays(code, link, y, eta, aux):
+def _aux_arrays(fam, y, eta, aux):
     n = aux.shape[0]
     out = [np.zeros(n), np.zeros(n), np.zeros(n), np.zeros((n, n))]
-    k.aux_derivs(code, link, y, 1.0, eta, aux, *out)
+    aux_derivs(fam, y, 1.0, eta, aux, *out)
     return out
 
 
-def _check_all_derivatives(code, link, y, eta, aux, h=1e-5, rtol=2e-6):
+def _check_all_derivatives(fam, y, eta, aux, h=1e-5, rtol=2e-6):
     """Every derivative the engines use against central differences of the one below."""
 
     def ed(e, a):
-        return np.array(k.eta_derivs(code, link, y, 1.0, e, a))
+        return np.array(eta_derivs(fam, y, 1.0, e, a))
 
     d = ed(eta, aux)
-    assert np.all(np.isfinite(d)), (code, link, y, eta, aux)
+    assert np.all(np.isfinite(d)), (fam, y, eta, aux)
     fd = (ed(eta + h, aux) - ed(eta - h, aux)) / (2 * h)
     scale = max(1.0, *np.abs(d[1:]))
     assert np.allclose(fd[:3], d[1:], rtol=0, atol=rtol * scale), (y, eta, aux, d, fd)
-    l_a, l_ea, l_eea, l_aa = _aux_arrays(code, link, y, eta, aux)
+    l_a, l_ea, l_eea, l_aa = _aux_arrays(fam, y, eta, aux)
     assert np.allclose(l_aa, l_aa.T, rtol=1e-12, atol=1e-12)
     for m in range(aux.shape[0]):
         up, down = aux.copy(), aux.copy()
@@ -175,30 +192,28 @@ def _check_all_derivatives(code, link, y, eta, aux, h=1e-5, rtol=2e-6):
         got = np.array([l_a[m], l_ea[m], l_eea[m]])
         scale = max(1.0, *np.abs(got))
         assert np.allclose(fd_a[:3], got, rtol=0, atol=rtol * scale), (m, y, eta, got, fd_a)
-        fd_aa = (
-            _aux_arrays(code, link, y, eta, up)[0] - _aux_arrays(code, link, y, eta, down)[0]
-        ) / (2 * h)
+        fd_aa = (_aux_arrays(fam, y, eta, up)[0] - _aux_arrays(fam, y, eta, down)[0]) / (2 * h)
         scale = max(1.0, *np.abs(l_aa[m]))
         assert np.allclose(fd_aa, l_aa[m], rtol=0, atol=rtol * scale), (m, y, eta)
 
 
-@pytest.mark.parametrize(("code", "link", "ys", "auxes"), NEW_FAMILIES)
-def test_dispersion_family_derivatives_match_finite_differences(code, link, ys, auxes):
+@pytest.mark.parametrize(("fam", "ys", "auxes"), NEW_FAMILIES)
+def test_dispersion_family_derivatives_match_finite_differences(fam, ys, auxes):
     for y in ys:
         for eta in NEW_ETAS:
             for a in auxes:
-                _check_all_derivatives(code, link, y, eta, np.array([a]))
+                _check_all_derivatives(fam, y, eta, np.array([a]))
 
 
-@pytest.mark.parametrize("link", [k.LOGIT, k.PROBIT, k.CLOGLOG])
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
 def test_ordinal_derivatives_match_finite_differences(link):
     for y in range(5):
         for eta in [-7.0, *NEW_ETAS, 7.0]:
-            _check_all_derivatives(k.ORDINAL, link, float(y), eta, CUT_AUX)
+            _check_all_derivatives(ordinal(link), float(y), eta, CUT_AUX)
     # two categories (one cut point) and three
     for aux in (np.array([0.3]), np.array([0.3, -0.5])):
         for y in range(aux.size + 1):
-            _check_all_derivatives(k.ORDINAL, link, float(y), 0.8, aux)
+            _check_all_derivatives(ordinal(link), float(y), 0.8, aux)
 
 
 def test_negative_binomial_and_gamma_logliks_equal_scipy():
@@ -206,17 +221,17 @@ def test_negative_binomial_and_gamma_logliks_equal_scipy():
     mu = math.exp(eta)
     for y in [0.0, 2.0, 7.0, 100.0]:
         size = math.exp(-a)  # NB2: size 1/alpha
-        got = k.eta_derivs(k.NBINOM2, k.LOG, y, 1.0, eta, np.array([a]))[0]
-        got += k.log_constant(k.NBINOM2, np.array([y]), np.ones(1))[0]
+        got = eta_derivs(NB2, y, 1.0, eta, np.array([a]))[0]
+        got += NB2.log_constant(np.array([y]), np.ones(1))[0]
         assert got == pytest.approx(stats.nbinom.logpmf(y, size, size / (size + mu)), rel=1e-12)
         size = mu / math.exp(a)  # NB1: size mu/delta
-        got = k.eta_derivs(k.NBINOM1, k.LOG, y, 1.0, eta, np.array([a]))[0]
-        got += k.log_constant(k.NBINOM1, np.array([y]), np.ones(1))[0]
+        got = eta_derivs(NB1, y, 1.0, eta, np.array([a]))[0]
+        got += NB1.log_constant(np.array([y]), np.ones(1))[0]
         assert got == pytest.approx(stats.nbinom.logpmf(y, size, size / (size + mu)), rel=1e-12)
     for y in [0.05, 1.0, 7.5, 300.0]:
         shape = math.exp(-a)  # gamma: a = log of the scale s = 1/shape
-        got = k.eta_derivs(k.GAMMA, k.LOG, y, 1.0, eta, np.array([a]))[0]
-        got += k.log_constant(k.GAMMA, np.array([y]), np.ones(1))[0]
+        got = eta_derivs(GAMMA, y, 1.0, eta, np.array([a]))[0]
+        got += GAMMA.log_constant(np.array([y]), np.ones(1))[0]
         assert got == pytest.approx(stats.gamma.logpdf(y, shape, scale=mu / shape), rel=1e-12)
 
 
@@ -224,9 +239,9 @@ def test_negative_binomial_near_the_poisson_limit_is_accurate():
     """A tiny alpha (huge size) must not lose the log-likelihood to cancellation."""
     eta, y = 1.1, 4.0
     poisson = stats.poisson.logpmf(y, math.exp(eta))
-    for code in (k.NBINOM2, k.NBINOM1):
-        got = k.eta_derivs(code, k.LOG, y, 1.0, eta, np.array([-25.0]))[0]
-        got += k.log_constant(code, np.array([y]), np.ones(1))[0]
+    for fam in (NB2, NB1):
+        got = eta_derivs(fam, y, 1.0, eta, np.array([-25.0]))[0]
+        got += fam.log_constant(np.array([y]), np.ones(1))[0]
         assert got == pytest.approx(poisson, abs=1e-9)
 
 
@@ -244,7 +259,6 @@ def test_ordinal_probabilities_match_scipy_and_sum_to_one(link):
         "probit": lambda x: special.ndtr(-x),
         "cloglog": lambda x: np.exp(-np.exp(x)),
     }[link]
-    code = {"logit": k.LOGIT, "probit": k.PROBIT, "cloglog": k.CLOGLOG}[link]
     cuts = np.r_[-np.inf, cutpoints(CUT_AUX), np.inf]
     for eta in [-3.0, -0.2, 0.0, 1.3, 4.0]:
         total = 0.0
@@ -254,13 +268,12 @@ def test_ordinal_probabilities_match_scipy_and_sum_to_one(link):
                 expected = survival(lo) - survival(hi)
             else:
                 expected = cdf(hi) - cdf(lo)
-            got = k.eta_derivs(k.ORDINAL, code, float(y), 1.0, eta, CUT_AUX)[0]
+            got = eta_derivs(ordinal(link), float(y), 1.0, eta, CUT_AUX)[0]
             assert got == pytest.approx(math.log(expected), rel=1e-11)
             total += math.exp(got)
         assert total == pytest.approx(1.0, abs=1e-13)
         kernel = [
-            math.exp(k.eta_derivs(k.ORDINAL, code, float(y), 1.0, eta, CUT_AUX)[0])
-            for y in range(5)
+            math.exp(eta_derivs(ordinal(link), float(y), 1.0, eta, CUT_AUX)[0]) for y in range(5)
         ]
         probs = category_probabilities(link, np.array([eta]), CUT_AUX)[0]
         assert probs == pytest.approx(kernel, rel=1e-6, abs=1e-15)
@@ -277,7 +290,7 @@ def test_ordinal_loglik_in_the_tails():
             expected = math.log(special.expit(-a) - special.expit(-b))
         else:
             expected = math.log(special.expit(b) - special.expit(a))
-        got = k.eta_derivs(k.ORDINAL, k.LOGIT, 1.0, 1.0, eta, aux)[0]
+        got = eta_derivs(ordinal("logit"), 1.0, 1.0, eta, aux)[0]
         assert got == pytest.approx(expected, rel=1e-10)
         # probit, middle category: log(Phi(b) - Phi(a)) via log_ndtr differences
         if a > 0:
@@ -285,11 +298,11 @@ def test_ordinal_loglik_in_the_tails():
         else:
             la, lb = special.log_ndtr(b), special.log_ndtr(a)
         expected = la + math.log1p(-math.exp(lb - la))
-        got = k.eta_derivs(k.ORDINAL, k.PROBIT, 1.0, 1.0, eta, aux)[0]
+        got = eta_derivs(ordinal("probit"), 1.0, 1.0, eta, aux)[0]
         assert got == pytest.approx(expected, rel=1e-10)
         assert all(
-            np.isfinite(k.eta_derivs(k.ORDINAL, lk, float(y), 1.0, eta, aux)).all()
-            for lk in (k.LOGIT, k.PROBIT)
+            np.isfinite(eta_derivs(ordinal(lk), float(y), 1.0, eta, aux)).all()
+            for lk in ("logit", "probit")
             for y in range(3)
         )
 

@@ -20,8 +20,8 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
+from mixedglm.design.arrays import ClusterArrays
 from mixedglm.design.collinear import find_collinear
-from mixedglm.engines.aghq import ClusterArrays
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -98,7 +98,7 @@ class ModelDesign:
         return int(self.y.shape[0])
 
     def cluster_arrays(self) -> ClusterArrays:
-        """The arrays of :class:`~mixedglm.engines.aghq.ClusterArrays`."""
+        """The arrays of :class:`~mixedglm.design.arrays.ClusterArrays`."""
         return ClusterArrays(
             y=self.y,
             trials=self.trials,

@@ -72,8 +72,10 @@ class Engine(Protocol):
         """Per-top-level-cluster log-likelihoods and scores."""
         ...
 
-    def posterior(self, params: np.ndarray) -> dict[str, Posterior]:
-        """Random-effect summaries keyed by grouping factor (empty for conditional models)."""
+    def posterior(self, params: np.ndarray, kind: str = "means") -> dict[str, Posterior]:
+        """Random-effect summaries keyed by grouping factor (empty for conditional models):
+        posterior means and covariances (``kind="means"``) or conditional modes and the
+        inverse curvature there (``kind="modes"``)."""
         ...
 
     def __call__(self, params: np.ndarray, order: int) -> Evaluation:

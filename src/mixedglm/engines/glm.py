@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from mixedglm.engines.parallel import row_bounds, run_chunks
 from mixedglm.families import Family
-from mixedglm.families.kernels import aux_derivs, eta_derivs
+from mixedglm.families.dispatch import aux_derivs, eta_derivs
+from mixedglm.jit import kernel
 from mixedglm.optim import Evaluation
 
 
-@numba.njit(cache=True)
+@kernel(nogil=True)
 def _glm_block(
     X: np.ndarray,
     beta: np.ndarray,
@@ -20,8 +21,8 @@ def _glm_block(
     y: np.ndarray,
     ntr: np.ndarray,
     aux: np.ndarray,
-    family: int,
-    link: int,
+    wts: np.ndarray,
+    fam,
     order: int,
     lo: int,
     hi: int,
@@ -41,12 +42,19 @@ def _glm_block(
         eta = offset[j]
         for r in range(p):
             eta += X[j, r] * beta[r]
-        l0, d1, d2, _ = eta_derivs(family, link, y[j], ntr[j], eta, aux)
-        loglik += l0
+        l0, d1, d2, _ = eta_derivs(fam, y[j], ntr[j], eta, aux)
+        c = wts[j] if wts.shape[0] > 0 else 1.0
+        loglik += c * l0
+        d1 *= c
+        d2 *= c
         if order == 0:
             continue
         if n_aux > 0:
-            aux_derivs(family, link, y[j], ntr[j], eta, aux, l_a, l_ea, l_eea, l_aa)
+            aux_derivs(fam, y[j], ntr[j], eta, aux, l_a, l_ea, l_eea, l_aa)
+            if c != 1.0:
+                l_a *= c
+                l_ea *= c
+                l_aa *= c
         for r in range(p):
             grad[r] += d1 * X[j, r]
         for a in range(n_aux):
@@ -65,26 +73,6 @@ def _glm_block(
     return loglik
 
 
-@numba.njit(cache=True, parallel=True)
-def _glm_blocks(X, beta, offset, y, ntr, aux, family, link, order, bounds, lls, grads, hesses):
-    for k in numba.prange(bounds.shape[0] - 1):
-        lls[k] = _glm_block(
-            X,
-            beta,
-            offset,
-            y,
-            ntr,
-            aux,
-            family,
-            link,
-            order,
-            bounds[k],
-            bounds[k + 1],
-            grads[k],
-            hesses[k],
-        )
-
-
 @dataclass
 class GLMObjective:
     """Log-likelihood of ``[beta, aux]`` of a GLM, with analytic gradient and Hessian."""
@@ -94,9 +82,16 @@ class GLMObjective:
     trials: np.ndarray
     offset: np.ndarray
     family: Family
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self._const = float(np.sum(self.family.log_constant(self.y, self.trials)))
+        const = self.family.log_constant(self.y, self.trials)
+        if self.weights is None:
+            self._wts = np.zeros(0)
+        else:
+            self._wts = np.ascontiguousarray(self.weights, dtype=float)
+            const = const * self._wts
+        self._const = float(np.sum(const))
 
     @property
     def n_params(self) -> int:
@@ -109,27 +104,20 @@ class GLMObjective:
         beta = np.ascontiguousarray(params[:p], dtype=float)
         aux = np.ascontiguousarray(params[p:], dtype=float)
         n_par = p + aux.shape[0]
-        n = self.X.shape[0]
-        n_blocks = max(1, min(64, n // 2000))
-        bounds = np.linspace(0, n, n_blocks + 1).astype(np.int64)
+        bounds = row_bounds(self.X.shape[0])
+        n_blocks = bounds.shape[0] - 1
         lls = np.zeros(n_blocks)
         grads = np.zeros((n_blocks, n_par))
         hesses = np.zeros((n_blocks, n_par, n_par))
-        _glm_blocks(
-            self.X,
-            beta,
-            self.offset,
-            self.y,
-            self.trials,
-            aux,
-            self.family.code,
-            self.family.link_code,
-            order,
-            bounds,
-            lls,
-            grads,
-            hesses,
-        )
+        token = self.family.token
+
+        def block(lo: int, hi: int, k: int) -> None:
+            lls[k] = _glm_block(
+                self.X, beta, self.offset, self.y, self.trials, aux, self._wts, token, order,
+                lo, hi, grads[k], hesses[k],
+            )  # fmt: skip
+
+        run_chunks(block, bounds)
         loglik = float(lls.sum()) + self._const
         if order == 0:
             return Evaluation(loglik)
@@ -147,25 +135,12 @@ class GLMObjective:
         p = self.X.shape[1]
         beta = np.zeros(p)
         aux = self.family.aux_start(self.y, self.offset)
-        mean = (
-            float(np.sum(self.y) / np.sum(self.trials))
-            if self.family.is_binary
-            else float(np.mean(self.y))
-        )
+        wts = self._wts if self._wts.size else np.ones_like(self.y)
+        total = np.sum(wts * self.trials) if self.family.is_binary else np.sum(wts)
+        mean = float(np.sum(wts * self.y) / total)
         const_cols = np.flatnonzero(np.all(self.X == 1.0, axis=0))
         if const_cols.size and not self.family.is_ordinal:
-            if self.family.is_binary:
-                mean = min(max(mean, 1e-4), 1 - 1e-4)
-                eta0 = {"logit": np.log(mean / (1 - mean)), "probit": 0.0, "cloglog": 0.0}
-                from scipy import special
-
-                eta0["probit"] = float(special.ndtri(mean))
-                eta0["cloglog"] = float(np.log(-np.log1p(-mean)))
-                beta[const_cols[0]] = eta0[self.family.link]
-            elif self.family.link == "log":
-                beta[const_cols[0]] = np.log(max(mean, 1e-8)) - float(np.mean(self.offset))
-            else:
-                beta[const_cols[0]] = mean - float(np.mean(self.offset))
+            beta[const_cols[0]] = self.family.link_start(mean, float(np.mean(self.offset)))
         if self.family.name == "gaussian":
             resid = self.y - self.offset - mean
             aux[0] = 0.5 * np.log(max(float(np.mean(resid**2)), 1e-12))

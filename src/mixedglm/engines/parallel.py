@@ -1,28 +1,46 @@
 """How the compiled kernels share work between threads.
 
-Clusters are split into contiguous chunks of about equal cost, several per thread; the
-threaded kernels hand chunks out one at a time (``numba.parallel_chunksize(1)``), so a thread
-slowed by other work on the machine, or a chunk holding one huge cluster, does not leave the
-others idle. Below a small amount of work one thread is faster than waking the others.
+Clusters are split into contiguous chunks of about equal cost, several per thread; a pool of
+Python threads hands the chunks out one at a time to a kernel compiled with ``nogil=True``,
+so a thread slowed by other work on the machine, or a chunk holding one huge cluster, does
+not leave the others idle. The same compiled kernel serves one thread and many (numba's
+``parallel=True`` would compile each kernel a second time, for its thread pool, and take
+several times longer to compile). Below a small amount of work one thread is faster than
+waking the others.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
 PARALLEL_MIN_COST = 20_000.0
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+
+
+def n_threads() -> int:
+    """Threads to use: numba's setting (``NUMBA_NUM_THREADS``), at most the CPUs we have."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(numba.get_num_threads(), available))
 
 
 def use_threads(cost: np.ndarray) -> bool:
     """Whether the total ``cost`` (per cluster) is worth more than one thread."""
-    return numba.get_num_threads() > 1 and float(np.sum(cost)) >= PARALLEL_MIN_COST
+    return n_threads() > 1 and float(np.sum(cost)) >= PARALLEL_MIN_COST
 
 
 def cost_chunks(cost: np.ndarray, per_thread: int = 4) -> np.ndarray:
     """Boundaries ``(n_chunks + 1,)`` of contiguous chunks of clusters of about equal cost."""
     n = cost.size
-    n_chunks = int(min(n, per_thread * numba.get_num_threads()))
+    n_chunks = int(min(n, per_thread * n_threads()))
     if n_chunks <= 1:
         return np.array([0, n], dtype=np.int64)
     cum = np.cumsum(cost, dtype=np.float64)
@@ -30,3 +48,35 @@ def cost_chunks(cost: np.ndarray, per_thread: int = 4) -> np.ndarray:
     inner = np.searchsorted(cum, targets, side="left") + 1
     bounds = np.unique(np.concatenate(([0], np.minimum(inner, n), [n])))
     return bounds.astype(np.int64)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL, _POOL_SIZE
+    size = n_threads()
+    if _POOL is None or _POOL_SIZE != size:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
+        _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="mixedglm")
+        _POOL_SIZE = size
+    return _POOL
+
+
+def run_chunks(kernel: Callable[[int, int, int], None], bounds: np.ndarray) -> None:
+    """Call ``kernel(lo, hi, slot)`` for every chunk ``[bounds[slot], bounds[slot + 1])``,
+    in the thread pool when there is more than one chunk (the kernel must release the GIL)."""
+    n_chunks = bounds.shape[0] - 1
+    if n_chunks <= 1:
+        if n_chunks == 1:
+            kernel(int(bounds[0]), int(bounds[1]), 0)
+        return
+    futures = [
+        _pool().submit(kernel, int(bounds[c]), int(bounds[c + 1]), c) for c in range(n_chunks)
+    ]
+    for future in futures:
+        future.result()
+
+
+def row_bounds(n_rows: int, min_rows: int = 20_000) -> np.ndarray:
+    """Chunks of rows for row-wise kernels: one when small, else a few per thread."""
+    n_chunks = 1 if n_rows < min_rows else min(4 * n_threads(), max(1, n_rows // 2000))
+    return np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)

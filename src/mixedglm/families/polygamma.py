@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 
-import numba
+from mixedglm.jit import kernel
 
 _SMALL_COUNT = 64.0
 
 
-@numba.njit(cache=True)
+@kernel
 def digamma(x: float) -> float:
     """psi(x) for x > 0."""
     acc = 0.0
@@ -37,7 +37,7 @@ def digamma(x: float) -> float:
     return acc + math.log(x) - 0.5 / x - series
 
 
-@numba.njit(cache=True)
+@kernel
 def trigamma(x: float) -> float:
     """psi'(x) for x > 0."""
     acc = 0.0
@@ -58,7 +58,7 @@ def trigamma(x: float) -> float:
     return acc + inv + 0.5 * inv2 + inv * series
 
 
-@numba.njit(cache=True)
+@kernel
 def tetragamma(x: float) -> float:
     """psi''(x) for x > 0."""
     acc = 0.0
@@ -78,7 +78,7 @@ def tetragamma(x: float) -> float:
     return acc - inv2 - inv2 * inv - inv2 * series
 
 
-@numba.njit(cache=True)
+@kernel
 def count_differences(y: float, r: float) -> tuple[float, float, float, float]:
     """``lgamma(y + r) - lgamma(r)`` and the same differences of psi, psi' and psi''
     for a count ``y >= 0`` and ``r > 0``."""

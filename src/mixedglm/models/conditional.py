@@ -17,7 +17,7 @@ import difflib
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
-from mixedglm.families import Family, get_family
+from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.parse import _split_top_level
 from mixedglm.inference import covariance_from_hessian
@@ -49,18 +49,10 @@ GTOL = 1e-14
 _COMMAND = {"logit": "clogit", "poisson": "xtpoisson_fe"}
 
 
-@dataclass(frozen=True)
-class _OutcomeCheckedLater(Family):
-    """The model's family for :func:`build_design`, with the outcome left unchecked there:
-    :func:`prepare_within` checks it with messages about the conditional models."""
-
-    def check_outcome(self, y: np.ndarray, trials: np.ndarray | None, name: str) -> None:
-        """Accept any outcome here."""
-
-
 def _design_family(kind: str) -> Family:
-    base = get_family("bernoulli" if kind == "logit" else "poisson")
-    return _OutcomeCheckedLater(**{f.name: getattr(base, f.name) for f in fields(base)})
+    """The family for :func:`build_design`: the plain :class:`Family` base checks no outcome
+    there; :func:`prepare_within` checks it with messages about the conditional models."""
+    return Family("bernoulli", "logit") if kind == "logit" else Family("poisson", "log")
 
 
 def stata_term_name(name: str) -> str:

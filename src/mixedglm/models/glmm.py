@@ -9,22 +9,24 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
-from mixedglm.engines.aghq import AGHQObjective
+from mixedglm.engines.aghq import AGHQEngine
+from mixedglm.engines.base import Engine, EngineFactory
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
+from mixedglm.engines.rules import LARGE_GRID, IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.inference import covariance_from_hessian
 from mixedglm.optim import newton_maximize
+from mixedglm.optim.newton import Objective
 from mixedglm.results.glmm import GLMMResults
-
-METHODS = ("mvaghermite", "mcaghermite", "laplace")
 
 
 def _printer(enabled: bool) -> Callable[[str], None] | None:
@@ -61,29 +63,28 @@ def choose_structure(
     )
 
 
+def _log_lines(log: Callable[[str], None] | None, *lines: str) -> None:
+    if log:
+        for line in lines:
+            log(line)
+
+
 def _start_values(
-    objective: AGHQObjective, beta0: np.ndarray, aux0: np.ndarray, log: Callable[[str], None] | None
-) -> np.ndarray:
+    engine: Engine, beta0: np.ndarray, scales: np.ndarray, structure: CovarianceStructure,
+    aux0: np.ndarray, log: Callable[[str], None] | None,
+) -> np.ndarray:  # fmt: skip
     """Pooled-GLM coefficients, then the best of a few scalings of the variance start.
 
-    The scalings are compared by the Laplace approximation (one point per cluster: a tenth
-    of the cost of the quadrature, and it orders them the same way).
+    The scalings are compared by the Laplace approximation (``engine``: one point per
+    cluster, a tenth of the cost of the quadrature, and it orders them the same way).
     """
-    scales = np.sqrt(np.mean(objective.arrays.Z**2, axis=0))
-    theta0 = objective.structure.start(scales)
-    laplace = AGHQObjective(
-        objective.arrays, objective.family, objective.structure, nagq=1, method="laplace"
-    )
+    theta0 = structure.start(scales)
     best, best_ll = None, -np.inf
-    if log:
-        log("")
-        log("Refining starting values (Laplace):")
-        log("")
+    _log_lines(log, "", "Refining starting values (Laplace):", "")
     for node, factor in enumerate((1.0, 0.5, 2.0, 0.25)):
         x = np.concatenate([beta0, theta0 * factor, aux0])
-        ll = laplace.loglik(x)
-        if log:
-            log(f"{f'Grid node {node}:':<14} log likelihood = {ll:.8g}")
+        ll = engine.evaluate(x, 0).loglik
+        _log_lines(log, f"{f'Grid node {node}:':<14} log likelihood = {ll:.8g}")
         if np.isfinite(ll) and ll > best_ll:
             best, best_ll = x, ll
     if best is None:
@@ -95,8 +96,9 @@ COARSE_POINTS = 3
 
 
 def _coarse_fit(
-    objective: AGHQObjective, x0: np.ndarray, maxiter: int, log: Callable[[str], None] | None
-) -> np.ndarray:
+    make_engine: EngineFactory, rule: IntegrationRule, x0: np.ndarray, maxiter: int,
+    log: Callable[[str], None] | None,
+) -> tuple[np.ndarray, Engine | None]:  # fmt: skip
     """Approach the optimum with a 3-point rule of the same kind before the full rule.
 
     Far from the optimum the adaptive grid moves at every step and each evaluation costs
@@ -104,36 +106,24 @@ def _coarse_fit(
     quarter. The 3-point optimum is close to the full one, which then needs one or two
     Newton steps. (A start value only: the full rule's own convergence criterion decides.)
     """
-    if objective.nagq <= COARSE_POINTS + 1:
-        return x0
-    coarse = AGHQObjective(
-        objective.arrays,
-        objective.family,
-        objective.structure,
-        nagq=COARSE_POINTS,
-        method=objective.method,
-        curvature=objective.curvature,
-    )
-    if log:
-        log("")
-        log(f"Fitting full model with {COARSE_POINTS} quadrature points:")
-        log("")
+    if rule.is_laplace or rule.nagq <= COARSE_POINTS + 1:
+        return x0, None
+    coarse = make_engine(rule.with_points(COARSE_POINTS))
+    _log_lines(log, "", f"Fitting full model with {COARSE_POINTS} quadrature points:", "")
     try:
         x, _, _ = newton_maximize(coarse, x0, log=log, maxiter=maxiter, gtol=1e-3)
     except FloatingPointError:
-        return x0
+        return x0, None
     if not np.all(np.isfinite(x)):
-        return x0
-    objective.adopt_grid(coarse)
-    return x
+        return x0, None
+    return x, coarse
 
 
-def _boundary(objective: AGHQObjective, theta: np.ndarray) -> np.ndarray:
+def _boundary(structure: CovarianceStructure, scales: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Which ``theta`` entries belong to a random effect whose variance is zero: a row of
     ``Lambda`` negligible (SD below 1e-6 on the linear-predictor scale)."""
-    scales = np.sqrt(np.mean(objective.arrays.Z**2, axis=0))
-    basis = objective.structure.basis()
-    lam = objective.structure.lam(theta)
+    basis = structure.basis()
+    lam = structure.lam(theta)
     flags = np.zeros(theta.shape[0], dtype=bool)
     for a in range(lam.shape[0]):
         if np.linalg.norm(lam[a]) * scales[a] < 1e-6:
@@ -141,71 +131,89 @@ def _boundary(objective: AGHQObjective, theta: np.ndarray) -> np.ndarray:
     return flags
 
 
+def _warn_large_grid(rule: IntegrationRule, q: int) -> None:
+    n_points = rule.n_points(q)
+    if n_points > LARGE_GRID:
+        warnings.warn(
+            QuadratureWarning(
+                f"{rule.nagq} points in each of {q} dimensions is {n_points:,} quadrature "
+                "points per cluster: the fit will be slow (fewer points, or method='laplace', "
+                "is much faster)"
+            ),
+            stacklevel=4,
+        )
+
+
+def in_memory_engines(
+    design: ModelDesign, family: Family, structure: CovarianceStructure
+) -> tuple[EngineFactory, GLMObjective]:
+    """The engine factory and the pooled GLM of a design held in memory."""
+    arrays = design.cluster_arrays()
+    factor = design.group.name if design.group is not None else "group"
+
+    def make(rule: IntegrationRule) -> Engine:
+        return AGHQEngine(arrays, family, structure, rule, factor=factor)
+
+    pooled = GLMObjective(arrays.X, arrays.y, arrays.trials, arrays.offset, family, arrays.weights)
+    return make, pooled
+
+
 def fit_glmm(
     design: ModelDesign,
     family: Family,
     structure: CovarianceStructure,
+    rule: IntegrationRule | None = None,
     *,
-    nagq: int = 7,
-    method: str = "mvaghermite",
-    curvature: str = "observed",
     maxiter: int = 100,
     level: float = 95.0,
     log: Callable[[str], None] | None = None,
+    engines: tuple[EngineFactory, Objective] | None = None,
 ) -> GLMMResults:
-    """Estimate a GLMM on a ready :class:`ModelDesign` (no data handling here)."""
-    n_points = nagq**structure.q
-    if n_points > 1000:
-        warnings.warn(
-            QuadratureWarning(
-                f"{nagq} points in each of {structure.q} dimensions is {n_points:,} quadrature "
-                "points per cluster: the fit will be slow (fewer points, or method='laplace', "
-                "is much faster)"
-            ),
-            stacklevel=3,
-        )
+    """Estimate a GLMM on a ready :class:`ModelDesign` (no data handling here).
+
+    The stages talk to engines only through :mod:`mixedglm.engines.base`: ``engines`` is a
+    factory of the model's engine for a rule and the pooled GLM's objective (default: in
+    memory, :func:`in_memory_engines`; the Dask scale-out passes its own).
+    """
+    rule = rule or IntegrationRule()
+    _warn_large_grid(rule, structure.q)
     t0 = time.perf_counter()
-    arrays = design.cluster_arrays()
-    pooled = GLMObjective(arrays.X, arrays.y, arrays.trials, arrays.offset, family)
-    if log:
-        log("Fitting fixed-effects model:")
-        log("")
+    make_engine, pooled = engines or in_memory_engines(design, family, structure)
+    _log_lines(log, "Fitting fixed-effects model:", "")
     x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
-    p = arrays.X.shape[1]
-    objective = AGHQObjective(
-        arrays, family, structure, nagq=nagq, method=method, curvature=curvature
-    )
-    start = _start_values(objective, x_pooled[:p], x_pooled[p:], log)
-    x0 = _coarse_fit(objective, start, maxiter, log)
-    if log:
-        log("")
-        log("Fitting full model:")
-        log("")
+    p = len(design.x_names)
+    scales = np.sqrt(np.mean(design.Z**2, axis=0))
+    laplace = make_engine(rule.laplace())
+    start = _start_values(laplace, x_pooled[:p], scales, structure, x_pooled[p:], log)
+    x0, coarse = _coarse_fit(make_engine, rule, start, maxiter, log)
+    engine = laplace if rule.is_laplace else make_engine(rule)
+    warm_start = getattr(engine, "warm_start", None)
+    if warm_start is not None:
+        warm_start(coarse or laplace)
+    _log_lines(log, "", "Fitting full model:", "")
     try:
-        x, ev, opt = newton_maximize(objective, x0, log=log, maxiter=maxiter)
+        x, ev, opt = newton_maximize(engine, x0, log=log, maxiter=maxiter)
     except FloatingPointError:  # the coarse fit led somewhere the full rule cannot start
-        x, ev, opt = newton_maximize(objective, start, log=log, maxiter=maxiter)
+        x, ev, opt = newton_maximize(engine, start, log=log, maxiter=maxiter)
     notes: list[str] = list(design.notes)
-    theta = x[p : p + objective.n_theta]
-    boundary = _boundary(objective, theta)
+    n_theta = structure.n_theta
+    boundary = _boundary(structure, scales, x[p : p + n_theta])
     if boundary.any():
         x = x.copy()
-        x[p : p + objective.n_theta][boundary] = 0.0
-        ev = objective(x, 2)
-        lam = structure.lam(x[p : p + objective.n_theta])
+        x[p : p + n_theta][boundary] = 0.0
+        ev = engine.evaluate(x, 2)
+        lam = structure.lam(x[p : p + n_theta])
         zero = [structure.columns[a] for a in range(structure.q) if not np.any(lam[a])]
         notes.append(
             f"note: var({' '.join(zero)}) estimated at zero (on the boundary of the parameter "
             "space)"
         )
     full_flags = np.zeros(x.shape[0], dtype=bool)
-    full_flags[p : p + objective.n_theta] = boundary
+    full_flags[p : p + n_theta] = boundary
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
     if not hess_ok:
         notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
-    if not np.array_equal(objective.last_params, x):
-        objective.loglik(x)  # the posterior moments below belong to x
-    mean_u, cov_u = (a.copy() for a in objective.last_posterior)
+    (posterior,) = engine.posterior(x, "means").values()
     elapsed = time.perf_counter() - t0
     if not opt.converged:
         warnings.warn(
@@ -219,8 +227,8 @@ def fit_glmm(
         design=design,
         family=family,
         structure=structure,
-        method=objective.method,
-        nagq=objective.nagq,
+        method=rule.method,
+        nagq=rule.nagq,
         params_all=x,
         cov_all=cov_all,
         loglik=float(ev.loglik),
@@ -228,22 +236,23 @@ def fit_glmm(
         opt=opt,
         time_s=elapsed,
         notes=tuple(notes),
-        posterior_mean=mean_u,
-        posterior_cov=cov_u,
+        posterior_mean=posterior.mean,
+        posterior_cov=posterior.cov,
         hessian_ok=hess_ok,
         boundary=boundary,
-        curvature=curvature,
+        curvature=rule.curvature,
         level=level,
+        engine=engine,
     )
 
 
 def glmm(
     formula: str,
     data: DataSource,
-    family: str = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     *,
-    nagq: int = 7,
+    nagq: int | None = None,
     method: str | None = None,
     cov: str | None = None,
     subset: str | None = None,
@@ -251,7 +260,7 @@ def glmm(
     exposure: str | None = None,
     trials: str | None = None,
     dispersion: str | None = None,
-    curvature: str = "observed",
+    curvature: str | None = None,
     level: float = 95.0,
     maxiter: int = 100,
     nolog: bool = False,
@@ -299,23 +308,10 @@ def glmm(
         a directory or glob of Parquet files): the client in use, the ``scheduler`` at an
         address, or a LocalCluster of ``workers`` processes (see ``docs/scale.md``).
     """
-    if nagq is None or int(nagq) < 1:
-        raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
-    nagq = int(nagq)
-    method = (method or ("laplace" if nagq == 1 else "mvaghermite")).lower()
-    if method not in METHODS:
-        raise MixedGLMError(
-            f"unknown integration method '{method}': use one of {', '.join(METHODS)}"
-        )
-    if curvature not in ("observed", "fisher"):
-        raise MixedGLMError("curvature must be 'observed' or 'fisher'")
     fam = get_family(family, link, dispersion)
-    if curvature == "fisher" and fam.name not in ("bernoulli", "binomial", "poisson"):
-        raise MixedGLMError(
-            f"curvature='fisher' is for binomial and Poisson models, not {fam.name}"
-        )
+    rule = make_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
     if trials is None and fam.name == "binomial":
-        fam = Family("bernoulli", fam.link)
+        fam = replace(fam, name="bernoulli")
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
     parsed = parse_formula(formula)
@@ -354,9 +350,7 @@ def glmm(
         design,
         fam,
         structure,
-        nagq=nagq,
-        method=method,
-        curvature=curvature,
+        rule,
         maxiter=maxiter,
         level=level,
         log=log,

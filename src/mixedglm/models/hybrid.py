@@ -108,7 +108,7 @@ def hybrid(
     randomslope: Sequence[str] | str | None = None,
     cov: str | None = None,
     percentage: float = 0,
-    nagq: int = 7,
+    nagq: int | None = None,
     method: str | None = None,
     subset: str | None = None,
     offset: str | None = None,

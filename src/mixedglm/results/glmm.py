@@ -11,7 +11,10 @@ import pandas as pd
 from scipy import stats
 
 from mixedglm.design.build import ModelDesign
+from mixedglm.engines.aghq import AGHQEngine
+from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, wald_test
@@ -50,6 +53,7 @@ class GLMMResults(CoefficientResults):
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
     level: float = 95.0
+    engine: Engine | None = field(default=None, repr=False, compare=False)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -85,13 +89,11 @@ class GLMMResults(CoefficientResults):
     @cached_property
     def _modes(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior modes of ``u`` and the inverse curvature there (Laplace), per cluster."""
-        from mixedglm.engines.aghq import AGHQObjective
-
-        laplace = AGHQObjective(
-            self.design.cluster_arrays(), self.family, self.structure, nagq=1, method="laplace"
+        engine = self.engine or AGHQEngine(
+            self.design.cluster_arrays(), self.family, self.structure, IntegrationRule("laplace", 1)
         )
-        modes = laplace.posterior(self.params_all)[2]
-        return modes, laplace.mode_curvature_cov(self.params_all)
+        (modes,) = engine.posterior(self.params_all, "modes").values()
+        return modes.mean, modes.cov
 
     @property
     def theta(self) -> np.ndarray:

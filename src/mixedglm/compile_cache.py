@@ -1,0 +1,115 @@
+"""Where numba keeps mixedglm's compiled kernels, keyed on the package's sources.
+
+numba's own cache checks only the source file of the function it compiled: a kernel that
+inlines a family's derivatives from another file would keep running stale machine code after
+that file changed. Here every kernel of the package is cached in a folder named after a hash
+of all the package's ``.py`` files, so any change to any source gives new folders and a fresh
+compilation: stale code cannot run, by construction.
+
+The folder is ``__pycache__/numba-<hash>`` beside the package when writable (an editable or
+user install), otherwise ``$XDG_CACHE_HOME/mixedglm`` (or ``~/.cache/mixedglm``), or inside
+``NUMBA_CACHE_DIR`` when that is set. Only functions defined in the package's own files are
+affected; other numba users in the same process keep numba's default behaviour.
+
+:func:`install` must run before any kernel module is imported; ``mixedglm/__init__.py`` does
+it first thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from numba.core import caching
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def source_key(root: Path = PACKAGE_DIR) -> str:
+    """A hash of every ``.py`` file below ``root`` (paths and contents), 16 hex digits."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def cache_root(key: str) -> Path:
+    """The folder of this source version's compiled kernels (created if needed)."""
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    candidates = [Path(user_dir) / "mixedglm" / f"numba-{key}"] if user_dir else []
+    candidates.append(PACKAGE_DIR / "__pycache__" / f"numba-{key}")
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    candidates.append(Path(xdg) / "mixedglm" / f"numba-{key}")
+    for folder in candidates:
+        if _writable(folder):
+            return folder
+    return candidates[-1]
+
+
+class _PackageLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+    """numba cache locator for functions in this package's files (see module doc)."""
+
+    root: Path | None = None
+
+    def __init__(self, py_func, py_file: str) -> None:
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        relative = Path(py_file).resolve().parent.relative_to(PACKAGE_DIR)
+        assert self.root is not None
+        self._cache_path = str(self.root / relative)
+
+    def get_cache_path(self) -> str:
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file: str):
+        if cls.root is None or not py_file:
+            return None
+        try:
+            Path(py_file).resolve().relative_to(PACKAGE_DIR)
+        except ValueError:
+            return None
+        locator = cls(py_func, py_file)
+        try:
+            locator.ensure_cache_path()
+        except OSError:
+            return None
+        return locator
+
+
+def _remove_stale(root: Path) -> None:
+    """Delete the compiled kernels of earlier source versions beside ``root``."""
+    for folder in root.parent.glob("numba-*"):
+        if folder != root and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def install() -> Path:
+    """Put the package's kernels in the source-keyed folder (idempotent)."""
+    if _PackageLocator.root is None:
+        root = cache_root(source_key())
+        if root.name.startswith("numba-"):
+            _remove_stale(root)
+        _PackageLocator.root = root
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in numba 0.61
+    classes = impl._locator_classes
+    if _PackageLocator not in classes:
+        classes.insert(0, _PackageLocator)
+    return _PackageLocator.root
+
+
+install()  # on import: the package's __init__ imports this module before any kernel

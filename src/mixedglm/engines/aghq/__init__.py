@@ -1,0 +1,12 @@
+"""Single-factor adaptive Gauss-Hermite quadrature and Laplace (q random effects).
+
+``engine.py`` (the engine), ``chunk.py`` (the compiled loop over clusters and threads),
+``cluster.py`` (records, weighted observation terms, mode, grid values), ``derivatives.py``
+(fixed-grid score and Louis Hessian), ``motion.py`` (the grid's movement), ``linalg.py``,
+``predictors.py``.
+"""
+
+from mixedglm.design.arrays import ClusterArrays
+from mixedglm.engines.aghq.engine import AGHQEngine, AGHQObjective
+
+__all__ = ["AGHQEngine", "AGHQObjective", "ClusterArrays"]
