@@ -275,10 +275,12 @@ def test_engine_protocol_contributions_and_posterior(client):
         c, cm = engine.contributions(x), memory.contributions(x)
         np.testing.assert_allclose(c.loglik, cm.loglik, rtol=1e-10)
         np.testing.assert_allclose(c.score, cm.score, rtol=1e-8, atol=1e-10)
-        post = engine.posterior(x)["g"]
-        mean, cov, _ = memory.posterior(x)
-        np.testing.assert_allclose(post.mean, mean, rtol=1e-7, atol=1e-10)
-        np.testing.assert_allclose(post.cov, cov, rtol=1e-7, atol=1e-10)
+        for kind in ("means", "modes"):
+            post = engine.posterior(x, kind)["g"]
+            (want,) = memory.posterior(x, kind).values()
+            assert post.kind == want.kind == kind
+            np.testing.assert_allclose(post.mean, want.mean, rtol=1e-7, atol=1e-10)
+            np.testing.assert_allclose(post.cov, want.cov, rtol=1e-7, atol=1e-10)
     finally:
         dist.release()
 

@@ -28,8 +28,11 @@ class DaskEngine:
     """The sum over the workers of the partitions' engines named ``key`` (built by
     ``setup``: ``("pooled", family)`` or ``("aghq", family, structure, rule)``)."""
 
-    def __init__(self, data: DistributedData, key: str, setup: tuple, n_params: int) -> None:
+    def __init__(
+        self, data: DistributedData, key: str, setup: tuple, n_params: int, start=None
+    ) -> None:
         self.data = data
+        self._start = start
         self.key = key
         self.setup = setup
         self._n_params = n_params
@@ -97,17 +100,22 @@ class DaskEngine:
         order, ll, score = self._clusters(params, "contributions")
         return Contributions(np.concatenate(ll)[order], np.concatenate(score)[order])
 
-    def posterior(self, params: np.ndarray) -> dict[str, Posterior]:
-        """Posterior means and covariances of ``u`` per cluster (sorted labels)."""
-        order, mean, cov = self._clusters(params, "posterior")
-        kind = "modes" if self.setup[0] == "aghq" and self.setup[3].is_laplace else "means"
+    def start(self) -> np.ndarray:
+        """The pooled GLM's start values (from the partitions' sums)."""
+        if self._start is None:
+            raise AttributeError("start values belong to the pooled GLM's engine")
+        return self._start()
+
+    def posterior(self, params: np.ndarray, kind: str = "means") -> dict[str, Posterior]:
+        """Posterior means (or modes) and covariances of ``u`` per cluster (sorted labels)."""
+        order, mean, cov = self._clusters(params, kind)
         return {
             self.data.spec.group: Posterior(
                 np.concatenate(mean)[order], np.concatenate(cov)[order], kind
             )
         }
 
-    def adopt_grid(self, other: DaskEngine) -> None:
+    def warm_start(self, other: DaskEngine) -> None:
         """Start from ``other``'s modes on every partition (the coarse fit's warm start)."""
         self._map(part.op_adopt, other.key)
 
@@ -131,6 +139,7 @@ class DaskFactory:
         n_params = len(self.data.design.x_names) + self.structure.n_theta + self.family.n_aux
         return DaskEngine(self.data, key, ("aghq", self.family, self.structure, rule), n_params)
 
-    def pooled(self) -> DaskEngine:
+    def pooled(self, start) -> DaskEngine:
+        """The pooled GLM; ``start()`` gives its start values."""
         n_params = len(self.data.design.x_names) + self.family.n_aux
-        return DaskEngine(self.data, "pooled", ("pooled", self.family), n_params)
+        return DaskEngine(self.data, "pooled", ("pooled", self.family), n_params, start)

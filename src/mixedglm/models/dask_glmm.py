@@ -1,37 +1,29 @@
-"""``glmm()`` on Dask: the in-memory fit's stages, each evaluation mapped over the workers.
+"""``glmm()`` on Dask: the in-memory driver, each evaluation mapped over the workers.
 
-The stages and their logs are those of :func:`mixedglm.models.glmm.fit_glmm`: the pooled GLM
-from the same start, the best of four scalings of the variance start by the Laplace
-approximation, a 3-point fit when the rule has more than four points (whose modes warm-start
-the full rule), Newton with the full rule, the boundary check and the covariance from the
-Hessian. Each evaluation is a :class:`~mixedglm.engines.dask_engine.DaskEngine` call (one map
-over the workers, one sum on the client); the sums that the in-memory fit takes over the rows
-(start values, the random effects' scales) are reduced once from the partitions' summaries.
+The stages and their logs are those of :func:`mixedglm.models.glmm.fit_glmm`, which runs
+unchanged on the Dask engines (:class:`~mixedglm.engines.dask_engine.DaskFactory`: one map
+over the workers and one sum on the client per evaluation). What the in-memory fit takes from
+the rows (the pooled GLM's start values, the random effects' scales) comes from the
+partitions' sums, reduced once.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
-from collections.abc import Callable
+from dataclasses import fields
 
 import numpy as np
+from scipy import special
 
-from mixedglm.engines.covariance import CovarianceStructure
-from mixedglm.engines.dask_engine import DaskEngine, DaskFactory
+from mixedglm.engines.dask_engine import DaskFactory
 from mixedglm.engines.rules import IntegrationRule
-from mixedglm.errors import ConvergenceWarning, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family
 from mixedglm.families.ordinal import _quantile, aux_from_cutpoints
 from mixedglm.formula import ParsedFormula
-from mixedglm.inference import covariance_from_hessian
-from mixedglm.models.glmm import choose_structure
-from mixedglm.optim import newton_maximize
+from mixedglm.models.glmm import choose_structure, fit_glmm
 from mixedglm.results.dask_glmm import DaskGLMMResults
-from mixedglm.scale.frame import DistributedData, as_dask_frame, distribute
+from mixedglm.results.glmm import GLMMResults
+from mixedglm.scale.frame import as_dask_frame, distribute
 from mixedglm.scale.session import dask_client
-
-COARSE_POINTS = 3
 
 
 def pooled_start(sums: dict, family: Family, p: int) -> np.ndarray:
@@ -63,8 +55,6 @@ def pooled_start(sums: dict, family: Family, p: int) -> np.ndarray:
     if const_cols.size and not family.is_ordinal:
         c = const_cols[0]
         if family.is_binary:
-            from scipy import special
-
             m = min(max(mean, 1e-4), 1 - 1e-4)
             beta[c] = {
                 "logit": np.log(m / (1 - m)),
@@ -81,184 +71,12 @@ def pooled_start(sums: dict, family: Family, p: int) -> np.ndarray:
     return np.concatenate([beta, aux])
 
 
-def _rule(nagq: int, method: str, curvature: str) -> IntegrationRule:
-    """The rule the in-memory engine settles on for these options."""
-    if method == "laplace" or nagq == 1:
-        return IntegrationRule("laplace", 1, curvature)
-    if nagq == 2 and method == "mvaghermite":
-        return IntegrationRule("mcaghermite", 2, curvature)
-    return IntegrationRule(method, nagq, curvature)
-
-
-def _start_values(
-    factory: DaskFactory,
-    rule: IntegrationRule,
-    scales: np.ndarray,
-    x_pooled: np.ndarray,
-    p: int,
-    log: Callable[[str], None] | None,
-) -> np.ndarray:
-    theta0 = factory.structure.start(scales)
-    laplace = factory(IntegrationRule("laplace", 1, "observed"))  # as fit_glmm's
-    best, best_ll = None, -np.inf
-    if log:
-        log("")
-        log("Refining starting values (Laplace):")
-        log("")
-    for node, factor in enumerate((1.0, 0.5, 2.0, 0.25)):
-        x = np.concatenate([x_pooled[:p], theta0 * factor, x_pooled[p:]])
-        ll = laplace.loglik(x)
-        if log:
-            log(f"{f'Grid node {node}:':<14} log likelihood = {ll:.8g}")
-        if np.isfinite(ll) and ll > best_ll:
-            best, best_ll = x, ll
-    if best is None:
-        raise MixedGLMError("the log likelihood is not finite at any starting value")
-    return best
-
-
-def _coarse_fit(
-    factory: DaskFactory,
-    full: DaskEngine,
-    rule: IntegrationRule,
-    x0: np.ndarray,
-    maxiter: int,
-    log: Callable[[str], None] | None,
-) -> np.ndarray:
-    if rule.nagq <= COARSE_POINTS + 1:
-        return x0
-    coarse = factory(IntegrationRule(rule.method, COARSE_POINTS, rule.curvature))
-    if log:
-        log("")
-        log(f"Fitting full model with {COARSE_POINTS} quadrature points:")
-        log("")
-    try:
-        x, _, _ = newton_maximize(coarse, x0, log=log, maxiter=maxiter, gtol=1e-3)
-    except FloatingPointError:
-        return x0
-    if not np.all(np.isfinite(x)):
-        return x0
-    full.adopt_grid(coarse)
-    return x
-
-
-def _boundary(structure: CovarianceStructure, scales: np.ndarray, theta: np.ndarray):
-    basis = structure.basis()
-    lam = structure.lam(theta)
-    flags = np.zeros(theta.shape[0], dtype=bool)
-    for a in range(lam.shape[0]):
-        if np.linalg.norm(lam[a]) * scales[a] < 1e-6:
-            flags |= np.any(basis[:, a, :] != 0, axis=1)
-    return flags
-
-
-def fit_distributed(
-    data: DistributedData,
-    family: Family,
-    structure: CovarianceStructure,
-    rule: IntegrationRule,
-    *,
-    maxiter: int = 100,
-    level: float = 95.0,
-    log: Callable[[str], None] | None = None,
-) -> DaskGLMMResults:
-    """Estimate the GLMM on distributed data (the stages of ``fit_glmm``)."""
-    n_points = rule.nagq**structure.q
-    if n_points > 1000:
-        warnings.warn(
-            QuadratureWarning(
-                f"{rule.nagq} points in each of {structure.q} dimensions is {n_points:,} "
-                "quadrature points per cluster: the fit will be slow (fewer points, or "
-                "method='laplace', is much faster)"
-            ),
-            stacklevel=4,
-        )
-    t0 = time.perf_counter()
-    design = data.design
-    factory = DaskFactory(data, family, structure)
-    pooled = factory.pooled()
-    p = len(design.x_names)
-    if log:
-        log("Fitting fixed-effects model:")
-        log("")
-    x_pooled, ev_pooled, _ = newton_maximize(
-        pooled, pooled_start(data.sums, family, p), log=log, maxiter=maxiter
-    )
-    scales = np.sqrt(data.sums["zsq"] / data.sums["n"])
-    objective = factory(rule)
-    start = _start_values(factory, rule, scales, x_pooled, p, log)
-    x0 = _coarse_fit(factory, objective, rule, start, maxiter, log)
-    if log:
-        log("")
-        log("Fitting full model:")
-        log("")
-    try:
-        x, ev, opt = newton_maximize(objective, x0, log=log, maxiter=maxiter)
-    except FloatingPointError:
-        x, ev, opt = newton_maximize(objective, start, log=log, maxiter=maxiter)
-    notes = list(design.notes)
-    n_theta = structure.n_theta
-    boundary = _boundary(structure, scales, x[p : p + n_theta])
-    if boundary.any():
-        x = x.copy()
-        x[p : p + n_theta][boundary] = 0.0
-        ev = objective(x, 2)
-        lam = structure.lam(x[p : p + n_theta])
-        zero = [structure.columns[a] for a in range(structure.q) if not np.any(lam[a])]
-        notes.append(
-            f"note: var({' '.join(zero)}) estimated at zero (on the boundary of the parameter "
-            "space)"
-        )
-    full_flags = np.zeros(x.shape[0], dtype=bool)
-    full_flags[p : p + n_theta] = boundary
-    cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
-    if not hess_ok:
-        notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
-    if not opt.converged:
-        warnings.warn(
-            ConvergenceWarning(
-                f"convergence not achieved after {opt.iterations} iterations "
-                f"(max |gradient| = {opt.max_abs_gradient:.3g}, {opt.message})"
-            ),
-            stacklevel=4,
-        )
-    q = structure.q
-    return DaskGLMMResults(
-        design=design,
-        family=family,
-        structure=structure,
-        method=rule.method,
-        nagq=rule.nagq,
-        params_all=x,
-        cov_all=cov_all,
-        loglik=float(ev.loglik),
-        loglik_pooled=float(ev_pooled.loglik),
-        opt=opt,
-        time_s=time.perf_counter() - t0,
-        notes=tuple(notes),
-        posterior_mean=np.zeros((0, q)),
-        posterior_cov=np.zeros((0, q, q)),
-        hessian_ok=hess_ok,
-        boundary=boundary,
-        curvature=rule.curvature,
-        level=level,
-        lazy=data.lazy,
-        spec=data.spec,
-        rule=rule,
-        n_partitions=data.n_partitions,
-        n_workers=data.n_workers,
-        timings=data.timings,
-    )
-
-
 def fit_on_dask(
     parsed: ParsedFormula,
     data: object,
     family: Family,
     *,
-    nagq: int,
-    method: str,
-    curvature: str,
+    rule: IntegrationRule,
     cov: str | None,
     subset: str | None,
     offset: str | None,
@@ -292,14 +110,28 @@ def fit_on_dask(
             if not quiet:
                 for note in dist.design.notes:
                     print(note)
-            res = fit_distributed(
-                dist,
+            factory = DaskFactory(dist, fam, structure)
+            p = len(dist.design.x_names)
+            pooled = factory.pooled(lambda: pooled_start(dist.sums, fam, p))
+            fitted = fit_glmm(
+                dist.design,
                 fam,
                 structure,
-                _rule(nagq, method, curvature),
+                rule,
                 maxiter=maxiter,
                 level=level,
                 log=log,
+                engines=(factory, pooled),
+            )
+            values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
+            res = DaskGLMMResults(
+                **{**values, "engine": None},
+                lazy=dist.lazy,
+                spec=dist.spec,
+                rule=rule,
+                n_partitions=dist.n_partitions,
+                n_workers=dist.n_workers,
+                timings=dist.timings,
             )
         finally:
             dist.release()

@@ -31,8 +31,10 @@ def _partition_results(
     if design is None:
         return None
     engine = part.memory_engine(design, base.family, base.structure, rule)
-    mean, cov, _ = engine.posterior(base.params_all)
-    return replace(base, design=design, posterior_mean=mean, posterior_cov=cov)
+    (post,) = engine.posterior(base.params_all, "means").values()
+    return replace(
+        base, design=design, posterior_mean=post.mean, posterior_cov=post.cov, engine=engine
+    )
 
 
 def _effects(frame, base, spec, rule, kind, se, expand, meta):
@@ -60,7 +62,15 @@ class DaskGLMMResults(GLMMResults):
         """The in-memory results' fields (each partition puts in its own design; the
         global one, with every cluster's label, stays out of the task graph)."""
         values = {f.name: getattr(self, f.name) for f in fields(GLMMResults)}
-        return GLMMResults(**{**values, "design": None})
+        return GLMMResults(
+            **{
+                **values,
+                "design": None,
+                "engine": None,
+                "posterior_mean": self.posterior_mean[:0],
+                "posterior_cov": self.posterior_cov[:0],
+            }
+        )
 
     def random_effects(
         self, kind: str = "means", se: bool = True, expand: bool = False

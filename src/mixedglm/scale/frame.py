@@ -354,7 +354,9 @@ def _finalize(
             "trials": empty,
             "offset": empty,
             "X": np.zeros((0, len(header.x_names))),
-            "Z": np.zeros((0, len(header.z_names))),
+            # one row whose squares are the mean squares of all the rows: the random
+            # effects' scales (fit_glmm's start values and boundary check)
+            "Z": np.sqrt(np.sum([s["zsq"] for s in sums], axis=0) / n)[None, :],
             "group": ginfo,
             "group_codes": np.zeros(0, dtype=np.int64),
             "starts": np.zeros(1, dtype=np.int64),

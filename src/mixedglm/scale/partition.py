@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
-from mixedglm.engines.aghq import AGHQObjective
+from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
@@ -219,19 +219,14 @@ def memory_engine(
     design: ModelDesign, family: Family, structure: CovarianceStructure, rule: IntegrationRule
 ) -> Engine:
     """THE in-memory engine of one partition for ``rule`` (the one place that builds it)."""
-    return AGHQObjective(
-        design.cluster_arrays(),
-        family,
-        structure,
-        nagq=rule.nagq,
-        method=rule.method,
-        curvature=rule.curvature,
-    )
+    factor = design.group.name if design.group is not None else "group"
+    return AGHQEngine(design.cluster_arrays(), family, structure, rule, factor=factor)
 
 
 def pooled_engine(design: ModelDesign, family: Family) -> GLMObjective:
     """The pooled GLM (no random effects) on one partition: the start values."""
-    return GLMObjective(design.X, design.y, design.trials, design.offset, family)
+    a = design.cluster_arrays()
+    return GLMObjective(a.X, a.y, a.trials, a.offset, family, a.weights)
 
 
 @dataclass
@@ -321,7 +316,7 @@ def op_adopt(model_id: str, parts: list[int], key: str, setup: tuple, source: st
     with _LOCK:
         for i in parts:
             target = _engine(model_id, i, key, setup)
-            target.adopt_grid(_MODELS[model_id][i].engines[source])
+            target.warm_start(_MODELS[model_id][i].engines[source])
 
 
 def op_clusters(
@@ -334,7 +329,7 @@ def op_clusters(
     threads: int,
 ) -> list[tuple]:
     """Per cluster, with its labels: ``contributions`` (log-likelihood and score) or the
-    ``posterior`` (means and covariances of ``u``)."""
+    posterior ``means`` or ``modes`` of ``u`` with their covariances."""
     out = []
     with _LOCK:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
@@ -345,8 +340,8 @@ def op_clusters(
                 c = engine.contributions(params)
                 out.append((labels, c.loglik, c.score))
             else:
-                mean, cov, _ = engine.posterior(params)
-                out.append((labels, mean, cov))
+                (post,) = engine.posterior(params, what).values()
+                out.append((labels, post.mean, post.cov))
     return out
 
 
