@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "grouping factors one long file with a column 'factor'",
     )
     _add_plot_option(fit, "a caterpillar plot of the predicted random effects")
+    _add_dask(fit)
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
     _add_fe_commands(sub)
@@ -163,6 +164,22 @@ def _run_lrtest(args: argparse.Namespace) -> None:
 
     names = (Path(args.restricted).stem, Path(args.full).stem)
     print(lrtest(args.restricted, args.full, names=names))
+
+
+def _add_dask(p: argparse.ArgumentParser) -> None:
+    """``--dask``, ``--scheduler``, ``--workers``: fit on a Dask cluster (docs/scale.md)."""
+    p.add_argument(
+        "--dask",
+        action="store_true",
+        help="fit on Dask (DATA may be a directory or glob of Parquet files)",
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (implies --dask)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the LocalCluster started without --scheduler (default 2)",
+    )
 
 
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
@@ -192,6 +209,9 @@ def _run_fit(args: argparse.Namespace) -> None:
         **_options(args, "dispersion", "curvature", "level", "nolog"),
         **_options(args, "vce", "reml", "fweight", "pweight"),
         group_weights=_group_weights(args.group_weight),
+        engine="dask" if args.dask or args.scheduler else "memory",
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
     if isinstance(res, MultilevelResults):  # several grouping factors
         if args.reffects:  # one long file: a column 'factor', one row per level
@@ -199,7 +219,9 @@ def _run_fit(args: argparse.Namespace) -> None:
         _emit(args, str(res.summary(level=args.level)), res.to_dict(args.level))
         return
     if args.reffects:
-        res.random_effects().to_csv(args.reffects)
+        effects = res.random_effects()
+        effects = effects.compute() if hasattr(effects, "compute") else effects
+        effects.to_csv(args.reffects)
     _write_plot(args, res.plot_random_effects)
     text = str(res.summary(style=args.style, level=args.level, eform=args.eform or False))
     for spec in args.margins or []:

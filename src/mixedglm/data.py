@@ -23,6 +23,11 @@ def load_data(source: DataSource) -> pd.DataFrame:
     """
     if isinstance(source, pd.DataFrame):
         return source
+    if is_dask_frame(source):
+        raise DataError(
+            "this model is fitted in memory: only glmm() runs on Dask so far (clogit, "
+            "xtpoisson_fe and hybrid do not); pass a pandas DataFrame (ddf.compute())"
+        )
     if not isinstance(source, str | os.PathLike):
         raise DataError(
             f"data must be a pandas DataFrame, a file path or a dataset name, not "
@@ -63,6 +68,20 @@ def load_data(source: DataSource) -> pd.DataFrame:
     raise DataError(
         f"unknown file type '{path.suffix}' for '{source}': use .csv, .tsv, .parquet or .dta"
     )
+
+
+def is_dask_frame(data: object) -> bool:
+    """Whether ``data`` is a Dask DataFrame (checked without importing Dask)."""
+    return type(data).__module__.split(".")[0] == "dask" and hasattr(data, "npartitions")
+
+
+def check_engine(engine: str, data: object) -> bool:
+    """Whether to fit on Dask: ``engine="dask"``, or Dask data with the default engine."""
+    if engine not in ("memory", "dask"):
+        raise DataError(f"engine must be 'memory' or 'dask', not {engine!r}")
+    if engine == "memory" and is_dask_frame(data):
+        return True
+    return engine == "dask"
 
 
 def apply_subset(data: pd.DataFrame, condition: str | None) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,7 +221,12 @@ def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, l
 
 
 def _fixed_matrix(
-    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, family: Family, in_order: bool
+    formula: ParsedFormula,
+    data: pd.DataFrame,
+    rows: np.ndarray,
+    family: Family,
+    in_order: bool,
+    collinear: Callable[[np.ndarray], list[int]] | None = None,
 ) -> tuple[np.ndarray, list[str], list[str], list[tuple[str, str]], list[str], object]:
     """The fixed-effects matrix, constant last and collinear columns omitted.
 
@@ -242,8 +247,11 @@ def _fixed_matrix(
     X = np.empty((rows.shape[0], len(names)))
     plan.fill(X, [source[j] for j in order])
     stored = np.argsort(order)  # column of X holding formula column j
-    gram = X.T @ X
-    dropped = find_collinear_gram(gram[np.ix_(stored, stored)])
+    if collinear is not None:  # decided by the caller (over all partitions of the data)
+        dropped = list(collinear(X[:, stored]))
+    else:
+        gram = X.T @ X
+        dropped = find_collinear_gram(gram[np.ix_(stored, stored)])
     notes = [f"note: {names[j]} omitted because of collinearity" for j in dropped]
     omitted = [(names[j], "collinearity") for j in dropped]
     all_x_names = [names[j] for j in order]
@@ -284,8 +292,17 @@ def build_design(
     exposure: str | None = None,
     trials: str | None = None,
     require_group: bool = True,
+    collinear: Callable[[np.ndarray], list[int]] | None = None,
+    whole: bool = True,
+    outcome_categories: tuple | None = None,
 ) -> ModelDesign:
-    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified)."""
+    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified).
+
+    For one partition of a larger data set (:mod:`mixedglm.scale`): ``collinear`` decides
+    which columns to omit (the caller decides globally), ``whole=False`` skips the checks
+    that need every cluster (two groups at least, slopes varying within some group) and
+    ``outcome_categories`` codes an ordinal outcome by the categories of all the data.
+    """
     if formula.response in data.columns:
         response_vars = [formula.response]
     else:
@@ -344,7 +361,7 @@ def build_design(
             rows = rows[order]
             codes = codes[order]
         sizes = np.bincount(codes)
-        if sizes.shape[0] < 2:
+        if sizes.shape[0] < 2 and whole:
             raise DataError(
                 f"grouping variable '{gname}' has a single group in the estimation sample: a "
                 "random-effects model needs at least two groups"
@@ -359,7 +376,10 @@ def build_design(
     n_obs = rows.shape[0]
 
     categories: tuple = ()
-    if family.is_ordinal:
+    if family.is_ordinal and outcome_categories is not None:
+        categories = tuple(outcome_categories)
+        y = pd.Index(categories).get_indexer(frame[formula.response]).astype(float)
+    elif family.is_ordinal:
         y, categories, outcome_notes = ordinal_outcome(frame[formula.response], formula.response)
         notes += outcome_notes
     else:
@@ -372,7 +392,7 @@ def build_design(
     family.check_outcome(y, n_trials, formula.response)
 
     X, x_names, all_x_names, omitted, x_notes, fixed_spec = _fixed_matrix(
-        formula, data, rows, family, in_order
+        formula, data, rows, family, in_order, collinear
     )
     notes += x_notes
     Z, z_names, random_specs = _random_matrix(formula, data, rows, in_order)
@@ -382,7 +402,7 @@ def build_design(
             f"'{groups[0]}': {', '.join(sorted({n for n in z_names if z_names.count(n) > 1}))}"
         )
     for j, name in enumerate(z_names):
-        if name == "_cons":
+        if name == "_cons" or not whole:
             continue
         col = Z[:, j]
         sums = np.add.reduceat(col, starts[:-1])

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
 from mixedglm.design.weights import (
     WeightInfo,
@@ -284,6 +284,9 @@ def glmm(
     fweight: str | None = None,
     pweight: str | None = None,
     group_weights: dict[str, str] | None = None,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> GLMMResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
@@ -333,6 +336,10 @@ def glmm(
         sampling weights (not available yet), and cluster frequency weights
         ``{"group": "variable"}`` (constant within clusters); see
         :mod:`mixedglm.models.weights`.
+    engine, scheduler, workers
+        ``"dask"`` fits on a Dask cluster (implied by a Dask DataFrame; ``data`` may then be
+        a directory or glob of Parquet files): the client in use, the ``scheduler`` at an
+        address, or a LocalCluster of ``workers`` processes (see ``docs/scale.md``).
     """
     parse_vce(vce)  # a bad vce fails before any work
     fam = get_family(family, link, dispersion)
@@ -343,6 +350,14 @@ def glmm(
         )
     rule = make_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
     parsed = parse_formula(formula)
+    if check_engine(engine, data):
+        from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
+
+        return fit_on_dask(
+            parsed, data, fam, rule=rule, cov=cov, subset=subset, offset=offset,
+            exposure=exposure, trials=trials, level=level, maxiter=maxiter, nolog=nolog,
+            quiet=quiet, scheduler=scheduler, workers=workers,
+        )  # fmt: skip
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)
     parsed, frame, offset, trials = idioms.formula, idioms.data, idioms.offset, idioms.trials
