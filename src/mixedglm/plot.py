@@ -9,6 +9,7 @@ save it with ``fig.savefig("file.png")``; Jupyter displays it.
 * :func:`plot_coefficients`: the fixed effects with their confidence intervals.
 * :func:`plot_hybrid`: a hybrid model's within and between effects side by side.
 * :func:`plot_compare`: the coefficients of several models on common rows.
+* :func:`plot_margins`: average marginal effects or predictive margins with their intervals.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from mixedglm.errors import MixedGLMError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_coefficients", "plot_compare", "plot_hybrid", "plot_random_effects"]
+__all__ = [
+    "plot_coefficients",
+    "plot_compare",
+    "plot_hybrid",
+    "plot_margins",
+    "plot_random_effects",
+]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -234,4 +241,31 @@ def plot_compare(
         _dot_panel(ax, full, _COLORS[k % len(_COLORS)], offset, name)
     _finish_coefficient_axes(ax, terms, eform, _level(results[0], level))
     ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+# -- margins ---------------------------------------------------------------------------------
+
+
+def plot_margins(frame: pd.DataFrame, title: str | None = None) -> Figure:
+    """The rows of a ``margins()`` frame (``estimate``, ``ci_low``, ``ci_high``) as points
+    with their intervals, one row per effect or margin (the index, joined when it has
+    several levels), against 0 for marginal effects."""
+    if frame.empty:
+        raise MixedGLMError("margins() returned no rows to plot")
+    labels = [
+        " ".join(str(v) for v in key) if isinstance(key, tuple) else str(key) for key in frame.index
+    ]
+    dots = pd.DataFrame(
+        {"estimate": frame["estimate"], "lower": frame["ci_low"], "upper": frame["ci_high"]}
+    )
+    fig = _new_figure(6.0, 1.2 + 0.35 * len(dots))
+    ax = fig.subplots()
+    _dot_panel(ax, dots, _COLORS[0], 0.0, None)
+    ax.set_yticks(np.arange(len(labels))[::-1], labels)
+    if np.any(dots["lower"] < 0) and np.any(dots["upper"] > 0):
+        ax.axvline(0.0, color="0.2", lw=0.8, ls="--")
+    ax.set_xlabel("margin (with confidence interval)")
+    if title:
+        ax.set_title(title)
     return fig

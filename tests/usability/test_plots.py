@@ -105,3 +105,19 @@ def test_conditional_model_has_no_caterpillar(panel):
     fe = mg.clogit("y ~ x", panel, group="g", quiet=True)
     with pytest.raises(mg.MixedGLMError, match="no random effects"):
         fe.plot_random_effects()
+
+
+def test_margins_plot(logit_fit):
+    """One point and interval per marginal effect, at the margins' own numbers."""
+    frame = logit_fit.margins(dydx="x")
+    fig = logit_fit.plot_margins(dydx="x", title="AME")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert ax.get_title() == "AME"
+    x, _ = ax.lines[0].get_data()
+    np.testing.assert_allclose(x, frame["estimate"].to_numpy())
+    seg = ax.collections[0].get_segments()
+    np.testing.assert_allclose([s[0, 0] for s in seg], frame["ci_low"].to_numpy())
+    _assert_drawn(fig)
+    with pytest.raises(mg.MixedGLMError, match="no rows"):
+        mg.plot.plot_margins(frame.iloc[:0])

@@ -4,7 +4,9 @@ imported only when a plot is made)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from mixedglm.errors import MixedGLMError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,3 +32,13 @@ class PlotMixin:
         from mixedglm.plot import plot_random_effects
 
         return plot_random_effects(self, kind=kind, level=level, sort=sort)
+
+    def plot_margins(self, title: str | None = None, **margins: Any) -> Figure:
+        """``margins(**margins)`` (average marginal effects with ``dydx=``, else predictive
+        margins) plotted with their intervals (see :func:`mixedglm.plot.plot_margins`)."""
+        from mixedglm.plot import plot_margins
+
+        compute = getattr(self, "margins", None)
+        if compute is None:
+            raise MixedGLMError("margins() and their plot are for mixed models (glmm)")
+        return plot_margins(compute(**margins), title)
