@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mixedglm.errors import ConvergenceWarning, MixedGLMError
+from mixedglm.cli_errors import one_line_warnings, run_reporting_errors
+from mixedglm.errors import MixedGLMError, OptionError
+from mixedglm.io_safety import OutputSet, check_output_path
+from mixedglm.options import check_level, check_percentage, integration_rule
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="nbinomial: mean (NB2, the default) or constant (NB1) dispersion",
     )
     fit.add_argument(
-        "--nagq", type=int, default=7, help="quadrature points per random effect (default 7)"
+        "--nagq", type=int, help="quadrature points per random effect (default 7; 1 = Laplace)"
     )
     fit.add_argument("--laplace", action="store_true", help="Laplace approximation (nagq 1)")
     fit.add_argument(
@@ -71,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--curvature",
         choices=["observed", "fisher"],
-        default="observed",
         help="curvature of mode-curvature grids (fisher = lme4's PIRLS weights)",
     )
     fit.add_argument(
@@ -98,41 +100,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
-    """Print the table (to stderr when the JSON goes to stdout) and write the JSON."""
+    """Write the output files (all or none), then print the table (to stderr when the JSON
+    goes to stdout) and the JSON to stdout if asked."""
+    payload = json.dumps(document, indent=2) + "\n"
+    if args.json and args.json != "-":
+        args.outputs.add(args.json, payload, "--json")
+    args.outputs.commit()
     out = sys.stderr if args.json == "-" else sys.stdout
     print(text, file=out)
-    if args.json:
-        payload = json.dumps(document, indent=2)
-        if args.json == "-":
-            args.stdout.write(payload + "\n")
-        else:
-            Path(args.json).write_text(payload + "\n")
+    if args.json == "-":
+        args.stdout.write(payload)
+
+
+def _printed_notes_removed(summary, printed: tuple[str, ...]):
+    """The summary without the notes the fit already printed (each note shows once)."""
+    table = summary.table
+    kept = tuple(n for n in table.notes_before if n not in printed)
+    summary.table = dataclasses.replace(table, notes_before=kept)
+    return summary
 
 
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
 
-    nagq = 1 if args.laplace else args.nagq
+    rule = integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
     res = glmm(
         args.formula,
         args.data,
         family=args.family,
         link=args.link,
-        nagq=nagq,
-        method="laplace" if args.laplace else args.method,
+        nagq=rule.nagq,
+        method=rule.method,
         cov=args.cov,
         subset=args.subset,
         offset=args.offset,
         exposure=args.exposure,
         trials=args.trials,
         dispersion=args.dispersion,
-        curvature=args.curvature,
+        curvature=rule.curvature,
         level=args.level,
         nolog=args.nolog,
     )
     if args.reffects:
-        res.random_effects().to_csv(args.reffects)
-    _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))
+        args.outputs.add(args.reffects, res.random_effects().to_csv(), "--reffects")
+    summary = _printed_notes_removed(
+        res.summary(style=args.style, level=args.level), res.notes_printed
+    )
+    _emit(args, str(summary), res.to_dict(args.level))
 
 
 def _add_hybrid_commands(sub) -> None:
@@ -166,9 +180,7 @@ def _add_hybrid_commands(sub) -> None:
     )
     hyb.add_argument("--test", action="store_true", help="tests of the random-effects assumption")
     hyb.add_argument("--full", action="store_true", help="full mixed-model output")
-    hyb.add_argument(
-        "--nagq", type=int, default=7, help="quadrature points per random effect (default 7)"
-    )
+    hyb.add_argument("--nagq", type=int, help="quadrature points per random effect (default 7)")
     hyb.add_argument(
         "--method",
         choices=["mvaghermite", "mcaghermite", "laplace"],
@@ -253,29 +265,43 @@ def _run_hybrid(args: argparse.Namespace) -> None:
 def _run_compare(args: argparse.Namespace) -> None:
     from mixedglm.report.compact import compare
 
-    docs = []
-    for path in args.documents:
-        try:
-            docs.append(json.loads(Path(path).read_text()))
-        except json.JSONDecodeError as err:
-            raise MixedGLMError(f"'{path}' is not a JSON results document: {err}") from err
     rename = {}
     for item in args.rename:
         old, sep, new = item.partition("=")
         if not sep or not old or not new:
             raise MixedGLMError(f"--rename takes OLD=NEW pairs, not '{item}'")
         rename[old] = new
+    docs = []
+    for path in args.documents:
+        try:
+            docs.append(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise MixedGLMError(f"'{path}' is not a JSON results document: {err}") from err
+        except UnicodeDecodeError:
+            raise MixedGLMError(f"'{path}' is not a text (JSON) file") from None
+        if not isinstance(docs[-1], dict) or not isinstance(docs[-1].get("coef"), list):
+            raise MixedGLMError(
+                f"'{path}' is not a results document (no 'coef' list): write one with --json"
+            )
     names = args.names or [Path(p).stem for p in args.documents]
-    table = compare(
-        docs,
-        names,
-        star=args.star,
-        se=args.se,
-        t=args.t,
-        p=args.p,
-        stats=args.stats,
-        rename=rename,
-    )
+    try:
+        table = compare(
+            docs,
+            names,
+            star=args.star,
+            se=args.se,
+            t=args.t,
+            p=args.p,
+            stats=args.stats,
+            rename=rename,
+        )
+    except MixedGLMError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise MixedGLMError(
+            f"the documents {', '.join(args.documents)} are not complete results documents "
+            f"(an entry is missing or malformed: {type(err).__name__} {err})"
+        ) from None
     print(table)
 
 
@@ -308,35 +334,47 @@ def _run_fe(args: argparse.Namespace) -> None:
     _emit(args, str(res.summary(notes=args.nolog)), res.to_dict(args.level))
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Options checked before any data are read: the level, the integration rule, the
+    output paths (that they can be written and do not overwrite the data)."""
+    if hasattr(args, "level"):
+        args.level = check_level(args.level, "--level")
+    if args.command == "fit":
+        integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
+    if args.command == "hybrid":
+        integration_rule(args.method, args.nagq)
+        check_percentage(args.percentage, "--percentage")
+    targets: dict[str, str] = {}
+    for option in ("json", "reffects"):
+        path = getattr(args, option, None)
+        if not path or (option == "json" and path == "-"):
+            continue
+        check_output_path(path, f"--{option}")
+        resolved = os.path.realpath(path)
+        inputs = [getattr(args, "data", None), *(getattr(args, "documents", None) or [])]
+        if any(i and os.path.realpath(str(i)) == resolved for i in inputs):
+            raise OptionError(f"--{option} '{path}' is an input file: it would be overwritten")
+        if resolved in targets:
+            raise OptionError(f"--{option} and --{targets[resolved]} name the same file '{path}'")
+        targets[resolved] = option
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
     args.stdout = sys.stdout
+    args.outputs = OutputSet()
     stdout_is_json = getattr(args, "json", None) == "-"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ConvergenceWarning)
-            with (
-                contextlib.redirect_stdout(sys.stderr)
-                if stdout_is_json
-                else contextlib.nullcontext()
-            ):
-                run(args)
-    except MixedGLMError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        sys.stderr.write(f"mixedglm: error: {first_line}\n")
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        sys.stderr.write(f"mixedglm: error: {err}\n")
-        return 2
-    except BrokenPipeError:
-        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return 0
+
+    def work() -> None:
+        _check_options(args)
+        with contextlib.redirect_stdout(sys.stderr) if stdout_is_json else contextlib.nullcontext():
+            run(args)
+
+    with one_line_warnings():
+        return run_reporting_errors(work)
 
 
 if __name__ == "__main__":

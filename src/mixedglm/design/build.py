@@ -19,6 +19,7 @@ import pandas as pd
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
+from mixedglm.design.checks import check_matrix, check_values
 from mixedglm.design.collinear import find_collinear
 from mixedglm.engines.aghq import ClusterArrays
 from mixedglm.errors import DataError, FormulaError
@@ -159,8 +160,9 @@ def _check_text_columns(fixed: str, variables: list[str], data: pd.DataFrame) ->
         values = col.dropna()
         if len(values) and pd.to_numeric(values, errors="coerce").notna().mean() > 0.9:
             raise DataError(
-                f"variable '{name}' is text holding numbers: convert it to a number "
-                f"(pd.to_numeric) or write C({name}) to use it as categories"
+                f"variable '{name}' holds numbers and text: {non_numbers(col)}; make those "
+                f"entries numbers or leave them empty (missing), or write C({name}) to use "
+                f"'{name}' as categories"
             )
 
 
@@ -188,8 +190,22 @@ def _response(data: pd.DataFrame, name: str) -> tuple[np.ndarray, str | None]:
     if col.dtype == bool:
         return col.to_numpy(dtype=float), None
     if _is_text(col):
-        raise DataError(f"outcome '{name}' is text; it must be numeric")
+        raise DataError(f"outcome '{name}' is text ({non_numbers(col)}); it must be numeric")
     return col.to_numpy(dtype=float), None
+
+
+def non_numbers(col: pd.Series) -> str:
+    """Words for the entries of a text column that are not numbers: how many, which, where."""
+    values = col.dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    if bad.empty:
+        return "no entry is a number"
+    shown = ", ".join(repr(str(v)) for v in pd.unique(bad.astype(str))[:3])
+    first = bad.index[0]
+    return (
+        f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not numbers ({shown}; first "
+        f"at row {first})"
+    )
 
 
 def readable_name(name: str) -> str:
@@ -282,6 +298,7 @@ def build_design(
             f"(missing per variable: {per_variable})"
         )
     frame = frame.loc[keep]
+    check_values(frame, wanted)
     positions = np.flatnonzero(keep)
 
     # clusters: sort once, stably
@@ -319,6 +336,7 @@ def build_design(
     family.check_outcome(y, n_trials, formula.response)
 
     X, x_names, fixed_spec = _materialize(formula.fixed, frame, "fixed part")
+    check_matrix(X, x_names, "fixed part")
     if family.is_ordinal and "_cons" not in x_names:
         # the cut points play the constant's part: keep one (first) while looking for
         # collinear columns, so that a full set of dummies loses a level as with a constant
@@ -356,6 +374,7 @@ def build_design(
         z_names += names_t
         random_specs.append(spec)
     Z = np.ascontiguousarray(np.hstack(z_blocks)) if z_blocks else np.zeros((len(frame), 0))
+    check_matrix(Z, z_names, "random part")
     if len(set(z_names)) != len(z_names):
         raise FormulaError(
             "a column appears in more than one random-effect term of "

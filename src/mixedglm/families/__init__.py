@@ -205,8 +205,9 @@ class Family:
             word = "delta" if self.dispersion == "constant" else "alpha"
             log_row = row(f"/ln{word}", float(aux[0]), float(cov_aux[0, 0]))
             _, est, se, lo, hi = log_row
-            value = math.exp(est)
-            return [log_row, (word, value, value * se, math.exp(lo), math.exp(hi))]
+            value = math.exp(min(est, 709.0))
+            ends = [math.exp(e) if -708.0 < e < 708.0 else math.nan for e in (lo, hi)]
+            return [log_row, (word, value, value * se, *ends)]
         if self.name == "gamma":
             return [row("/logs", float(aux[0]), float(cov_aux[0, 0]))]
         if self.is_ordinal:

@@ -25,6 +25,7 @@ from formulaic import model_matrix
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
+from mixedglm.design.checks import conditional_separation_notes
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
@@ -33,6 +34,7 @@ from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.parse import _split_top_level
 from mixedglm.inference import covariance_from_hessian
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
+from mixedglm.options import check_level, check_maxiter
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
 
@@ -190,6 +192,7 @@ def _fit(
     quiet: bool,
 ) -> ConditionalResults:
     command = _COMMAND[kind]
+    level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
     fixed, explicit_constant = _fixed_terms(parsed, command)
     frame = apply_subset(load_data(data), subset)
@@ -236,6 +239,13 @@ def _fit(
         y, X, [stata_term_name(n) for n in names], codes, kind, outcome=design.response
     )
     notes += within.notes
+    notes += conditional_separation_notes(
+        within.take_rows(y),
+        within.take_X(X),
+        within.starts,
+        [stata_term_name(names[j]) for j in within.columns],
+        kind,
+    )
     log = print if not (nolog or quiet) else None
     if not quiet:
         for note in notes:

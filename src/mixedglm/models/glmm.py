@@ -14,6 +14,7 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import ModelDesign, build_design
+from mixedglm.design.checks import check_outcome_varies, separation_notes
 from mixedglm.engines.aghq import AGHQObjective
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
@@ -21,7 +22,9 @@ from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, Qua
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.optim import newton_maximize
+from mixedglm.options import check_level, check_maxiter, integration_rule
 from mixedglm.results.glmm import GLMMResults
 
 METHODS = ("mvaghermite", "mcaghermite", "laplace")
@@ -243,7 +246,7 @@ def glmm(
     family: str = "binomial",
     link: str | None = None,
     *,
-    nagq: int = 7,
+    nagq: int | None = None,
     method: str | None = None,
     cov: str | None = None,
     subset: str | None = None,
@@ -251,7 +254,7 @@ def glmm(
     exposure: str | None = None,
     trials: str | None = None,
     dispersion: str | None = None,
-    curvature: str = "observed",
+    curvature: str | None = None,
     level: float = 95.0,
     maxiter: int = 100,
     nolog: bool = False,
@@ -272,7 +275,8 @@ def glmm(
         dispersion), ``gamma`` (log), ``ordinal`` (logit, probit, cloglog; ``ologit`` and
         ``oprobit`` are synonyms).
     nagq
-        Quadrature points per random effect (7 as meglm); 1 is the Laplace approximation.
+        Quadrature points per random effect (default 7, as meglm; at most
+        :data:`~mixedglm.engines.rules.MAX_NAGQ`); 1 is the Laplace approximation.
     method
         ``mvaghermite`` (default: grid at each cluster's posterior mean and variance, as
         Stata), ``mcaghermite`` (at the mode and curvature, as lme4) or ``laplace``.
@@ -292,21 +296,11 @@ def glmm(
     nolog, quiet
         Suppress the iteration log; also suppress notes.
     """
-    if nagq is None or int(nagq) < 1:
-        raise MixedGLMError(f"nagq must be a positive integer, not {nagq}")
-    nagq = int(nagq)
-    method = (method or ("laplace" if nagq == 1 else "mvaghermite")).lower()
-    if method not in METHODS:
-        raise MixedGLMError(
-            f"unknown integration method '{method}': use one of {', '.join(METHODS)}"
-        )
-    if curvature not in ("observed", "fisher"):
-        raise MixedGLMError("curvature must be 'observed' or 'fisher'")
     fam = get_family(family, link, dispersion)
-    if curvature == "fisher" and fam.name not in ("bernoulli", "binomial", "poisson"):
-        raise MixedGLMError(
-            f"curvature='fisher' is for binomial and Poisson models, not {fam.name}"
-        )
+    rule = integration_rule(
+        method, nagq, curvature, supports_fisher=fam.name in ("bernoulli", "binomial", "poisson")
+    )
+    level, maxiter = check_level(level), check_maxiter(maxiter)
     if trials is None and fam.name == "binomial":
         fam = Family("bernoulli", fam.link)
     if trials is not None and not fam.is_binary:
@@ -317,21 +311,25 @@ def glmm(
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, cov)
+    trials_arr = design.trials if design.binomial_trials else None
+    check_outcome_varies(design.y, design.response, fam.name, trials_arr)
+    checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
     if not quiet:
-        for note in design.notes:
+        for note in (*design.notes, *checks):
             print(note)
     log = _printer(not nolog and not quiet)
     res = fit_glmm(
         design,
         fam,
         structure,
-        nagq=nagq,
-        method=method,
-        curvature=curvature,
+        nagq=rule.nagq,
+        method=rule.method,
+        curvature=rule.curvature,
         maxiter=maxiter,
         level=level,
         log=log,
     )
     if log:
         log("")
-    return res
+    printed = () if quiet else (*design.notes, *checks)
+    return with_notes(res, [*checks, *singular_notes(res)], printed)

@@ -15,6 +15,7 @@ from mixedglm.design.hybrid import decompose
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
 from mixedglm.models.glmm import glmm
+from mixedglm.options import check_level, check_percentage, integration_rule
 from mixedglm.results.hybrid import HybridResults
 
 __all__ = ["hybrid", "parse_varlist"]
@@ -108,7 +109,7 @@ def hybrid(
     randomslope: Sequence[str] | str | None = None,
     cov: str | None = None,
     percentage: float = 0,
-    nagq: int = 7,
+    nagq: int | None = None,
     method: str | None = None,
     subset: str | None = None,
     offset: str | None = None,
@@ -168,6 +169,8 @@ def hybrid(
         randomslope = randomslope.split()
     randomslope = list(dict.fromkeys(randomslope or []))
     fam = get_family(family, link)  # unknown families and links fail before any work
+    integration_rule(method, nagq)  # so do impossible integration options
+    level, percentage = check_level(level), check_percentage(percentage)
     frame = apply_subset(load_data(data), subset)
     dec = decompose(
         frame,
@@ -205,6 +208,10 @@ def hybrid(
         nolog=not iterations,
         quiet=quiet,
     )
+    if not quiet:  # the notes of the fit itself (boundary, singular, separation)
+        for note in res.notes:
+            if note not in res.notes_printed:
+                print(note)
     command = stata_command(
         response,
         covariates,

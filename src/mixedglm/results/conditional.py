@@ -16,6 +16,7 @@ from mixedglm.errors import MixedGLMError
 from mixedglm.inference import TestResult, wald_test
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
+from mixedglm.options import resolve_level
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.stata import _header_line, render_table
 from mixedglm.report.table import CoefTable, HeaderLine, Row
@@ -179,7 +180,7 @@ class ConditionalResults(CoefficientResults):
 
     def table(self, level: float | None = None, eform: bool = False) -> CoefTable:
         """The :class:`~mixedglm.report.table.CoefTable` of ``xtlogit, fe`` / ``xtpoisson, fe``."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         est = self.estimates(level, eform)
         values = {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
         rows = coefficient_rows(list(self.all_names), values, dict(self.omitted))
@@ -228,7 +229,7 @@ class ConditionalResults(CoefficientResults):
         choice made when fitting. ``notes=False`` leaves out the notes (already printed
         before the iteration log).
         """
-        table = self.table(level or self.level, self._eform(eform, or_, irr))
+        table = self.table(resolve_level(level, self.level), self._eform(eform, or_, irr))
         return ConditionalSummary(table, show_notes=notes)
 
     def estat_ic(self) -> str:
@@ -247,7 +248,7 @@ class ConditionalResults(CoefficientResults):
     ) -> dict:
         """The JSON document (the GLMM schema of the README, without random effects); with
         ``eform`` the ``coef`` records hold ``exp(b)`` (see :meth:`estimates`)."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         use_eform = self._eform(eform, or_, irr)
         est = self.estimates(level, use_eform)
         family, link = _FAMILY[self.kind]

@@ -15,8 +15,15 @@ from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, wald_test
-from mixedglm.inference.varcomp import VarCompRow, log_scale_ci, sd_rows, variance_rows
+from mixedglm.inference.varcomp import (
+    VarCompRow,
+    exp_or_inf,
+    log_scale_ci,
+    sd_rows,
+    variance_rows,
+)
 from mixedglm.optim import OptSummary
+from mixedglm.options import resolve_level
 from mixedglm.report.table import CoefTable
 from mixedglm.results.base import CoefficientResults
 
@@ -50,6 +57,7 @@ class GLMMResults(CoefficientResults):
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
     level: float = 95.0
+    notes_printed: tuple[str, ...] = ()  # the notes already printed during the fit
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -114,7 +122,7 @@ class GLMMResults(CoefficientResults):
         """Variance components as Stata reports them: ``var()`` with a CI computed on the
         log scale, ``cov()`` with a symmetric CI; for gaussian models the residual variance.
         """
-        level = level or self.level
+        level = resolve_level(level, self.level)
         group = self.design.group.name if self.design.group else ""
         rows = variance_rows(self.structure, self.theta, self._theta_cov(), group, level)
         if self.family.name == "gaussian":
@@ -131,19 +139,22 @@ class GLMMResults(CoefficientResults):
         """The family's ancillary parameters (dispersion, cut points) as Stata reports them:
         ``(label, estimate, se, ci_low, ci_high)``."""
         k = self.n_beta + self.n_theta
-        return self.family.ancillary_rows(self.aux, self.cov_all[k:, k:], level or self.level)
+        return self.family.ancillary_rows(
+            self.aux, self.cov_all[k:, k:], resolve_level(level, self.level)
+        )
 
     def sd(self, level: float | None = None) -> pd.DataFrame:
         """Stata's ``estat sd``: standard deviations and correlations of the random effects
         with delta-method SEs and intervals (log scale for SDs, atanh for correlations)."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         group = self.design.group.name if self.design.group else ""
         rows = sd_rows(self.structure, self.theta, self._theta_cov(), group, level)
         if self.family.name == "gaussian":
             crit = stats.norm.ppf(0.5 + level / 200.0)
             k = self.n_beta + self.n_theta
             value = math.exp(self.aux[0])
-            se = value * math.sqrt(self.cov_all[k, k])
+            var_a = self.cov_all[k, k]
+            se = value * math.sqrt(var_a) if var_a >= 0 else math.nan
             lo, hi = log_scale_ci(value, se, crit)
             rows.append(VarCompRow("Residual", "sd(e)", value, se, lo, hi, "resvar"))
         return _rows_frame(rows)
@@ -153,7 +164,7 @@ class GLMMResults(CoefficientResults):
         from mixedglm.report.stata import render_table
         from mixedglm.results.tables import varcomp_table
 
-        level = level or self.level
+        level = resolve_level(level, self.level)
         frame = self.sd(level)
         return render_table(varcomp_table(self, frame, level))
 
@@ -163,7 +174,7 @@ class GLMMResults(CoefficientResults):
         on the logit scale."""
         if self.structure.q != 1 or self.structure.columns != ("_cons",):
             raise MixedGLMError("icc() is for random-intercept models (Stata's estat icc too)")
-        level = level or self.level
+        level = resolve_level(level, self.level)
         crit = stats.norm.ppf(0.5 + level / 200.0)
         theta = float(self.theta[0])
         var_u = theta**2
@@ -223,7 +234,7 @@ class GLMMResults(CoefficientResults):
         as ``xtlogit, re`` reports them (a random-intercept model only)."""
         if self.structure.q != 1:
             raise ValueError("the xt layout is for random-intercept models only")
-        level = level or self.level
+        level = resolve_level(level, self.level)
         crit = stats.norm.ppf(0.5 + level / 200.0)
         sd = abs(float(self.theta[0]))
         var_theta = float(self._theta_cov()[0, 0])
@@ -235,18 +246,18 @@ class GLMMResults(CoefficientResults):
         out["sigma_u"] = (
             sd,
             se_sd,
-            math.exp(out["/lnsig2u"][2] / 2),
-            math.exp(out["/lnsig2u"][3] / 2),
+            _exp_ci(out["/lnsig2u"][2] / 2),
+            _exp_ci(out["/lnsig2u"][3] / 2),
         )
         if self.family.name == "gaussian":
             k = self.n_beta + self.n_theta
             a = float(self.aux[0])
-            se_a = math.sqrt(self.cov_all[k, k])
+            se_a = math.sqrt(self.cov_all[k, k]) if self.cov_all[k, k] >= 0 else math.nan
             out["sigma_e"] = (
                 math.exp(a),
                 math.exp(a) * se_a,
-                math.exp(a - crit * se_a),
-                math.exp(a + crit * se_a),
+                _exp_ci(a - crit * se_a),
+                _exp_ci(a + crit * se_a),
             )
             theta = float(self.theta[0])
             var_e = math.exp(2 * a)
@@ -261,8 +272,8 @@ class GLMMResults(CoefficientResults):
             if c is not None:
                 rho = sd**2 / (sd**2 + c)
                 se_rho = rho * (1 - rho) * se_ln if sd > 0 else math.nan
-                lo = math.exp(out["/lnsig2u"][2])
-                hi = math.exp(out["/lnsig2u"][3])
+                lo = _exp_ci(out["/lnsig2u"][2])
+                hi = _exp_ci(out["/lnsig2u"][3])
                 out["rho"] = (rho, se_rho, lo / (lo + c), hi / (hi + c))
         return out
 
@@ -273,7 +284,9 @@ class GLMMResults(CoefficientResults):
         from mixedglm.results.tables import glmm_table
 
         extras = (self.estat_ic(),) if ic else ()
-        return Summary(glmm_table(self, style=style, level=level or self.level), extras)
+        return Summary(
+            glmm_table(self, style=style, level=resolve_level(level, self.level)), extras
+        )
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
@@ -284,7 +297,7 @@ class GLMMResults(CoefficientResults):
     def to_frame(self, level: float | None = None) -> pd.DataFrame:
         """Fixed effects, ancillary parameters (part ``aux``: ``/lnalpha``, ``/cut1``...)
         and variance components in one DataFrame."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         ci = self.conf_int(level)
         coef = pd.DataFrame(
             {
@@ -330,13 +343,14 @@ class GLMMResults(CoefficientResults):
         """The JSON document of the README (plain Python types)."""
         from mixedglm.results.serialize import glmm_to_dict
 
-        return glmm_to_dict(self, level or self.level)
+        return glmm_to_dict(self, resolve_level(level, self.level))
 
     def predict(
         self,
         data: pd.DataFrame | None = None,
         kind: str = "mu",
         conditional: bool = True,
+        u0: bool = False,
     ) -> pd.Series | pd.DataFrame:
         """Predictions, as Stata's ``predict`` after ``melogit``.
 
@@ -345,13 +359,16 @@ class GLMMResults(CoefficientResults):
         ``exp(eta)``) or, for ordinal models, ``pr``: a DataFrame of the probability of each
         category, one column per category (Stata's ``predict p1-pK, pr``; for ordinal
         models ``xb`` and ``eta`` have no constant). ``conditional=True`` uses the
-        predicted random effects (posterior means; a cluster not in the fit gets zero);
+        predicted random effects (posterior means; a cluster not in the fit gets zero, as
+        does every row with ``u0=True``; new data without the grouping column, or with a
+        missing cluster id, are an error unless ``u0=True``; a factor level not seen in the
+        fit is an error; cluster ids are matched by value, so ``"5"`` finds cluster 5);
         ``conditional=False`` integrates the random effects out (``eta`` is then ``xb``).
         ``data=None`` predicts for the estimation sample, in the data's row order.
         """
         from mixedglm.results.predict import predict
 
-        return predict(self, data, kind, conditional)
+        return predict(self, data, kind, conditional, u0)
 
     def random_effects(
         self, kind: str = "means", se: bool = True, expand: bool = False
@@ -406,13 +423,20 @@ def _rows_frame(rows: list[VarCompRow]) -> pd.DataFrame:
     )
 
 
+def _exp_ci(x: float) -> float:
+    """An interval end on the exp scale: NaN where it over- or underflows (no interval)."""
+    if not math.isfinite(x) or not -708.0 < x < 708.0:
+        return math.nan
+    return math.exp(x)
+
+
 def _logit_ci(value: float, se: float, crit: float) -> tuple[float, float]:
     """Interval symmetric on the logit scale (intra-class correlations)."""
     if not 0 < value < 1 or not math.isfinite(se):
         return math.nan, math.nan
     half = crit * se / (value * (1 - value))
     centre = math.log(value / (1 - value))
-    return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
+    return 1 / (1 + exp_or_inf(-(centre - half))), 1 / (1 + exp_or_inf(-(centre + half)))
 
 
 def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
@@ -421,7 +445,7 @@ def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
         return math.nan, math.nan
     lg = math.log(rho / (1 - rho))
     half = crit * se / (rho * (1 - rho))
-    return 1 / (1 + math.exp(-(lg - half))), 1 / (1 + math.exp(-(lg + half)))
+    return 1 / (1 + exp_or_inf(-(lg - half))), 1 / (1 + exp_or_inf(-(lg + half)))
 
 
 class Summary:
