@@ -28,6 +28,7 @@ _LP_TOL = 1e-7
 
 
 def _plural(n: int, word: str) -> str:
+    """``1 value``, ``2 values``."""
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
@@ -105,56 +106,84 @@ def check_outcome_varies(
         )
 
 
+def _solve(signed: np.ndarray, eq: np.ndarray, bounds: list, complete: bool = False):
+    """The LP over the distinct signed rows: maximise their sum (or, with ``complete``, the
+    smallest of them) subject to all >= 0 and the equality rows = 0; ``(value, d)``."""
+    p = signed.shape[1]
+    if complete:  # variables (d, t): maximise t subject to signed @ d >= t
+        c = np.r_[np.zeros(p), -1.0]
+        a_ub = np.column_stack([-signed, np.ones(signed.shape[0])])
+        a_eq = np.column_stack([eq, np.zeros(eq.shape[0])]) if eq.shape[0] else None
+        bounds = [*bounds, (0.0, 1.0)]
+    else:
+        c, a_ub, a_eq = -signed.sum(axis=0), -signed, eq if eq.shape[0] else None
+    result = linprog(
+        c,
+        A_ub=a_ub,
+        b_ub=np.zeros(a_ub.shape[0]),
+        A_eq=a_eq,
+        b_eq=np.zeros(a_eq.shape[0]) if a_eq is not None else None,
+        bounds=bounds,
+        method="highs",
+    )
+    if result.status != 0:
+        return 0.0, None
+    return -float(result.fun), result.x[:p]
+
+
 def _separating_direction(
     rows: np.ndarray, signs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """A direction ``d`` with ``sign_i * rows_i @ d >= 0`` (``== 0`` where the sign is 0),
-    strict for some rows, or None. Returns ``(d, strict)``: ``strict`` marks the rows
-    the direction predicts perfectly."""
+    strict for some rows, or None. Returns ``(d, strict, complete)``: ``d`` uses a minimal
+    set of columns (each column whose removal leaves the data separated is removed),
+    ``strict`` marks the rows it predicts perfectly, ``complete`` whether some direction
+    predicts every row."""
     if rows.shape[0] == 0 or rows.shape[1] == 0:
         return None
     scale = np.max(np.abs(rows), axis=0)
     scale[scale == 0] = 1.0
-    A = rows / scale
-    combined = np.unique(np.column_stack([signs, A]), axis=0)
+    combined = np.unique(np.column_stack([signs, rows / scale]), axis=0)
     if combined.size > MAX_LP_CELLS:
         return None
-    s, A_u = combined[:, 0], combined[:, 1:]
-    signed = s[:, None] * A_u
-    ineq, eq = signed[s != 0], A_u[s == 0]
-    if ineq.shape[0] == 0:
+    s, A = combined[:, 0], combined[:, 1:]
+    signed, eq = (s[:, None] * A)[s != 0], A[s == 0]
+    if signed.shape[0] == 0:
         return None
-    result = linprog(
-        -ineq.sum(axis=0),
-        A_ub=-ineq,
-        b_ub=np.zeros(ineq.shape[0]),
-        A_eq=eq if eq.shape[0] else None,
-        b_eq=np.zeros(eq.shape[0]) if eq.shape[0] else None,
-        bounds=[(-1.0, 1.0)] * A.shape[1],
-        method="highs",
-    )
-    if result.status != 0 or -result.fun <= _LP_TOL * max(1, ineq.shape[0]) ** 0.5:
+    tol = _LP_TOL * max(1.0, signed.shape[0] ** 0.5)
+    bounds = [(-1.0, 1.0)] * A.shape[1]
+    value, d = _solve(signed, eq, bounds)
+    if d is None or value <= tol:
         return None
-    d = result.x / scale
-    strict = (signs * (rows @ d)) > _LP_TOL * np.max(np.abs(rows @ d))
-    return d, strict
+    complete_value, _ = _solve(signed, eq, bounds, complete=True)
+    for j in np.argsort(np.abs(d)):  # drop the columns not needed, smallest weight first
+        trial = [*bounds[:j], (0.0, 0.0), *bounds[j + 1 :]]
+        if abs(d[j]) <= 1e-12:  # the current direction does without it
+            bounds, d = trial, np.where(np.arange(d.size) == j, 0.0, d)
+            continue
+        value_j, d_j = _solve(signed, eq, trial)
+        if d_j is not None and value_j > tol:
+            bounds, d = trial, d_j
+    direction = d / scale
+    fitted = signs * (rows @ direction)
+    strict = fitted > _LP_TOL * max(float(np.max(np.abs(fitted))), 1e-300)
+    return direction, strict, complete_value > _LP_TOL
 
 
-def _culprits(d: np.ndarray, names: Sequence[str], scale: np.ndarray) -> list[str]:
-    weight = np.abs(d) * scale
-    keep = weight > 1e-6 * weight.max()
-    return [n for n, k in zip(names, keep, strict=True) if k and n != "_cons"]
+def _culprits(d: np.ndarray, names: Sequence[str]) -> list[str]:
+    return [n for n, w in zip(names, d, strict=True) if w != 0 and n != "_cons"]
 
 
-def _note(culprits: list[str], n_strict: int, n_rows: int, rows_word: str) -> str:
+def _note(culprits: list[str], n_strict: int, complete: bool, rows_word: tuple[str, str]) -> str:
     who = " and ".join([", ".join(culprits[:-1]), culprits[-1]] if len(culprits) > 1 else culprits)
-    kind = "complete" if n_strict == n_rows else "quasi-complete"
+    kind = "complete" if complete else "quasi-complete"
+    one = len(culprits) == 1
     return (
-        f"note: {who} predict{'s' if len(culprits) == 1 else ''} the outcome perfectly for "
-        f"{_plural(n_strict, rows_word)} ({kind} separation): "
-        f"{'its coefficient has' if len(culprits) == 1 else 'their coefficients have'} no "
-        "finite estimate and the estimates and SEs shown are not meaningful; drop "
-        f"{'it' if len(culprits) == 1 else 'one of them'} or the observations predicted"
+        f"note: {who} predict{'s' if one else ''} the outcome perfectly for {n_strict} "
+        f"{rows_word[0] if n_strict == 1 else rows_word[1]} ({kind} separation): "
+        f"{'its coefficient has' if one else 'their coefficients have'} no finite estimate "
+        "and the estimates and SEs shown are not meaningful; drop "
+        f"{'it' if one else 'one of them'} or the observations predicted"
     )
 
 
@@ -183,11 +212,12 @@ def separation_notes(
     found = _separating_direction(X, signs)
     if found is None:
         return []
-    d, strict = found
-    culprits = _culprits(d, names, np.max(np.abs(X), axis=0))
+    d, strict, complete = found
+    culprits = _culprits(d, names)
     if not culprits:
         return []
-    return [_note(culprits, int(strict.sum()), X.shape[0], "observation")]
+    n_pred = X.shape[0] if complete else int(strict.sum())
+    return [_note(culprits, n_pred, complete, ("observation", "observations"))]
 
 
 def conditional_separation_notes(
@@ -223,9 +253,9 @@ def conditional_separation_notes(
     found = _separating_direction(rows, sgn)
     if found is None:
         return []
-    d, strict = found
-    culprits = _culprits(d, names, np.max(np.abs(rows), axis=0))
+    d, strict, complete = found
+    culprits = _culprits(d, names)
     if not culprits:
         return []
-    n_pred = int(strict[sgn != 0].sum())
-    return [_note(culprits, n_pred, int((sgn != 0).sum()), "pair of observations")]
+    n_pred = int((sgn != 0).sum()) if complete else int(strict[sgn != 0].sum())
+    return [_note(culprits, n_pred, complete, ("pair of observations", "pairs of observations"))]

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 
 from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.design.checks import check_values
 from mixedglm.design.hybrid import decompose
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
@@ -172,6 +173,8 @@ def hybrid(
     integration_rule(method, nagq)  # so do impossible integration options
     level, percentage = check_level(level), check_percentage(percentage)
     frame = apply_subset(load_data(data), subset)
+    named = [response, *covariates, *(use or []), *(c for c in (offset, exposure, trials) if c)]
+    check_values(frame, [c for c in dict.fromkeys(named) if c in frame.columns])
     dec = decompose(
         frame,
         response,

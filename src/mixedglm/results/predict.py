@@ -64,10 +64,13 @@ def _model_matrix(spec, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, lis
             warnings.simplefilter("ignore")  # formulaic's category warnings: checked above
             mm = spec.get_model_matrix(frame, na_action="ignore")
     except FormulaicError as err:
-        name = re.search(r"name '([^']+)' is not defined", str(err))
+        name = re.search(
+            r"name '([^']+)' is not defined|`([^`]+)` is not present in the dataset", str(err)
+        )
         if name:
             raise PredictionError(
-                f"the new data lack the variable '{name.group(1)}' (needed by the {what} part)"
+                f"the new data lack the variable '{name.group(1) or name.group(2)}' (needed by "
+                f"the {what} part)"
             ) from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PredictionError(f"the new data cannot be used for the {what} part: {first}") from None
@@ -172,7 +175,7 @@ def predict(
         index = design.row_index[order]
         X, Z, offset, codes = X[order], Z[order], offset[order], codes[order]
     else:
-        X, Z, offset, codes = new_data_arrays(res, data, u0 or not conditional)
+        X, Z, offset, codes = new_data_arrays(res, data, u0 or not conditional or kind == "xb")
         index = data.index
     xb = X @ beta + offset
     if kind == "xb":
