@@ -74,6 +74,8 @@ def _start_values(
     """
     scales = np.sqrt(np.mean(objective.arrays.Z**2, axis=0))
     theta0 = objective.structure.start(scales)
+    if objective.family.name == "gaussian" and aux0.size:  # on the outcome's scale
+        theta0 = theta0 * float(np.exp(aux0[0]))
     laplace = AGHQObjective(
         objective.arrays, objective.family, objective.structure, nagq=1, method="laplace"
     )
