@@ -136,7 +136,7 @@ def load_data(source: DataSource) -> pd.DataFrame:
 
 _STATA_IDIOMS = (
     (re.compile(r"(?<![=!<>])=(?!=)"), "'=' assigns; compare with '=='"),
-    (re.compile(r"!(?!=)"), "'!' is not Python: negate with '~' (or use '!=')"),
+    (re.compile(r"!(?!=)"), "'!' is not Python: negate with '~'"),
     (re.compile(r"\bmissing\s*\("), "missing(x) is Stata: write x.isna() (or x.notna())"),
     (re.compile(r"\binlist\s*\("), "inlist(x, a, b) is Stata: write x.isin([a, b])"),
     (re.compile(r"\binrange\s*\("), "inrange(x, a, b) is Stata: write (x >= a) & (x <= b)"),
@@ -144,10 +144,7 @@ _STATA_IDIOMS = (
 
 
 def _subset_hint(condition: str) -> str:
-    for pattern, advice in _STATA_IDIOMS:
-        if pattern.search(condition):
-            return advice
-    return ""
+    return "; ".join(advice for pattern, advice in _STATA_IDIOMS if pattern.search(condition))
 
 
 def apply_subset(data: pd.DataFrame, condition: str | None) -> pd.DataFrame:
