@@ -187,6 +187,41 @@ def _note(culprits: list[str], n_strict: int, complete: bool, rows_word: tuple[s
     )
 
 
+def univariate_separation_notes(
+    y: np.ndarray, X: np.ndarray, names: Sequence[str], family: str
+) -> list[str]:
+    """Separation by a single covariate of a 0/1 outcome (every value of ``x`` on one side of
+    a threshold has the same outcome): O(N p), run before every binary fit."""
+    if family not in ("bernoulli", "binomial") or not np.all((y == 0) | (y == 1)):
+        return []
+    notes = []
+    for j, name in enumerate(names):
+        col = X[:, j]
+        if name == "_cons" or np.ptp(col) == 0:
+            continue
+        ones, zeros = col[y == 1], col[y == 0]
+        for low, high in ((zeros, ones), (ones, zeros)):
+            if low.max() <= high.min():
+                cut = low.max() if low.max() < high.min() else None
+                complete = cut is not None
+                n_pred = col.size if complete else int(np.sum(col != low.max()))
+                notes.append(_note([name], n_pred, complete, ("observation", "observations")))
+                break
+    return notes
+
+
+def separation_suspected(
+    X: np.ndarray, names: Sequence[str], beta: np.ndarray, se: np.ndarray
+) -> bool:
+    """Estimates that look like separation: a covariate moving the linear predictor by more
+    than 15 somewhere, or an SE that does (the linear program then checks)."""
+    reach = np.max(np.abs(X), axis=0)
+    keep = np.array([n != "_cons" for n in names])
+    with np.errstate(invalid="ignore", over="ignore"):
+        big = (reach * np.abs(beta) > 15) | (reach * se > 50) | ~np.isfinite(se)
+    return bool(np.any(big & keep))
+
+
 def separation_notes(
     y: np.ndarray,
     X: np.ndarray,

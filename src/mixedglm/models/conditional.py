@@ -25,7 +25,7 @@ from formulaic import model_matrix
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
-from mixedglm.design.checks import conditional_separation_notes
+from mixedglm.design.checks import conditional_separation_notes, separation_suspected
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
@@ -239,13 +239,6 @@ def _fit(
         y, X, [stata_term_name(n) for n in names], codes, kind, outcome=design.response
     )
     notes += within.notes
-    notes += conditional_separation_notes(
-        within.take_rows(y),
-        within.take_X(X),
-        within.starts,
-        [stata_term_name(names[j]) for j in within.columns],
-        kind,
-    )
     log = print if not (nolog or quiet) else None
     if not quiet:
         for note in notes:
@@ -254,6 +247,16 @@ def _fit(
     elapsed = time.perf_counter() - t0
     if log:
         log("")
+    kept_names = [stata_term_name(names[j]) for j in within.columns]
+    se = np.sqrt(np.abs(np.diag(cov))) if cov.size else np.zeros(0)
+    if separation_suspected(within.take_X(X), kept_names, beta, se):
+        found = conditional_separation_notes(
+            within.take_rows(y), within.take_X(X), within.starts, kept_names, kind
+        )
+        notes += found
+        if not quiet:
+            for note in found:
+                print(note)
     if not ok:
         notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
     if not opt.converged:

@@ -14,7 +14,12 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import ModelDesign, build_design
-from mixedglm.design.checks import check_outcome_varies, separation_notes
+from mixedglm.design.checks import (
+    check_outcome_varies,
+    separation_notes,
+    separation_suspected,
+    univariate_separation_notes,
+)
 from mixedglm.engines.aghq import AGHQObjective
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
@@ -315,7 +320,7 @@ def glmm(
     structure = choose_structure(parsed, design, cov)
     trials_arr = design.trials if design.binomial_trials else None
     check_outcome_varies(design.y, design.response, fam.name, trials_arr)
-    checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
+    checks = univariate_separation_notes(design.y, design.X, design.x_names, fam.name)
     if not quiet:
         for note in (*design.notes, *checks):
             print(note)
@@ -334,4 +339,6 @@ def glmm(
     if log:
         log("")
     printed = () if quiet else (*design.notes, *checks)
+    if not checks and separation_suspected(design.X, design.x_names, res.params, res.bse):
+        checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
     return with_notes(res, [*checks, *singular_notes(res)], printed)
