@@ -160,8 +160,8 @@ def _check_text_columns(fixed: str, variables: list[str], data: pd.DataFrame) ->
         values = col.dropna()
         if len(values) and pd.to_numeric(values, errors="coerce").notna().mean() > 0.9:
             raise DataError(
-                f"variable '{name}' holds numbers and text: {non_numbers(col)}; make those "
-                f"entries numbers or leave them empty (missing), or write C({name}) to use "
+                f"variable '{name}' is text holding numbers: {non_numbers(col)}; make every "
+                f"entry a number or leave it empty (missing), or write C({name}) to use "
                 f"'{name}' as categories"
             )
 
@@ -199,12 +199,12 @@ def non_numbers(col: pd.Series) -> str:
     values = col.dropna()
     bad = values[pd.to_numeric(values, errors="coerce").isna()]
     if bad.empty:
-        return "no entry is a number"
+        return "every entry is a number written as text"
     shown = ", ".join(repr(str(v)) for v in pd.unique(bad.astype(str))[:3])
     first = bad.index[0]
     return (
-        f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not numbers ({shown}; first "
-        f"at row {first})"
+        f"{len(bad)} {'entry is not a number' if len(bad) == 1 else 'entries are not numbers'} "
+        f"({shown}; first at row {first})"
     )
 
 
