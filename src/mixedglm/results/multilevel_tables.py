@@ -120,7 +120,7 @@ def multilevel_to_dict(res, level: float) -> dict:
         "bic": clean(res.bic),
         "converged": bool(res.converged),
         "iterations": int(res.iterations),
-        "coef": coef_records(res, level),
+        "coef": coef_records(res.estimates(level)),
         "omitted": [{"term": n, "reason": r} for n, r in res.design.base.omitted],
         "random": [
             {
