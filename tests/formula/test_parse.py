@@ -93,8 +93,8 @@ def test_parentheses_without_a_bar_are_fixed_terms():
         ("y ~ x + ( | g)", "has nothing before '\\|'"),
         ("y ~ x + (1 | )", "names no grouping variable"),
         ("y ~ x + (1 || )", "names no grouping variable"),
-        ("y ~ x + (1 | g/h)", "must be one column name, not 'g/h'"),
-        ("y ~ x + (1 | g:h)", "nested and crossed groupings are not supported"),
+        ("y ~ x + (1 | g+h)", "'g\\+h' is not a column name"),
+        ("y ~ x + (1 | g*h)", "an interaction a:b, or a nesting a/b"),
     ],
 )
 def test_errors_name_the_problem(formula, message):
