@@ -110,8 +110,11 @@ def _wrap(text: str, width: int) -> list[str]:
     return [*lines, line] if line else lines
 
 
-def sample_signature(labels: Any, values: np.ndarray) -> str:
-    """A short hash of the estimation sample: its row labels and outcome, order-free."""
+def sample_signature(labels: Any, values: np.ndarray) -> str | None:
+    """A short hash of the estimation sample: its row labels and outcome, order-free
+    (``None`` for a result that does not know its rows)."""
+    if labels is None:
+        return None
     keys = np.array([str(v) for v in labels], dtype=object)
     order = np.argsort(keys, kind="stable")
     digest = hashlib.sha1()
