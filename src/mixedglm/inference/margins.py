@@ -239,8 +239,8 @@ def margins(
             raise MixedGLMError(f"at() variable '{key}' is not in the data")
     groups = [(None, np.arange(len(frame)))]
     if over is not None:
-        codes, labels = pd.factorize(frame[over], sort=True)
-        groups = [(labels[k], np.flatnonzero(codes == k)) for k in range(len(labels))]
+        codes, over_levels = pd.factorize(frame[over], sort=True)
+        groups = [(over_levels[k], np.flatnonzero(codes == k)) for k in range(len(over_levels))]
     labels: list[tuple] = []
     terms: list[_Term] = []
     rows_of: list[np.ndarray] = []

@@ -26,11 +26,11 @@ from mixedglm.engines.base import Engine, EngineFactory
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.rules import LARGE_GRID, IntegrationRule, make_rule
-from mixedglm.errors import ConvergenceWarning, FormulaError, MixedGLMError, QuadratureWarning
+from mixedglm.errors import FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.idioms import apply_idioms
-from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
 from mixedglm.models.reml import fit_reml
@@ -226,17 +226,10 @@ def fit_glmm(
     assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
     if not hess_ok:
-        notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
+        notes.append(NOT_DEFINITE_NOTE)
     (posterior,) = engine.posterior(x, "means").values()
     elapsed = time.perf_counter() - t0
-    if not opt.converged:
-        warnings.warn(
-            ConvergenceWarning(
-                f"convergence not achieved after {opt.iterations} iterations "
-                f"(max |gradient| = {opt.max_abs_gradient:.3g}, {opt.message})"
-            ),
-            stacklevel=3,
-        )
+    opt.warn_if_not_converged(stacklevel=3)
     return GLMMResults(
         design=design,
         family=family,

@@ -14,7 +14,6 @@ from scipy import stats
 from mixedglm.design.build import GroupInfo
 from mixedglm.errors import MixedGLMError
 from mixedglm.inference import TestResult, wald_test
-from mixedglm.inference.lrtest import sample_signature
 from mixedglm.inference.robust import VCEInfo
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
@@ -223,7 +222,6 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
         ``eform`` the ``coef`` records hold ``exp(b)`` (see :meth:`estimates`)."""
         eform_name = EFORM_NAMES[self.kind] if self._eform(eform, or_, irr) else None
         doc = conditional_to_dict(self, level or self.level, eform_name)
-        doc["sample"] = sample_signature(self.group.labels, self.group.sizes)
         doc["vce"] = self.vce.to_dict() if self.vce is not None else {"type": "oim"}
         if self.vce is not None:
             doc["chi2"]["type"] = "Wald"

@@ -65,16 +65,18 @@ def _interval_record(name: str, estimate, se, lo, hi, **extra) -> dict:
     }
 
 
-def _document(res, *, model: str, family: dict, depvar: str, group, loglik_0: float) -> dict:
+def _document(
+    res, *, model: str, family: dict, depvar: str, group, loglik_0: float, sample: str | None
+) -> dict:
     """The keys every result kind shares, in the README's order (without the trailing
-    ``level``, ``notes`` and ``time_s``)."""
+    ``level``, ``notes`` and ``time_s``); ``sample`` is the estimation sample's signature."""
     return {
         "model": model,
         "depvar": depvar,
         **family,
         "nobs": res.nobs,
         "n_params": res.n_params,
-        "sample": sample_signature(res.design.row_index, res.design.y),
+        "sample": sample,
         "groups": {
             group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
         },
@@ -107,6 +109,7 @@ def glmm_to_dict(res, level: float) -> dict:
         depvar=design.response,
         group=design.group,
         loglik_0=res.loglik_pooled,
+        sample=sample_signature(design.row_index, design.y),
     )
     return doc | {
         "coef": coef_records(res.estimates(level)),
@@ -124,7 +127,6 @@ def glmm_to_dict(res, level: float) -> dict:
             _interval_record(name, est, se, lo, hi)
             for name, est, se, lo, hi in res.ancillary(level)
         ],
-        "sample": sample_signature(res.design.row_index, res.design.y),
         "weights": res.weights.to_dict() if res.weights is not None else None,
         "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
         "lr_test": (
@@ -147,6 +149,7 @@ def conditional_to_dict(res, level: float, eform_name: str | None) -> dict:
         depvar=res.response,
         group=res.group,
         loglik_0=res.loglik_0,
+        sample=sample_signature(res.group.labels, res.group.sizes),
     )
     return doc | {
         "groups_dropped": {"n": res.n_groups_dropped, "nobs": res.n_obs_dropped},
