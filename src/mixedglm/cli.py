@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import io
 import json
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mixedglm.errors import ConvergenceWarning, MixedGLMError
+from mixedglm.cli_errors import one_line_warnings, run_reporting_errors
+from mixedglm.errors import MixedGLMError, OptionError
+from mixedglm.io_safety import OutputSet, check_output_path
+from mixedglm.options import check_level, check_percentage, integration_rule
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -183,30 +187,39 @@ def _add_dask(p: argparse.ArgumentParser) -> None:
 
 
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
-    """Print the table (to stderr when the JSON goes to stdout) and write the JSON."""
+    """Write the output files (all or none), then print the table (to stderr when the JSON
+    goes to stdout) and the JSON to stdout if asked."""
+    payload = json.dumps(document, indent=2) + "\n"
+    if args.json and args.json != "-":
+        args.outputs.add(args.json, payload, "--json")
+    args.outputs.commit()
     out = sys.stderr if args.json == "-" else sys.stdout
     print(text, file=out)
-    if args.json:
-        payload = json.dumps(document, indent=2)
-        if args.json == "-":
-            args.stdout.write(payload + "\n")
-        else:
-            Path(args.json).write_text(payload + "\n")
+    if args.json == "-":
+        args.stdout.write(payload)
+
+
+def _printed_notes_removed(summary, printed: tuple[str, ...]):
+    """The summary without the notes the fit already printed (each note shows once)."""
+    table = summary.table
+    kept = tuple(n for n in table.notes_before if n not in printed)
+    summary.table = dataclasses.replace(table, notes_before=kept)
+    return summary
 
 
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
     from mixedglm.results.multilevel import MultilevelResults
 
-    if args.laplace and args.method not in (None, "laplace"):
-        raise MixedGLMError(f"--laplace conflicts with --method {args.method}: give one of them")
+    rule = integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
     res = glmm(
         args.formula,
         args.data,
-        nagq=args.nagq,
-        method="laplace" if args.laplace else args.method,
+        nagq=rule.nagq,
+        method=rule.method,
+        curvature=rule.curvature,
         **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
-        **_options(args, "dispersion", "curvature", "level", "nolog"),
+        **_options(args, "dispersion", "level", "nolog"),
         **_options(args, "vce", "reml", "fweight", "pweight"),
         group_weights=_group_weights(args.group_weight),
         engine="dask" if args.dask or args.scheduler else "memory",
@@ -215,15 +228,17 @@ def _run_fit(args: argparse.Namespace) -> None:
     )
     if isinstance(res, MultilevelResults):  # several grouping factors
         if args.reffects:  # one long file: a column 'factor', one row per level
-            res.random_effects_long().to_csv(args.reffects, index=False)
+            csv = res.random_effects_long().to_csv(index=False)
+            args.outputs.add(args.reffects, csv, "--reffects")
         _emit(args, str(res.summary(level=args.level)), res.to_dict(args.level))
         return
     if args.reffects:
         effects = res.random_effects()
         effects = effects.compute() if hasattr(effects, "compute") else effects
-        effects.to_csv(args.reffects)
+        args.outputs.add(args.reffects, effects.to_csv(), "--reffects")
     _write_plot(args, res.plot_random_effects)
-    text = str(res.summary(style=args.style, level=args.level, eform=args.eform or False))
+    summary = res.summary(style=args.style, level=args.level, eform=args.eform or False)
+    text = str(_printed_notes_removed(summary, res.notes_printed))
     for spec in args.margins or []:
         from mixedglm.report.margins import parse_margins_spec, render_margins
 
@@ -355,32 +370,52 @@ def _add_plot_option(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _write_plot(args: argparse.Namespace, make: Callable[[], object]) -> None:
-    """Save the model's plot to ``--plot PATH`` (if given)."""
+    """Render the model's plot for ``--plot PATH`` (if given); it is written with the other
+    outputs, all or none."""
     if getattr(args, "plot", None):
         fig = make()
+        image = io.BytesIO()
+        fmt = Path(args.plot).suffix.lstrip(".").lower() or "png"
         try:
-            fig.savefig(args.plot, dpi=120)  # type: ignore[attr-defined]
-        except (ValueError, OSError) as err:  # unknown format, unwritable path
-            raise MixedGLMError(f"cannot write the plot '{args.plot}': {err}") from err
+            fig.savefig(image, format=fmt, dpi=120)  # type: ignore[attr-defined]
+        except ValueError as err:  # unknown format
+            raise OptionError(f"--plot '{args.plot}': {err}") from None
+        args.outputs.add(args.plot, image.getvalue(), "--plot")
 
 
 def _run_compare(args: argparse.Namespace) -> None:
     from mixedglm.report.compare import compare
 
-    docs = []
-    for path in args.documents:
-        try:
-            docs.append(json.loads(Path(path).read_text()))
-        except json.JSONDecodeError as err:
-            raise MixedGLMError(f"'{path}' is not a JSON results document: {err}") from err
     rename = {}
     for item in args.rename:
         old, sep, new = item.partition("=")
         if not sep or not old or not new:
             raise MixedGLMError(f"--rename takes OLD=NEW pairs, not '{item}'")
         rename[old] = new
+    docs = []
+    for path in args.documents:
+        try:
+            docs.append(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise MixedGLMError(f"'{path}' is not a JSON results document: {err}") from err
+        except UnicodeDecodeError:
+            raise MixedGLMError(f"'{path}' is not a text (JSON) file") from None
+        if not isinstance(docs[-1], dict) or not isinstance(docs[-1].get("coef"), list):
+            raise MixedGLMError(
+                f"'{path}' is not a results document (no 'coef' list): write one with --json"
+            )
     names = args.names or [Path(p).stem for p in args.documents]
-    table = compare(docs, names, rename=rename, **_options(args, "star", "se", "t", "p", "stats"))
+    try:
+        table = compare(
+            docs, names, rename=rename, **_options(args, "star", "se", "t", "p", "stats")
+        )
+    except MixedGLMError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise MixedGLMError(
+            f"the documents {', '.join(args.documents)} are not complete results documents "
+            f"(an entry is missing or malformed: {type(err).__name__} {err})"
+        ) from None
     print(getattr(table, f"as_{args.format}")())
 
 
@@ -428,35 +463,47 @@ def _run_fe(args: argparse.Namespace) -> None:
     _emit(args, str(res.summary(notes=args.nolog)), res.to_dict(args.level))
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Options checked before any data are read: the level, the integration rule, the
+    output paths (that they can be written and do not overwrite the data)."""
+    if hasattr(args, "level"):
+        args.level = check_level(args.level, "--level")
+    if args.command == "fit":
+        integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
+    if args.command == "hybrid":
+        integration_rule(args.method, args.nagq)
+        check_percentage(args.percentage, "--percentage")
+    targets: dict[str, str] = {}
+    for option in ("json", "reffects", "plot"):
+        path = getattr(args, option, None)
+        if not path or (option == "json" and path == "-"):
+            continue
+        check_output_path(path, f"--{option}")
+        resolved = os.path.realpath(path)
+        inputs = [getattr(args, "data", None), *(getattr(args, "documents", None) or [])]
+        if any(i and os.path.realpath(str(i)) == resolved for i in inputs):
+            raise OptionError(f"--{option} '{path}' is an input file: it would be overwritten")
+        if resolved in targets:
+            raise OptionError(f"--{option} and --{targets[resolved]} name the same file '{path}'")
+        targets[resolved] = option
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
     args.stdout = sys.stdout
+    args.outputs = OutputSet()
     stdout_is_json = getattr(args, "json", None) == "-"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ConvergenceWarning)
-            with (
-                contextlib.redirect_stdout(sys.stderr)
-                if stdout_is_json
-                else contextlib.nullcontext()
-            ):
-                run(args)
-    except MixedGLMError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        sys.stderr.write(f"mixedglm: error: {first_line}\n")
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        sys.stderr.write(f"mixedglm: error: {err}\n")
-        return 2
-    except BrokenPipeError:
-        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return 0
+
+    def work() -> None:
+        _check_options(args)
+        with contextlib.redirect_stdout(sys.stderr) if stdout_is_json else contextlib.nullcontext():
+            run(args)
+
+    with one_line_warnings():
+        return run_reporting_errors(work)
 
 
 if __name__ == "__main__":

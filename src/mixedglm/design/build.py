@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.arrays import ClusterArrays
+from mixedglm.design.checks import check_matrix, check_values
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.columns import column_plan, readable_name
 from mixedglm.design.missing import dropped_note
@@ -152,8 +153,9 @@ def _check_text_columns(fixed: str, variables: list[str], data: pd.DataFrame) ->
         values = col.dropna()
         if len(values) and pd.to_numeric(values, errors="coerce").notna().mean() > 0.9:
             raise DataError(
-                f"variable '{name}' is text holding numbers: convert it to a number "
-                f"(pd.to_numeric) or write C({name}) to use it as categories"
+                f"variable '{name}' is text holding numbers: {non_numbers(col)}; make every "
+                f"entry a number or leave it empty (missing), or write C({name}) to use "
+                f"'{name}' as categories"
             )
 
 
@@ -181,7 +183,7 @@ def _response(data: pd.DataFrame, name: str) -> tuple[np.ndarray, str | None]:
     if col.dtype == bool:
         return col.to_numpy(dtype=float), None
     if _is_text(col):
-        raise DataError(f"outcome '{name}' is text; it must be numeric")
+        raise DataError(f"outcome '{name}' is text ({non_numbers(col)}); it must be numeric")
     return col.to_numpy(dtype=float), None
 
 
@@ -194,6 +196,20 @@ class _Rows:
 
     def __getitem__(self, name: str) -> pd.Series:
         return self.data[name].iloc[self.rows]
+
+
+def non_numbers(col: pd.Series) -> str:
+    """Words for the entries of a text column that are not numbers: how many, which, where."""
+    values = col.dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    if bad.empty:
+        return "every entry is a number written as text"
+    shown = ", ".join(repr(str(v)) for v in pd.unique(bad.astype(str))[:3])
+    first = bad.index[0]
+    return (
+        f"{len(bad)} {'entry is not a number' if len(bad) == 1 else 'entries are not numbers'} "
+        f"({shown}; first at row {first})"
+    )
 
 
 def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, list[str]]:
@@ -346,6 +362,7 @@ def build_design(
         _check_text_columns("", [v for v in random_vars if v in term.expr], data)
 
     rows, n_dropped, notes = _listwise(data, wanted)
+    check_values(_Rows(data, rows), wanted)
     in_order = not n_dropped  # rows are all rows in their order (until sorted by cluster)
 
     # clusters: sort once, stably
@@ -395,7 +412,9 @@ def build_design(
         formula, data, rows, family, in_order, collinear
     )
     notes += x_notes
+    check_matrix(X, x_names, "fixed part")
     Z, z_names, random_specs = _random_matrix(formula, data, rows, in_order)
+    check_matrix(Z, z_names, "random part")
     if len(set(z_names)) != len(z_names):
         raise FormulaError(
             "a column appears in more than one random-effect term of "

@@ -25,6 +25,7 @@ from formulaic import model_matrix
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
+from mixedglm.design.checks import conditional_separation_notes, separation_suspected
 from mixedglm.design.missing import dropped_note
 from mixedglm.design.weights import group_weight_vector
 from mixedglm.design.within import WithinDesign, prepare_within
@@ -42,6 +43,7 @@ from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
+from mixedglm.options import check_level, check_maxiter
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
 
@@ -207,6 +209,7 @@ def _fit(
     parse_vce(vce)
     if group_weights is not None and parse_vce(vce) is not None:
         raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
+    level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, allow_cbind=False)
@@ -286,6 +289,16 @@ def _fit(
     elapsed = time.perf_counter() - t0
     if log:
         log("")
+    kept_names = [stata_term_name(names[j]) for j in within.columns]
+    se = np.sqrt(np.abs(np.diag(cov))) if cov.size else np.zeros(0)
+    if separation_suspected(within.take_X(X), kept_names, beta, se):
+        found = conditional_separation_notes(
+            within.take_rows(y), within.take_X(X), within.starts, kept_names, kind
+        )
+        notes += found
+        if not quiet:
+            for note in found:
+                print(note)
     if not ok:
         notes.append(NOT_DEFINITE_NOTE)
     opt.warn_if_not_converged(stacklevel=3)

@@ -15,6 +15,12 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
+from mixedglm.design.checks import (
+    check_outcome_varies,
+    separation_notes,
+    separation_suspected,
+    univariate_separation_notes,
+)
 from mixedglm.design.weights import (
     WeightInfo,
     check_weights,
@@ -25,19 +31,21 @@ from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine, EngineFactory
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
-from mixedglm.engines.rules import LARGE_GRID, IntegrationRule, make_rule
+from mixedglm.engines.rules import LARGE_GRID, IntegrationRule
 from mixedglm.errors import FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.inference.robust import parse_vce
+from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
 from mixedglm.models.reml import fit_reml
 from mixedglm.models.vce import glmm_robust
 from mixedglm.models.weights import row_weights, weighted_engines
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
+from mixedglm.options import check_level, check_maxiter, integration_rule
 from mixedglm.results.glmm import GLMMResults
 
 
@@ -83,14 +91,14 @@ def _log_lines(log: Callable[[str], None] | None, *lines: str) -> None:
 
 def _start_values(
     engine: Engine, beta0: np.ndarray, scales: np.ndarray, structure: CovarianceStructure,
-    aux0: np.ndarray, log: Callable[[str], None] | None,
+    aux0: np.ndarray, log: Callable[[str], None] | None, theta_scale: float = 1.0,
 ) -> np.ndarray:  # fmt: skip
     """Pooled-GLM coefficients, then the best of a few scalings of the variance start.
 
     The scalings are compared by the Laplace approximation (``engine``: one point per
     cluster, a tenth of the cost of the quadrature, and it orders them the same way).
     """
-    theta0 = structure.start(scales)
+    theta0 = structure.start(scales) * theta_scale  # gaussian: on the outcome's scale
     best, best_ll = None, -np.inf
     _log_lines(log, "", "Refining starting values (Laplace):", "")
     for node, factor in enumerate((1.0, 0.5, 2.0, 0.25)):
@@ -197,7 +205,9 @@ def fit_glmm(
     p = len(design.x_names)
     scales = np.sqrt(np.mean(design.Z**2, axis=0))
     laplace = make_engine(rule.laplace())
-    start = _start_values(laplace, x_pooled[:p], scales, structure, x_pooled[p:], log)
+    aux0 = x_pooled[p:]
+    outcome_scale = float(np.exp(aux0[0])) if family.name == "gaussian" and aux0.size else 1.0
+    start = _start_values(laplace, x_pooled[:p], scales, structure, aux0, log, outcome_scale)
     x0, coarse = _coarse_fit(make_engine, rule, start, maxiter, log)
     engine = laplace if rule.is_laplace else make_engine(rule)
     warm_start = getattr(engine, "warm_start", None)
@@ -298,7 +308,8 @@ def glmm(
         dispersion), ``gamma`` (log), ``ordinal`` (logit, probit, cloglog; ``ologit`` and
         ``oprobit`` are synonyms).
     nagq
-        Quadrature points per random effect (7 as meglm); 1 is the Laplace approximation.
+        Quadrature points per random effect (default 7, as meglm; at most
+        :data:`~mixedglm.engines.rules.MAX_NAGQ`); 1 is the Laplace approximation.
     method
         ``mvaghermite`` (default: grid at each cluster's posterior mean and variance, as
         Stata), ``mcaghermite`` (at the mode and curvature, as lme4) or ``laplace``.
@@ -341,7 +352,8 @@ def glmm(
             f"reml=True is for linear (gaussian) models, not the {fam.name} family: REML "
             "has no GLMM counterpart in Stata or lme4"
         )
-    rule = make_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
+    rule = integration_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
+    level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
     if check_engine(engine, data):
         from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
@@ -392,8 +404,11 @@ def glmm(
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, cov)
+    trials_arr = design.trials if design.binomial_trials else None
+    check_outcome_varies(design.y, design.response, fam.name, trials_arr)
+    checks = univariate_separation_notes(design.y, design.X, design.x_names, fam.name)
     if not quiet:
-        for note in design.notes:
+        for note in (*design.notes, *checks):
             print(note)
     log = _printer(not nolog and not quiet)
     if reml:
@@ -424,4 +439,8 @@ def glmm(
     res = replace(res, data=rows)
     if pweight and parse_vce(vce) is None:
         vce = "robust"  # sampling weights imply robust standard errors, as Stata
-    return glmm_robust(res, vce, frame)
+    res = glmm_robust(res, vce, frame)
+    printed = () if quiet else (*design.notes, *checks)
+    if not checks and separation_suspected(design.X, design.x_names, res.params, res.bse):
+        checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
+    return with_notes(res, [*checks, *singular_notes(res)], printed)

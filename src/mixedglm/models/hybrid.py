@@ -11,11 +11,13 @@ import re
 from collections.abc import Sequence
 
 from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.design.checks import check_values
 from mixedglm.design.hybrid import HybridDecomposition, decompose
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.glmm import glmm
+from mixedglm.options import check_level, check_percentage, integration_rule
 from mixedglm.results.hybrid import HybridResults
 
 __all__ = ["hybrid", "parse_varlist"]
@@ -169,7 +171,11 @@ def hybrid(
     fam = get_family(family, link)  # unknown families and links fail before any work
     choice = parse_vce(vce)
     vce_var = choice[1] if choice is not None and choice[1] != cluster else None
+    integration_rule(method, nagq)  # so do impossible integration options
+    level, percentage = check_level(level), check_percentage(percentage)
     frame = apply_subset(load_data(data), subset)
+    named = [response, *covariates, *(use or []), *(c for c in (offset, exposure, trials) if c)]
+    check_values(frame, [c for c in dict.fromkeys(named) if c in frame.columns])
     dec = decompose(
         frame,
         response,
@@ -207,5 +213,9 @@ def hybrid(
         quiet=quiet,
         vce=vce,
     )
+    if not quiet:  # the notes of the fit itself (boundary, singular, separation)
+        for note in res.notes:
+            if note not in res.notes_printed:
+                print(note)
     command = stata_command(dec, covariates, use, str(family), link, randomslope)
     return HybridResults(res, dec, str(family).lower(), fam.link, tuple(slopes), command)

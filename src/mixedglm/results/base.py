@@ -12,6 +12,7 @@ import pandas as pd
 
 from mixedglm.inference import normal_ci, z_pvalues
 from mixedglm.inference.wald import WaldTest, wald_hypotheses
+from mixedglm.options import resolve_level
 
 
 class CoefficientResults:
@@ -58,7 +59,9 @@ class CoefficientResults:
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
         """Normal-theory confidence intervals of the coefficients."""
-        lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
+        lo, hi = normal_ci(
+            self.params.to_numpy(), self.bse.to_numpy(), resolve_level(level, self.level)
+        )
         return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
 
     def estimates(self, level: float | None = None, eform: bool = False) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from mixedglm.inference import TestResult, wald_test
 from mixedglm.inference.robust import VCEInfo
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
+from mixedglm.options import resolve_level
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.stata import _header_line, render_ic, render_table
 from mixedglm.report.table import CoefTable, HeaderLine, Row
@@ -151,7 +152,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
 
     def table(self, level: float | None = None, eform: bool = False) -> CoefTable:
         """The :class:`~mixedglm.report.table.CoefTable` of ``xtlogit, fe`` / ``xtpoisson, fe``."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         est = self.estimates(level, eform)
         values = {str(name): tuple(float(v) for v in row) for name, row in est.iterrows()}
         rows = coefficient_rows(list(self.all_names), values, dict(self.omitted), self.value_labels)
@@ -203,7 +204,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
         choice made when fitting. ``notes=False`` leaves out the notes (already printed
         before the iteration log).
         """
-        table = self.table(level or self.level, self._eform(eform, or_, irr))
+        table = self.table(resolve_level(level, self.level), self._eform(eform, or_, irr))
         return ConditionalSummary(table, show_notes=notes)
 
     def estat_ic(self) -> str:
