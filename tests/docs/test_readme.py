@@ -58,6 +58,7 @@ def _placeholders(papers: pd.DataFrame) -> dict:
 def test_code_blocks_run(page, tmp_path, monkeypatch):
     for name in FILES:
         shutil.copy(REFERENCE / "data" / name, tmp_path / name)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")  # the examples' tests/reference/data/...
     monkeypatch.chdir(tmp_path)
     small = _small_papers()
     monkeypatch.setitem(datasets._LOADERS, "papers", lambda: small.copy())
