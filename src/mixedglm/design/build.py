@@ -262,6 +262,7 @@ def _fixed_matrix(
     order += [j for j, n in enumerate(names) if n == "_cons"]  # Stata puts it last
     X = np.empty((rows.shape[0], len(names)))
     plan.fill(X, [source[j] for j in order])
+    check_matrix(X, [names[j] for j in order], "fixed part")  # before any arithmetic on it
     stored = np.argsort(order)  # column of X holding formula column j
     if collinear is not None:  # decided by the caller (over all partitions of the data)
         dropped = list(collinear(X[:, stored]))
@@ -412,7 +413,6 @@ def build_design(
         formula, data, rows, family, in_order, collinear
     )
     notes += x_notes
-    check_matrix(X, x_names, "fixed part")
     Z, z_names, random_specs = _random_matrix(formula, data, rows, in_order)
     check_matrix(Z, z_names, "random part")
     if len(set(z_names)) != len(z_names):

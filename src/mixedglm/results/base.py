@@ -41,8 +41,11 @@ class CoefficientResults:
 
     @cached_property
     def bse(self) -> pd.Series:
-        """Standard errors of the coefficients."""
-        return pd.Series(np.sqrt(np.diag(self.cov_params.to_numpy())), index=self.params.index)
+        """Standard errors of the coefficients (NaN where the covariance is not positive:
+        a Hessian that is not negative definite, noted in the results)."""
+        diag = np.diag(self.cov_params.to_numpy())
+        se = np.sqrt(np.where(diag >= 0, diag, np.nan))
+        return pd.Series(se, index=self.params.index)
 
     @cached_property
     def zvalues(self) -> pd.Series:
