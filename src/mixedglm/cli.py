@@ -379,7 +379,7 @@ def _write_plot(args: argparse.Namespace, make: Callable[[], object]) -> None:
         try:
             fig.savefig(image, format=fmt, dpi=120)  # type: ignore[attr-defined]
         except ValueError as err:  # unknown format
-            raise OptionError(f"--plot '{args.plot}': {err}") from None
+            raise OptionError(f"cannot write the plot '{args.plot}': {err}") from None
         args.outputs.add(args.plot, image.getvalue(), "--plot")
 
 

@@ -39,6 +39,12 @@ class PredictionError(DataError):
     a cluster id of another type, a conditional prediction without the grouping column."""
 
 
+class NotFiniteError(MixedGLMError, FloatingPointError):
+    """The log-likelihood cannot be evaluated (overflow) at the starting values: data on
+    extreme scales, or a model that does not suit the data. (Also a FloatingPointError, so
+    that the fitting stages can try another start.)"""
+
+
 class ConvergenceWarning(UserWarning):
     """The optimiser stopped before its convergence criterion was met."""
 
