@@ -1,11 +1,12 @@
-# The two commands of the README: `make demo` and `make test`. Both create .venv when it
+# The two commands of the README: `make demo` and `make test` (ruff, mypy, the docs site,
+# the tests); `make docs` builds the documentation site alone. Both create .venv when it
 # is missing and install the package (with the dev extras) into it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint typecheck docs format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m mixedglm.demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -28,6 +29,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# the documentation site (docs/ and the API reference from the docstrings) into site/;
+# --strict turns every warning (a broken link, a bad docstring reference) into an error
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
@@ -36,4 +45,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache

@@ -9,9 +9,11 @@ from mixedglm import compile_cache  # noqa: F401
 from mixedglm.data import load_data
 from mixedglm.errors import ConvergenceWarning, DataError, FormulaError, MixedGLMError
 from mixedglm.families import get_family
+from mixedglm.inference.lrtest import lrtest
 from mixedglm.models.conditional import clogit, xtpoisson_fe
 from mixedglm.models.glmm import glmm
 from mixedglm.models.hybrid import hybrid
+from mixedglm.plot import plot_compare
 from mixedglm.report.compare import compare
 
 __version__ = "0.1.0"
@@ -28,5 +30,7 @@ __all__ = [
     "glmm",
     "hybrid",
     "load_data",
+    "lrtest",
+    "plot_compare",
     "xtpoisson_fe",
 ]

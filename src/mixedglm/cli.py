@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import io
 import json
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mixedglm.errors import ConvergenceWarning, MixedGLMError
+from mixedglm.cli_errors import one_line_warnings, run_reporting_errors
+from mixedglm.errors import MixedGLMError, OptionError
+from mixedglm.io_safety import OutputSet, check_output_path
+from mixedglm.options import check_level, check_percentage, integration_rule
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -111,52 +115,164 @@ def build_parser() -> argparse.ArgumentParser:
         default="me",
         help="table layout: me (melogit, default) or xt (xtlogit)",
     )
+    eform = fit.add_mutually_exclusive_group()
+    eform.add_argument(
+        "--or", dest="eform", action="store_const", const="or", help="odds ratios (logit links)"
+    )
+    eform.add_argument(
+        "--irr",
+        dest="eform",
+        action="store_const",
+        const="irr",
+        help="incidence-rate ratios (Poisson, nbinomial)",
+    )
+    eform.add_argument(
+        "--eform",
+        dest="eform",
+        action="store_const",
+        const="eform",
+        help="exponentiated coefficients exp(b)",
+    )
+    _add_vce(fit)
+    fit.add_argument("--reml", action="store_true", help="REML (gaussian models; lmer's default)")
+    fit.add_argument("--fweight", metavar="VAR", help="level-1 frequency weights")
+    fit.add_argument("--pweight", metavar="VAR", help="level-1 sampling weights")
+    _add_group_weight(fit)
+    fit.add_argument(
+        "--margins",
+        metavar="SPEC",
+        action="append",
+        help='margins after the fit, e.g. "dydx(x1 x2)", "at(x1=0) over(g)", '
+        '"predict(mu fixedonly)" (repeatable)',
+    )
     fit.add_argument(
         "--reffects",
         metavar="PATH",
         help="write predicted random effects (posterior means and SDs) as CSV; with several "
         "grouping factors one long file with a column 'factor'",
     )
+    _add_plot_option(fit, "a caterpillar plot of the predicted random effects")
+    _add_dask(fit)
     fit.set_defaults(run=_run_fit)
     _add_hybrid_commands(sub)
     _add_fe_commands(sub)
+    lrt = sub.add_parser("lrtest", help="likelihood-ratio test of two nested fits (lrtest)")
+    lrt.add_argument("restricted", metavar="A.json", help="one model's --json document")
+    lrt.add_argument("full", metavar="B.json", help="the other model's --json document")
+    lrt.set_defaults(run=_run_lrtest)
     return parser
 
 
+def _run_lrtest(args: argparse.Namespace) -> None:
+    from mixedglm.inference.lrtest import lrtest
+
+    names = (Path(args.restricted).stem, Path(args.full).stem)
+    print(lrtest(args.restricted, args.full, names=names))
+
+
+def _add_dask(p: argparse.ArgumentParser) -> None:
+    """``--dask``, ``--scheduler``, ``--workers``: fit on a Dask cluster (docs/scale.md)."""
+    p.add_argument(
+        "--dask",
+        action="store_true",
+        help="fit on Dask (DATA may be a directory or glob of Parquet files)",
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (implies --dask)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the LocalCluster started without --scheduler (default 2)",
+    )
+
+
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
-    """Print the table (to stderr when the JSON goes to stdout) and write the JSON."""
+    """Write the output files (all or none), then print the table (to stderr when the JSON
+    goes to stdout) and the JSON to stdout if asked."""
+    payload = json.dumps(document, indent=2) + "\n"
+    if args.json and args.json != "-":
+        args.outputs.add(args.json, payload, "--json")
+    args.outputs.commit()
     out = sys.stderr if args.json == "-" else sys.stdout
     print(text, file=out)
-    if args.json:
-        payload = json.dumps(document, indent=2)
-        if args.json == "-":
-            args.stdout.write(payload + "\n")
-        else:
-            Path(args.json).write_text(payload + "\n")
+    if args.json == "-":
+        args.stdout.write(payload)
+
+
+def _printed_notes_removed(summary, printed: tuple[str, ...]):
+    """The summary without the notes the fit already printed (each note shows once)."""
+    table = summary.table
+    kept = tuple(n for n in table.notes_before if n not in printed)
+    summary.table = dataclasses.replace(table, notes_before=kept)
+    return summary
 
 
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
     from mixedglm.results.multilevel import MultilevelResults
 
-    if args.laplace and args.method not in (None, "laplace"):
-        raise MixedGLMError(f"--laplace conflicts with --method {args.method}: give one of them")
+    rule = integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
     res = glmm(
         args.formula,
         args.data,
-        nagq=args.nagq,
-        method="laplace" if args.laplace else args.method,
+        nagq=rule.nagq,
+        method=rule.method,
+        curvature=rule.curvature,
         **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
-        **_options(args, "dispersion", "curvature", "level", "nolog"),
+        **_options(args, "dispersion", "level", "nolog"),
+        **_options(args, "vce", "reml", "fweight", "pweight"),
+        group_weights=_group_weights(args.group_weight),
+        engine="dask" if args.dask or args.scheduler else "memory",
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
     if isinstance(res, MultilevelResults):  # several grouping factors
         if args.reffects:  # one long file: a column 'factor', one row per level
-            res.random_effects_long().to_csv(args.reffects, index=False)
+            csv = res.random_effects_long().to_csv(index=False)
+            args.outputs.add(args.reffects, csv, "--reffects")
         _emit(args, str(res.summary(level=args.level)), res.to_dict(args.level))
         return
     if args.reffects:
-        res.random_effects().to_csv(args.reffects)
-    _emit(args, str(res.summary(style=args.style, level=args.level)), res.to_dict(args.level))
+        effects = res.random_effects()
+        effects = effects.compute() if hasattr(effects, "compute") else effects
+        args.outputs.add(args.reffects, effects.to_csv(), "--reffects")
+    _write_plot(args, res.plot_random_effects)
+    summary = res.summary(style=args.style, level=args.level, eform=args.eform or False)
+    text = str(_printed_notes_removed(summary, res.notes_printed))
+    for spec in args.margins or []:
+        from mixedglm.report.margins import parse_margins_spec, render_margins
+
+        frame = res.margins(**parse_margins_spec(spec), level=args.level)
+        text += "\n\n" + render_margins(frame, args.level)
+    _emit(args, text, res.to_dict(args.level))
+
+
+def _add_group_weight(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--group-weight",
+        metavar="GROUP=VAR",
+        action="append",
+        default=[],
+        help="frequency weights of the clusters of GROUP (constant within them); repeatable",
+    )
+
+
+def _group_weights(items: list[str]) -> dict[str, str] | None:
+    out = {}
+    for item in items:
+        group, sep, var = item.partition("=")
+        if not sep or not group or not var:
+            raise MixedGLMError(f"--group-weight takes GROUP=VAR, not '{item}'")
+        out[group] = var
+    return out or None
+
+
+def _add_vce(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vce",
+        metavar="TYPE",
+        help='standard errors: oim (default), robust, or "cluster VAR" (sandwich)',
+    )
 
 
 def _add_hybrid_commands(sub) -> None:
@@ -187,6 +303,8 @@ def _add_hybrid_commands(sub) -> None:
     hyb.add_argument("--full", action="store_true", help="full mixed-model output")
     _add_variables(hyb, "offset", "exposure", "trials")
     hyb.add_argument("--iterations", action="store_true", help="show the iteration log")
+    _add_plot_option(hyb, "the within and between effects with their intervals")
+    _add_vce(hyb)
     _add_compact_options(hyb, DEFAULT_STATS, STAT_NAMES)
     hyb.set_defaults(run=_run_hybrid)
 
@@ -235,28 +353,69 @@ def _run_hybrid(args: argparse.Namespace) -> None:
         **_options(args, "cluster", "use", "family", "link", "cre", "nonlinearities"),
         **_options(args, "randomslope", "cov", "percentage", "nagq", "method", "subset"),
         **_options(args, "offset", "exposure", "trials", "level", "iterations"),
+        vce=args.vce,
     )
     table = _options(args, "star", "se", "t", "p", "stats", "full", "test")
-    _emit(args, res.table(**table), res.to_dict(args.level))
+    text = res.table(**table)
+    _write_plot(args, res.plot)
+    _emit(args, text, res.to_dict(args.level))
+
+
+def _add_plot_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help=f"save {what} to PATH (.png, .pdf, .svg; needs matplotlib)",
+    )
+
+
+def _write_plot(args: argparse.Namespace, make: Callable[[], object]) -> None:
+    """Render the model's plot for ``--plot PATH`` (if given); it is written with the other
+    outputs, all or none."""
+    if getattr(args, "plot", None):
+        fig = make()
+        image = io.BytesIO()
+        fmt = Path(args.plot).suffix.lstrip(".").lower() or "png"
+        try:
+            fig.savefig(image, format=fmt, dpi=120)  # type: ignore[attr-defined]
+        except ValueError as err:  # unknown format
+            raise OptionError(f"cannot write the plot '{args.plot}': {err}") from None
+        args.outputs.add(args.plot, image.getvalue(), "--plot")
 
 
 def _run_compare(args: argparse.Namespace) -> None:
     from mixedglm.report.compare import compare
 
-    docs = []
-    for path in args.documents:
-        try:
-            docs.append(json.loads(Path(path).read_text()))
-        except json.JSONDecodeError as err:
-            raise MixedGLMError(f"'{path}' is not a JSON results document: {err}") from err
     rename = {}
     for item in args.rename:
         old, sep, new = item.partition("=")
         if not sep or not old or not new:
             raise MixedGLMError(f"--rename takes OLD=NEW pairs, not '{item}'")
         rename[old] = new
+    docs = []
+    for path in args.documents:
+        try:
+            docs.append(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise MixedGLMError(f"'{path}' is not a JSON results document: {err}") from err
+        except UnicodeDecodeError:
+            raise MixedGLMError(f"'{path}' is not a text (JSON) file") from None
+        if not isinstance(docs[-1], dict) or not isinstance(docs[-1].get("coef"), list):
+            raise MixedGLMError(
+                f"'{path}' is not a results document (no 'coef' list): write one with --json"
+            )
     names = args.names or [Path(p).stem for p in args.documents]
-    table = compare(docs, names, rename=rename, **_options(args, "star", "se", "t", "p", "stats"))
+    try:
+        table = compare(
+            docs, names, rename=rename, **_options(args, "star", "se", "t", "p", "stats")
+        )
+    except MixedGLMError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise MixedGLMError(
+            f"the documents {', '.join(args.documents)} are not complete results documents "
+            f"(an entry is missing or malformed: {type(err).__name__} {err})"
+        ) from None
     print(getattr(table, f"as_{args.format}")())
 
 
@@ -268,6 +427,12 @@ def _add_fe_commands(sub) -> None:
         _add_common(p)
         p.add_argument("--group", help="group variable whose effects are conditioned away")
         _add_variables(p, "offset")
+        _add_vce(p)
+        p.add_argument(
+            "--group-weight",
+            metavar="VAR",
+            help="frequency weights of the groups (constant within)",
+        )
         p.set_defaults(run=_run_fe)
     logit.add_argument("--or", dest="eform", action="store_true", help="report odds ratios")
     _add_variables(pois, "exposure")
@@ -279,7 +444,16 @@ def _run_fe(args: argparse.Namespace) -> None:
 
     # Stata prints the notes even with nolog: with the log they come before it (printed by
     # the fit), without it they head the table.
-    kwargs = dict(subset=args.subset, offset=args.offset, level=args.level, quiet=args.nolog)
+    kwargs = dict(
+        subset=args.subset,
+        offset=args.offset,
+        level=args.level,
+        quiet=args.nolog,
+        vce=args.vce,
+        group_weights=args.group_weight.partition("=")[2] or args.group_weight
+        if args.group_weight
+        else None,
+    )
     if args.command == "clogit":
         res = clogit(args.formula, args.data, args.group, or_=args.eform, **kwargs)
     else:
@@ -289,35 +463,47 @@ def _run_fe(args: argparse.Namespace) -> None:
     _emit(args, str(res.summary(notes=args.nolog)), res.to_dict(args.level))
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Options checked before any data are read: the level, the integration rule, the
+    output paths (that they can be written and do not overwrite the data)."""
+    if hasattr(args, "level"):
+        args.level = check_level(args.level, "--level")
+    if args.command == "fit":
+        integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
+    if args.command == "hybrid":
+        integration_rule(args.method, args.nagq)
+        check_percentage(args.percentage, "--percentage")
+    targets: dict[str, str] = {}
+    for option in ("json", "reffects", "plot"):
+        path = getattr(args, option, None)
+        if not path or (option == "json" and path == "-"):
+            continue
+        check_output_path(path, f"--{option}")
+        resolved = os.path.realpath(path)
+        inputs = [getattr(args, "data", None), *(getattr(args, "documents", None) or [])]
+        if any(i and os.path.realpath(str(i)) == resolved for i in inputs):
+            raise OptionError(f"--{option} '{path}' is an input file: it would be overwritten")
+        if resolved in targets:
+            raise OptionError(f"--{option} and --{targets[resolved]} name the same file '{path}'")
+        targets[resolved] = option
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
     args.stdout = sys.stdout
+    args.outputs = OutputSet()
     stdout_is_json = getattr(args, "json", None) == "-"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ConvergenceWarning)
-            with (
-                contextlib.redirect_stdout(sys.stderr)
-                if stdout_is_json
-                else contextlib.nullcontext()
-            ):
-                run(args)
-    except MixedGLMError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        sys.stderr.write(f"mixedglm: error: {first_line}\n")
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        sys.stderr.write(f"mixedglm: error: {err}\n")
-        return 2
-    except BrokenPipeError:
-        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return 0
+
+    def work() -> None:
+        _check_options(args)
+        with contextlib.redirect_stdout(sys.stderr) if stdout_is_json else contextlib.nullcontext():
+            run(args)
+
+    with one_line_warnings():
+        return run_reporting_errors(work)
 
 
 if __name__ == "__main__":

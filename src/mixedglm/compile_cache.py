@@ -105,7 +105,8 @@ def install() -> Path:
         if root.name.startswith("numba-"):
             _remove_stale(root)
         _PackageLocator.root = root
-    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in numba 0.61
+    # _CacheImpl was renamed CacheImpl in numba 0.61
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # type: ignore[attr-defined]
     classes = impl._locator_classes
     if _PackageLocator not in classes:
         classes.insert(0, _PackageLocator)

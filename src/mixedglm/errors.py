@@ -20,6 +20,31 @@ class FormulaError(MixedGLMError):
     """The model formula does not parse or names something unsupported."""
 
 
+class OptionError(MixedGLMError):
+    """An option has an impossible value or conflicts with another option (named in the
+    message, with the values allowed)."""
+
+
+class FileError(DataError):
+    """A data file or an output path cannot be used: missing, a directory, unreadable, a name
+    too long, no rows, or written with another separator."""
+
+
+class SubsetError(DataError):
+    """The ``if``/``subset`` condition does not evaluate (the message shows the syntax)."""
+
+
+class PredictionError(DataError):
+    """New data cannot be predicted as asked: a factor level or a column the fit never saw,
+    a cluster id of another type, a conditional prediction without the grouping column."""
+
+
+class NotFiniteError(MixedGLMError, FloatingPointError):
+    """The log-likelihood cannot be evaluated (overflow) at the starting values: data on
+    extreme scales, or a model that does not suit the data. (Also a FloatingPointError, so
+    that the fitting stages can try another start.)"""
+
+
 class ConvergenceWarning(UserWarning):
     """The optimiser stopped before its convergence criterion was met."""
 

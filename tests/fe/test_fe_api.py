@@ -162,7 +162,7 @@ def test_seed_analysis_on_papers_with_factor_and_plain_covariates():
     assert text[-4:] == [
         "              |",
         "socialscience |",
-        "           1  |          0  (omitted)",
+        "         Yes  |          0  (omitted)",  # the value label, as the seed
         "-" * 79,
     ]
     assert "       female |          0  (omitted)" in str(plain.summary())

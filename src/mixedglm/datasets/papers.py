@@ -20,9 +20,9 @@ npages          number of pages, 5 to 60
 nrefs           number of references, 0 to 200
 jifperc         journal impact-factor percentile, 0 to 100, two decimals (float)
 careerstage     years since the author's first paper, 0 to 45, non-decreasing within author
-female          author is female (constant within author)
-usa             author works in the USA (constant within author)
-socialscience   author is a social scientist (constant within author)
+female          author is female (constant within author); labels 0 Male, 1 Female
+usa             author works in the USA (constant within author); labels 0 No, 1 Yes
+socialscience   author is a social scientist (constant within author); labels 0 No, 1 Yes
 sample10        author belongs to the 10% sample used for the random-slope model
 ==============  ===========================================================================
 
@@ -91,6 +91,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from mixedglm.labels import set_value_labels
+
 __all__ = ["COLUMNS", "DEFAULT_SEED", "load_papers", "simulate_papers", "write_papers"]
 
 DEFAULT_SEED = 6
@@ -114,6 +116,13 @@ COLUMNS = (
 )
 COVARIATES = ("nauthors", "npages", "nrefs", "jifperc", "careerstage")
 AUTHOR_COLUMNS = ("female", "usa", "socialscience")
+#: Stata-style value labels of the 0/1 author traits (see :mod:`mixedglm.labels`): tables
+#: print ``i.female`` levels as ``Female``, as the seed's output does.
+VALUE_LABELS = {
+    "female": {0: "Male", 1: "Female"},
+    "usa": {0: "No", 1: "Yes"},
+    "socialscience": {0: "No", 1: "Yes"},
+}
 
 # --- shape (exact, from the paper's output) -------------------------------------------------
 N_PAPERS = 374_334  # papers (rows)
@@ -401,13 +410,15 @@ def write_papers(path: str | Path | IO[bytes], df: pd.DataFrame | None = None) -
     """Write ``df`` (default: ``simulate_papers()``) as a compressed ``.npz`` file."""
     if df is None:
         df = simulate_papers()
-    np.savez_compressed(path, **_to_arrays(df))
+    np.savez_compressed(path, **_to_arrays(df))  # type: ignore[arg-type]
 
 
 def load_papers(path: str | Path | IO[bytes] | None = None) -> pd.DataFrame:
     """Read a file written by :func:`write_papers` (default: the shipped one)."""
     with np.load(_DATA_FILE if path is None else path, allow_pickle=False) as f:
-        return _from_arrays({k: f[k] for k in f.files})
+        df = _from_arrays({k: f[k] for k in f.files})
+    set_value_labels(df, VALUE_LABELS)
+    return df
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic.errors import FormulaicError
 
 from mixedglm.design.arrays import ClusterArrays
+from mixedglm.design.checks import check_matrix, check_values
 from mixedglm.design.collinear import find_collinear_gram
-from mixedglm.design.columns import column_plan, parsed_formula, readable_name
+from mixedglm.design.columns import column_plan, readable_name
 from mixedglm.design.missing import dropped_note
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula, RandomTerm
+from mixedglm.formula.idioms import formula_variables
+from mixedglm.labels import value_labels
 
 __all__ = ["GroupInfo", "ModelDesign", "build_design", "readable_name"]
 
@@ -96,6 +99,7 @@ class ModelDesign:
     random_specs: tuple = field(default=(), repr=False)
     binomial_trials: bool = False
     categories: tuple = ()  # an ordinal outcome's categories, coded 0.. in y
+    value_labels: Mapping = field(default_factory=dict)  # see mixedglm.labels
 
     @property
     def n_obs(self) -> int:
@@ -129,22 +133,9 @@ def _require_columns(names: list[str], data: pd.DataFrame, where: dict[str, str]
 
 
 def _formula_variables(expr: str, data: pd.DataFrame, what: str) -> list[str]:
-    """Variables a formulaic expression needs, checked against the data."""
-    try:
-        required = parsed_formula(expr).required_variables
-    except FormulaicError as err:
-        raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
-    names = sorted(str(v) for v in required)
-    out = []
-    for name in names:
-        if name in data.columns:
-            out.append(name)
-        elif name not in _KNOWN_NAMESPACES:
-            raise DataError(
-                f"variable '{name}' not found in the data ({what} '{expr}')"
-                + _suggest(name, [str(c) for c in data.columns])
-            )
-    return out
+    """Variables a formulaic expression needs, checked against the data (including those
+    inside stateful transforms such as ``scale(x)``; see :mod:`mixedglm.formula.idioms`)."""
+    return formula_variables(expr, data, what)
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -162,8 +153,9 @@ def _check_text_columns(fixed: str, variables: list[str], data: pd.DataFrame) ->
         values = col.dropna()
         if len(values) and pd.to_numeric(values, errors="coerce").notna().mean() > 0.9:
             raise DataError(
-                f"variable '{name}' is text holding numbers: convert it to a number "
-                f"(pd.to_numeric) or write C({name}) to use it as categories"
+                f"variable '{name}' is text holding numbers: {non_numbers(col)}; make every "
+                f"entry a number or leave it empty (missing), or write C({name}) to use "
+                f"'{name}' as categories"
             )
 
 
@@ -191,7 +183,7 @@ def _response(data: pd.DataFrame, name: str) -> tuple[np.ndarray, str | None]:
     if col.dtype == bool:
         return col.to_numpy(dtype=float), None
     if _is_text(col):
-        raise DataError(f"outcome '{name}' is text; it must be numeric")
+        raise DataError(f"outcome '{name}' is text ({non_numbers(col)}); it must be numeric")
     return col.to_numpy(dtype=float), None
 
 
@@ -204,6 +196,20 @@ class _Rows:
 
     def __getitem__(self, name: str) -> pd.Series:
         return self.data[name].iloc[self.rows]
+
+
+def non_numbers(col: pd.Series) -> str:
+    """Words for the entries of a text column that are not numbers: how many, which, where."""
+    values = col.dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    if bad.empty:
+        return "every entry is a number written as text"
+    shown = ", ".join(repr(str(v)) for v in pd.unique(bad.astype(str))[:3])
+    first = bad.index[0]
+    return (
+        f"{len(bad)} {'entry is not a number' if len(bad) == 1 else 'entries are not numbers'} "
+        f"({shown}; first at row {first})"
+    )
 
 
 def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, list[str]]:
@@ -231,7 +237,12 @@ def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, l
 
 
 def _fixed_matrix(
-    formula: ParsedFormula, data: pd.DataFrame, rows: np.ndarray, family: Family, in_order: bool
+    formula: ParsedFormula,
+    data: pd.DataFrame,
+    rows: np.ndarray,
+    family: Family,
+    in_order: bool,
+    collinear: Callable[[np.ndarray], list[int]] | None = None,
 ) -> tuple[np.ndarray, list[str], list[str], list[tuple[str, str]], list[str], object]:
     """The fixed-effects matrix, constant last and collinear columns omitted.
 
@@ -251,9 +262,13 @@ def _fixed_matrix(
     order += [j for j, n in enumerate(names) if n == "_cons"]  # Stata puts it last
     X = np.empty((rows.shape[0], len(names)))
     plan.fill(X, [source[j] for j in order])
+    check_matrix(X, [names[j] for j in order], "fixed part")  # before any arithmetic on it
     stored = np.argsort(order)  # column of X holding formula column j
-    gram = X.T @ X
-    dropped = find_collinear_gram(gram[np.ix_(stored, stored)])
+    if collinear is not None:  # decided by the caller (over all partitions of the data)
+        dropped = list(collinear(X[:, stored]))
+    else:
+        gram = X.T @ X
+        dropped = find_collinear_gram(gram[np.ix_(stored, stored)])
     notes = [f"note: {names[j]} omitted because of collinearity" for j in dropped]
     omitted = [(names[j], "collinearity") for j in dropped]
     all_x_names = [names[j] for j in order]
@@ -294,8 +309,17 @@ def build_design(
     exposure: str | None = None,
     trials: str | None = None,
     require_group: bool = True,
+    collinear: Callable[[np.ndarray], list[int]] | None = None,
+    whole: bool = True,
+    outcome_categories: tuple | None = None,
 ) -> ModelDesign:
-    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified)."""
+    """Build the :class:`ModelDesign` of ``formula`` on ``data`` (never modified).
+
+    For one partition of a larger data set (:mod:`mixedglm.scale`): ``collinear`` decides
+    which columns to omit (the caller decides globally), ``whole=False`` skips the checks
+    that need every cluster (two groups at least, slopes varying within some group) and
+    ``outcome_categories`` codes an ordinal outcome by the categories of all the data.
+    """
     if formula.response in data.columns:
         response_vars = [formula.response]
     else:
@@ -339,6 +363,7 @@ def build_design(
         _check_text_columns("", [v for v in random_vars if v in term.expr], data)
 
     rows, n_dropped, notes = _listwise(data, wanted)
+    check_values(_Rows(data, rows), wanted)
     in_order = not n_dropped  # rows are all rows in their order (until sorted by cluster)
 
     # clusters: sort once, stably
@@ -354,7 +379,7 @@ def build_design(
             rows = rows[order]
             codes = codes[order]
         sizes = np.bincount(codes)
-        if sizes.shape[0] < 2:
+        if sizes.shape[0] < 2 and whole:
             raise DataError(
                 f"grouping variable '{gname}' has a single group in the estimation sample: a "
                 "random-effects model needs at least two groups"
@@ -369,7 +394,10 @@ def build_design(
     n_obs = rows.shape[0]
 
     categories: tuple = ()
-    if family.is_ordinal:
+    if family.is_ordinal and outcome_categories is not None:
+        categories = tuple(outcome_categories)
+        y = pd.Index(categories).get_indexer(frame[formula.response]).astype(float)
+    elif family.is_ordinal:
         y, categories, outcome_notes = ordinal_outcome(frame[formula.response], formula.response)
         notes += outcome_notes
     else:
@@ -382,17 +410,18 @@ def build_design(
     family.check_outcome(y, n_trials, formula.response)
 
     X, x_names, all_x_names, omitted, x_notes, fixed_spec = _fixed_matrix(
-        formula, data, rows, family, in_order
+        formula, data, rows, family, in_order, collinear
     )
     notes += x_notes
     Z, z_names, random_specs = _random_matrix(formula, data, rows, in_order)
+    check_matrix(Z, z_names, "random part")
     if len(set(z_names)) != len(z_names):
         raise FormulaError(
             "a column appears in more than one random-effect term of "
             f"'{groups[0]}': {', '.join(sorted({n for n in z_names if z_names.count(n) > 1}))}"
         )
     for j, name in enumerate(z_names):
-        if name == "_cons":
+        if name == "_cons" or not whole:
             continue
         col = Z[:, j]
         sums = np.add.reduceat(col, starts[:-1])
@@ -440,4 +469,5 @@ def build_design(
         random_specs=tuple(random_specs),
         binomial_trials=trials is not None,
         categories=categories,
+        value_labels=value_labels(data, wanted),
     )

@@ -29,6 +29,7 @@ from formulaic.transforms.contrasts import TreatmentContrasts
 from formulaic.utils.sentinels import UNSET
 
 from mixedglm.errors import FormulaError
+from mixedglm.formula.idioms import formula_variables
 
 _LEVEL = re.compile(r"\[T\.(.*)\]")
 _CALL_C = re.compile(r"^C\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
@@ -218,11 +219,7 @@ def column_plan(
     ``rows`` are positions in ``data`` (complete cases, in the model's row order);
     ``in_order`` says whether they are all rows in their order (None: find out).
     """
-    try:
-        variables = sorted(str(v) for v in parsed_formula(expr).required_variables)
-    except FormulaicError as err:
-        raise FormulaError(f"cannot parse the {what} '{expr}': {err}") from err
-    variables = [v for v in variables if v in data.columns]
+    variables = formula_variables(expr, data, what)  # also those inside scale(x), poly(x, 2)
     # the estimation rows are often all rows in their order: then no take is needed
     if in_order is None:
         in_order = rows.shape[0] == len(data) and bool(np.all(np.diff(rows) == 1))

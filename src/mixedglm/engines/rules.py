@@ -76,9 +76,10 @@ def _as_count(value: object, name: str) -> int:
             raise MixedGLMError(f"{name} must be a positive integer, not {value!r}") from None
     if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
         raise MixedGLMError(f"{name} must be a positive integer, not {value!r}")
-    if float(value) != int(value) or int(value) < 1:
+    number = float(value)
+    if number != int(number) or int(number) < 1:
         raise MixedGLMError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
+    return int(number)
 
 
 def make_rule(

@@ -200,8 +200,9 @@ def log_scale_rows(label: str, word: str, est: float, var: float, level: float) 
     crit = normal_crit(level)
     se = math.sqrt(var) if var >= 0 else math.nan
     lo, hi = est - crit * se, est + crit * se
-    value = math.exp(est)
-    return [(label, est, se, lo, hi), (word, value, value * se, math.exp(lo), math.exp(hi))]
+    value = math.exp(min(est, 709.0))
+    ends = [math.exp(e) if -708.0 < e < 708.0 else math.nan for e in (lo, hi)]
+    return [(label, est, se, lo, hi), (word, value, value * se, *ends)]
 
 
 def plain_row(label: str, est: float, var: float, level: float) -> Row:

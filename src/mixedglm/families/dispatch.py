@@ -75,12 +75,22 @@ class KernelSet:
             path = getattr(module, "__file__", None)
             if path:
                 files.add(path)
-            else:  # no file (an interactive definition): hash the function's own source
-                digest.update(inspect.getsource(getattr(fn, "py_func", fn)).encode())
+            else:  # no file (an interactive definition): hash the function itself
+                digest.update(_function_fingerprint(getattr(fn, "py_func", fn)))
         for path in sorted(files):
             with open(path, "rb") as handle:
                 digest.update(handle.read())
         return digest.hexdigest()[:12]
+
+
+def _function_fingerprint(fn: object) -> bytes:
+    """The source of ``fn``, or (code typed into ``exec`` or a notebook cell without a
+    file) its bytecode, constants and names: what identifies its compiled code."""
+    try:
+        return inspect.getsource(fn).encode()  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        code = fn.__code__  # type: ignore[attr-defined]
+        return code.co_code + repr((code.co_consts, code.co_names)).encode()
 
 
 _REGISTRY: dict[str, KernelSet] = {}

@@ -45,12 +45,26 @@ def _crit(level: float) -> float:
     return float(stats.norm.ppf(0.5 + level / 200.0))
 
 
+def exp_or_inf(x: float) -> float:
+    """``exp(x)`` that gives ``inf`` instead of raising ``OverflowError`` (intervals of
+    components near a boundary have enormous log-scale half-widths)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def log_scale_ci(value: float, se: float, crit: float) -> tuple[float, float]:
-    """Interval symmetric in log(value) (Stata's for variances and SDs)."""
-    if not value > 0 or not math.isfinite(se):
+    """Interval symmetric in log(value) (Stata's for variances and SDs).
+
+    None (NaN, NaN) at or near the boundary, where the interval would reach below the
+    smallest or above the largest double: a variance of 1e-10 with an SE of 1e-3 has no
+    interval that means anything.
+    """
+    if not value > 0 or not math.isfinite(se) or not math.isfinite(value):
         return math.nan, math.nan
     half = crit * se / value
-    return value * math.exp(-half), value * math.exp(half)
+    centre = math.log(value)
+    if not math.isfinite(half) or centre - half < -708.0 or centre + half > 708.0:
+        return math.nan, math.nan
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def atanh_ci(value: float, se: float, crit: float) -> tuple[float, float]:
@@ -58,6 +72,8 @@ def atanh_ci(value: float, se: float, crit: float) -> tuple[float, float]:
     if not -1 < value < 1 or not math.isfinite(se):
         return math.nan, math.nan
     half = crit * se / (1 - value**2)
+    if not math.isfinite(half):
+        return math.nan, math.nan
     return math.tanh(math.atanh(value) - half), math.tanh(math.atanh(value) + half)
 
 
@@ -104,6 +120,8 @@ def _value_and_gradient(
         if sd_a > 0:
             return sd_a, jac[:, a, a] / (2 * sd_a)
         return sd_a, np.full(jac.shape[0], np.nan)
+    if sd_a * sd_b == 0:  # a zero variance: the correlation is not defined
+        return math.nan, np.full(jac.shape[0], np.nan)
     value = float(sigma[a, b] / (sd_a * sd_b))
     grad = jac[:, a, b] / (sd_a * sd_b) - 0.5 * value * (
         jac[:, a, a] / sigma[a, a] + jac[:, b, b] / sigma[b, b]
@@ -137,7 +155,7 @@ def component_rows(
     rows = []
     for label, kind, a, b in component_labels(structure, scale):
         value, grad = _value_and_gradient(kind, sigma, jac, a, b)
-        var = float(grad @ cov_theta @ grad)
+        var = float(grad @ cov_theta @ grad) if np.all(np.isfinite(grad)) else math.nan
         se = math.sqrt(var) if var >= 0 else math.nan
         rows.append(VarCompRow(group, label, value, se, *_interval(kind, value, se, crit), kind))
     return rows

@@ -17,6 +17,7 @@ import difflib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,15 +25,25 @@ from formulaic import model_matrix
 
 from mixedglm.data import DataSource, apply_subset, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
+from mixedglm.design.checks import conditional_separation_notes, separation_suspected
 from mixedglm.design.missing import dropped_note
+from mixedglm.design.weights import group_weight_vector
 from mixedglm.design.within import WithinDesign, prepare_within
 from mixedglm.engines.conditional import clogit_evaluate, cpoisson_evaluate
+from mixedglm.engines.conditional_contrib import (
+    conditional_contributions,
+    weighted_conditional_objective,
+)
 from mixedglm.errors import DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.formula.idioms import apply_idioms
 from mixedglm.formula.parse import _split_top_level
 from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
+from mixedglm.inference.robust import parse_vce
+from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
+from mixedglm.options import check_level, check_maxiter
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
 
@@ -145,6 +156,7 @@ def fit_conditional(
     *,
     maxiter: int = 100,
     log: Callable[[str], None] | None = None,
+    group_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Evaluation, OptSummary, float, np.ndarray, bool]:
     """Maximise the conditional likelihood on prepared arrays (rows sorted by group).
 
@@ -165,15 +177,19 @@ def fit_conditional(
         def objective(beta: np.ndarray, order: int) -> Evaluation:
             return cpoisson_evaluate(beta, Xk, yk, off, starts, order)
 
+    if group_weights is not None:  # frequency weights of the groups (kept groups' order)
+        objective = weighted_conditional_objective(within.kind, Xk, yk, starts, off, group_weights)
+
     beta0 = np.zeros(Xk.shape[1])
     beta, ev, opt = newton_maximize(objective, beta0, gtol=GTOL, maxiter=maxiter, log=log)
     loglik_0 = opt.history[0].loglik  # iteration 0 is at beta = 0
+    assert ev.hessian is not None
     cov, ok = covariance_from_hessian(ev.hessian)
     return beta, ev, opt, float(loglik_0), cov, ok
 
 
 def _fit(
-    kind: str,
+    kind: Literal["logit", "poisson"],
     formula: str,
     data: DataSource,
     group: str | None,
@@ -186,11 +202,19 @@ def _fit(
     maxiter: int,
     nolog: bool,
     quiet: bool,
+    vce: str | None = None,
+    group_weights: str | None = None,
 ) -> ConditionalResults:
     command = _COMMAND[kind]
+    parse_vce(vce)
+    if group_weights is not None and parse_vce(vce) is not None:
+        raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
+    level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
-    fixed, explicit_constant = _fixed_terms(parsed, command)
     frame = apply_subset(load_data(data), subset)
+    idioms = apply_idioms(parsed, frame, offset=offset, allow_cbind=False)
+    parsed, frame, offset = idioms.formula, idioms.data, idioms.offset
+    fixed, explicit_constant = _fixed_terms(parsed, command)
     group = _check_group(frame, group, command)
     notes: list[str] = []
     if explicit_constant:
@@ -213,6 +237,7 @@ def _fit(
         exposure=exposure,
         require_group=False,
     )
+    assert design.source_positions is not None
     rows = frame.iloc[design.source_positions]
     X, names = _full_matrix(design, rows)
     dropped_notes = {f"note: {n} omitted because of collinearity" for n, _ in design.omitted}
@@ -235,10 +260,45 @@ def _fit(
     if not quiet:
         for note in notes:
             print("\n".join(stata_note_lines(note)))
-    beta, ev, opt, loglik_0, cov, ok = fit_conditional(within, y, X, off, maxiter=maxiter, log=log)
+    gw = None
+    if group_weights is not None:
+        if group_weights not in rows.columns:
+            raise DataError(f"group weight variable '{group_weights}' not found in the data")
+        kept_rows = within.take_rows(np.arange(len(y)))
+        values = rows[group_weights].iloc[order].iloc[kept_rows].reset_index(drop=True)
+        row_codes = np.repeat(np.arange(within.n_groups), np.diff(within.starts))
+        gw = group_weight_vector(values, row_codes, within.starts, group_weights, group)
+    beta, ev, opt, loglik_0, cov, ok = fit_conditional(
+        within, y, X, off, maxiter=maxiter, log=log, group_weights=gw
+    )
+    vce_info = None
+    if parse_vce(vce) is not None:
+        contrib = conditional_contributions(
+            kind,
+            beta,
+            within.take_X(X),
+            within.take_rows(y),
+            within.starts,
+            within.take_rows(off) if off is not None else None,
+        )
+        kept = within.take_rows(np.arange(len(y)))
+        row_codes = np.repeat(np.arange(within.n_groups), np.diff(within.starts))
+        out = robust_cov(cov, contrib.score, row_codes, group, vce, rows.iloc[order], kept)
+        assert out is not None
+        cov, vce_info = out
     elapsed = time.perf_counter() - t0
     if log:
         log("")
+    kept_names = [stata_term_name(names[j]) for j in within.columns]
+    se = np.sqrt(np.abs(np.diag(cov))) if cov.size else np.zeros(0)
+    if separation_suspected(within.take_X(X), kept_names, beta, se):
+        found = conditional_separation_notes(
+            within.take_rows(y), within.take_X(X), within.starts, kept_names, kind
+        )
+        notes += found
+        if not quiet:
+            for note in found:
+                print(note)
     if not ok:
         notes.append(NOT_DEFINITE_NOTE)
     opt.warn_if_not_converged(stacklevel=3)
@@ -266,6 +326,8 @@ def _fit(
         level=level,
         hessian_ok=ok,
         formula=parsed.text,
+        value_labels=design.value_labels,
+        vce=vce_info,
     )
 
 
@@ -281,6 +343,8 @@ def clogit(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
+    group_weights: str | None = None,
 ) -> ConditionalResults:
     """Conditional (fixed-effects) logistic regression: Stata's ``xtlogit, fe`` / ``clogit``.
 
@@ -304,6 +368,12 @@ def clogit(
         Confidence level in percent.
     maxiter, nolog, quiet
         Newton iterations allowed; no iteration log; no notes either.
+    vce
+        ``"oim"`` (default), ``"robust"`` (clustered on ``group``, as Stata) or ``"cluster
+        VAR"`` (VAR's clusters must contain the groups): sandwich standard errors.
+    group_weights
+        A variable constant within groups: frequency weights of the groups (a group of
+        weight 2 counts twice), as Stata's weights with ``clogit``.
     """
     return _fit(
         "logit",
@@ -318,6 +388,8 @@ def clogit(
         maxiter=maxiter,
         nolog=nolog,
         quiet=quiet,
+        vce=vce,
+        group_weights=group_weights,
     )
 
 
@@ -334,6 +406,8 @@ def xtpoisson_fe(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
+    group_weights: str | None = None,
 ) -> ConditionalResults:
     """Conditional fixed-effects Poisson regression: Stata's ``xtpoisson, fe``.
 
@@ -355,6 +429,8 @@ def xtpoisson_fe(
         maxiter=maxiter,
         nolog=nolog,
         quiet=quiet,
+        vce=vce,
+        group_weights=group_weights,
     )
 
 

@@ -13,20 +13,39 @@ from dataclasses import replace
 
 import numpy as np
 
-from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
+from mixedglm.design.checks import (
+    check_outcome_varies,
+    separation_notes,
+    separation_suspected,
+    univariate_separation_notes,
+)
+from mixedglm.design.weights import (
+    WeightInfo,
+    check_weights,
+    group_weight_vector,
+    observation_weights,
+)
 from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine, EngineFactory
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
-from mixedglm.engines.rules import LARGE_GRID, IntegrationRule, make_rule
+from mixedglm.engines.rules import LARGE_GRID, IntegrationRule
 from mixedglm.errors import FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
+from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
+from mixedglm.inference.robust import parse_vce
+from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
+from mixedglm.models.reml import fit_reml
+from mixedglm.models.vce import glmm_robust
+from mixedglm.models.weights import row_weights, weighted_engines
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
+from mixedglm.options import check_level, check_maxiter, integration_rule
 from mixedglm.results.glmm import GLMMResults
 
 
@@ -72,14 +91,14 @@ def _log_lines(log: Callable[[str], None] | None, *lines: str) -> None:
 
 def _start_values(
     engine: Engine, beta0: np.ndarray, scales: np.ndarray, structure: CovarianceStructure,
-    aux0: np.ndarray, log: Callable[[str], None] | None,
+    aux0: np.ndarray, log: Callable[[str], None] | None, theta_scale: float = 1.0,
 ) -> np.ndarray:  # fmt: skip
     """Pooled-GLM coefficients, then the best of a few scalings of the variance start.
 
     The scalings are compared by the Laplace approximation (``engine``: one point per
     cluster, a tenth of the cost of the quadrature, and it orders them the same way).
     """
-    theta0 = structure.start(scales)
+    theta0 = structure.start(scales) * theta_scale  # gaussian: on the outcome's scale
     best, best_ll = None, -np.inf
     _log_lines(log, "", "Refining starting values (Laplace):", "")
     for node, factor in enumerate((1.0, 0.5, 2.0, 0.25)):
@@ -181,11 +200,14 @@ def fit_glmm(
     t0 = time.perf_counter()
     make_engine, pooled = engines or in_memory_engines(design, family, structure)
     _log_lines(log, "Fitting fixed-effects model:", "")
-    x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
+    start0 = pooled.start()  # type: ignore[attr-defined]
+    x_pooled, ev_pooled, _ = newton_maximize(pooled, start0, log=log, maxiter=maxiter)
     p = len(design.x_names)
     scales = np.sqrt(np.mean(design.Z**2, axis=0))
     laplace = make_engine(rule.laplace())
-    start = _start_values(laplace, x_pooled[:p], scales, structure, x_pooled[p:], log)
+    aux0 = x_pooled[p:]
+    outcome_scale = float(np.exp(aux0[0])) if family.name == "gaussian" and aux0.size else 1.0
+    start = _start_values(laplace, x_pooled[:p], scales, structure, aux0, log, outcome_scale)
     x0, coarse = _coarse_fit(make_engine, rule, start, maxiter, log)
     engine = laplace if rule.is_laplace else make_engine(rule)
     warm_start = getattr(engine, "warm_start", None)
@@ -211,6 +233,7 @@ def fit_glmm(
         )
     full_flags = np.zeros(x.shape[0], dtype=bool)
     full_flags[p : p + n_theta] = boundary
+    assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
     if not hess_ok:
         notes.append(NOT_DEFINITE_NOTE)
@@ -259,6 +282,14 @@ def glmm(
     maxiter: int = 100,
     nolog: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
+    reml: bool = False,
+    fweight: str | None = None,
+    pweight: str | None = None,
+    group_weights: dict[str, str] | None = None,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> GLMMResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
@@ -277,7 +308,8 @@ def glmm(
         dispersion), ``gamma`` (log), ``ordinal`` (logit, probit, cloglog; ``ologit`` and
         ``oprobit`` are synonyms).
     nagq
-        Quadrature points per random effect (7 as meglm); 1 is the Laplace approximation.
+        Quadrature points per random effect (default 7, as meglm; at most
+        :data:`~mixedglm.engines.rules.MAX_NAGQ`); 1 is the Laplace approximation.
     method
         ``mvaghermite`` (default: grid at each cluster's posterior mean and variance, as
         Stata), ``mcaghermite`` (at the mode and curvature, as lme4) or ``laplace``.
@@ -296,15 +328,48 @@ def glmm(
         for non-canonical links); only for the mode-curvature grid.
     nolog, quiet
         Suppress the iteration log; also suppress notes.
+    vce
+        ``"oim"`` (default: observed information), ``"robust"`` (sandwich clustered at the
+        grouping factor, as Stata's ``vce(robust)``) or ``"cluster VAR"`` (VAR's clusters
+        must contain the groups); see :mod:`mixedglm.inference.robust`.
+    reml
+        Gaussian models only: restricted maximum likelihood (lmer's default, Stata's
+        ``mixed, reml``) instead of ML; see :mod:`mixedglm.models.reml`.
+    fweight, pweight, group_weights
+        Level-1 frequency weights (a row of weight ``k`` counts as ``k`` rows), level-1
+        sampling weights (not available yet), and cluster frequency weights
+        ``{"group": "variable"}`` (constant within clusters); see
+        :mod:`mixedglm.models.weights`.
+    engine, scheduler, workers
+        ``"dask"`` fits on a Dask cluster (implied by a Dask DataFrame; ``data`` may then be
+        a directory or glob of Parquet files): the client in use, the ``scheduler`` at an
+        address, or a LocalCluster of ``workers`` processes (see ``docs/scale.md``).
     """
+    parse_vce(vce)  # a bad vce fails before any work
     fam = get_family(family, link, dispersion)
-    rule = make_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
+    if reml and (fam.name != "gaussian" or fam.link != "identity"):
+        raise MixedGLMError(
+            f"reml=True is for linear (gaussian) models, not the {fam.name} family: REML "
+            "has no GLMM counterpart in Stata or lme4"
+        )
+    rule = integration_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
+    level, maxiter = check_level(level), check_maxiter(maxiter)
+    parsed = parse_formula(formula)
+    if check_engine(engine, data):
+        from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
+
+        return fit_on_dask(
+            parsed, data, fam, rule=rule, cov=cov, subset=subset, offset=offset,
+            exposure=exposure, trials=trials, level=level, maxiter=maxiter, nolog=nolog,
+            quiet=quiet, scheduler=scheduler, workers=workers,
+        )  # fmt: skip
+    frame = apply_subset(load_data(data), subset)
+    idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)
+    parsed, frame, offset, trials = idioms.formula, idioms.data, idioms.offset, idioms.trials
     if trials is None and fam.name == "binomial":
         fam = replace(fam, name="bernoulli")
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
-    parsed = parse_formula(formula)
-    frame = apply_subset(load_data(data), subset)
     if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
         return multilevel_glmm(
             parsed,
@@ -322,14 +387,38 @@ def glmm(
             quiet=quiet,
             log=_printer(not nolog and not quiet),
         )
+    gname = parsed.groups[0] if parsed.groups else None
+    check_weights(frame, fweight, pweight, group_weights, gname)
+    if group_weights and parse_vce(vce) is not None:
+        raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
+    rows = frame.iloc[design.source_positions]
+    wvar = fweight or pweight
+    w_obs = observation_weights(rows, wvar, "fweight" if fweight else "pweight") if wvar else None
+    gw, gw_var = None, None
+    if group_weights:
+        gw_var = next(iter(group_weights.values()))
+        gw = group_weight_vector(
+            rows[gw_var], design.group_codes, design.starts, gw_var, gname or ""
+        )
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, cov)
+    trials_arr = design.trials if design.binomial_trials else None
+    check_outcome_varies(design.y, design.response, fam.name, trials_arr)
+    checks = univariate_separation_notes(design.y, design.X, design.x_names, fam.name)
     if not quiet:
-        for note in design.notes:
+        for note in (*design.notes, *checks):
             print(note)
     log = _printer(not nolog and not quiet)
+    if reml:
+        if parse_vce(vce) is not None:
+            raise MixedGLMError("vce= robust or cluster is not available with reml=True")
+        if gw is not None or w_obs is not None:
+            raise MixedGLMError("weights are not available with reml=True")
+        res = fit_reml(design, fam, structure, maxiter=max(maxiter, 200), level=level, log=log)
+        return replace(res, data=rows)
+    weighted = w_obs is not None or gw is not None
     res = fit_glmm(
         design,
         fam,
@@ -338,7 +427,20 @@ def glmm(
         maxiter=maxiter,
         level=level,
         log=log,
+        engines=weighted_engines(design, fam, structure, w_obs, gw) if weighted else None,
     )
+    if weighted:
+        total = row_weights(design, w_obs, gw)
+        nobs = design.n_obs if pweight else float(total.sum())
+        info = WeightInfo(fweight, pweight, gw_var, nobs, total)
+        res = replace(res, weights=info)
     if log:
         log("")
-    return res
+    res = replace(res, data=rows)
+    if pweight and parse_vce(vce) is None:
+        vce = "robust"  # sampling weights imply robust standard errors, as Stata
+    res = glmm_robust(res, vce, frame)
+    printed = () if quiet else (*design.notes, *checks)
+    if not checks and separation_suspected(design.X, design.x_names, res.params, res.bse):
+        checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
+    return with_notes(res, [*checks, *singular_notes(res)], printed)

@@ -11,10 +11,13 @@ import re
 from collections.abc import Sequence
 
 from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.design.checks import check_values
 from mixedglm.design.hybrid import HybridDecomposition, decompose
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
+from mixedglm.inference.robust import parse_vce
 from mixedglm.models.glmm import glmm
+from mixedglm.options import check_level, check_percentage, integration_rule
 from mixedglm.results.hybrid import HybridResults
 
 __all__ = ["hybrid", "parse_varlist"]
@@ -113,6 +116,7 @@ def hybrid(
     maxiter: int = 100,
     iterations: bool = False,
     quiet: bool = False,
+    vce: str | None = None,
 ) -> HybridResults:
     """Fit a hybrid (within/between) or correlated-random-effects model, as ``xthybrid``.
 
@@ -153,6 +157,8 @@ def hybrid(
         Show the iteration log (``xthybrid``'s ``iterations``); quiet by default.
     quiet
         Print nothing (no messages about skipped variables, no notes).
+    vce
+        ``"robust"`` or ``"cluster VAR"``: sandwich standard errors, as :func:`mixedglm.glmm`.
     """
     if cluster is None or not str(cluster):
         raise MixedGLMError("hybrid() needs cluster=, the cluster (level-2) variable")
@@ -163,7 +169,13 @@ def hybrid(
         randomslope = randomslope.split()
     randomslope = list(dict.fromkeys(randomslope or []))
     fam = get_family(family, link)  # unknown families and links fail before any work
+    choice = parse_vce(vce)
+    vce_var = choice[1] if choice is not None and choice[1] != cluster else None
+    integration_rule(method, nagq)  # so do impossible integration options
+    level, percentage = check_level(level), check_percentage(percentage)
     frame = apply_subset(load_data(data), subset)
+    named = [response, *covariates, *(use or []), *(c for c in (offset, exposure, trials) if c)]
+    check_values(frame, [c for c in dict.fromkeys(named) if c in frame.columns])
     dec = decompose(
         frame,
         response,
@@ -173,7 +185,7 @@ def hybrid(
         cre=cre,
         percentage=percentage,
         nonlinearities=nonlinearities,
-        carry=[c for c in (offset, exposure, trials) if c is not None],
+        carry=[c for c in (offset, exposure, trials, vce_var) if c is not None],
     )
     if not quiet:
         for note in dec.notes:
@@ -199,6 +211,11 @@ def hybrid(
         maxiter=maxiter,
         nolog=not iterations,
         quiet=quiet,
+        vce=vce,
     )
+    if not quiet:  # the notes of the fit itself (boundary, singular, separation)
+        for note in res.notes:
+            if note not in res.notes_printed:
+                print(note)
     command = stata_command(dec, covariates, use, str(family), link, randomslope)
     return HybridResults(res, dec, str(family).lower(), fam.link, tuple(slopes), command)

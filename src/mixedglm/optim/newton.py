@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixedglm.errors import ConvergenceWarning
+from mixedglm.errors import ConvergenceWarning, NotFiniteError
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,10 @@ def newton_maximize(
     evaluation = objective(x, 2)
     n_eval = 1
     if not np.isfinite(evaluation.loglik):
-        raise FloatingPointError("the log likelihood is not finite at the starting values")
+        raise NotFiniteError(
+            "the log likelihood is not finite at the starting values: rescale covariates "
+            "with very large or very small values (or simplify the model)"
+        )
     history: list[IterationRecord] = []
     converged = False
     message = "maximum number of iterations reached"
@@ -156,7 +159,7 @@ def newton_maximize(
         iterations=iteration,
         loglik=float(evaluation.loglik),
         scaled_gradient=float(scaled),
-        max_abs_gradient=float(np.max(np.abs(evaluation.gradient))) if x.size else 0.0,
+        max_abs_gradient=float(np.max(np.abs(np.asarray(evaluation.gradient)))) if x.size else 0.0,
         message=message,
         history=tuple(history),
         evaluations=n_eval,

@@ -122,7 +122,8 @@ class CompactTable(Formats):
 
     def to_frame(self) -> pd.DataFrame:
         """Estimates (and SE, t, p as requested) by equation and term, one column per model."""
-        index, values = [], {c.title: [] for c in self.columns}
+        index: list[tuple[str, str, str]] = []
+        values: dict[str, list[float]] = {c.title: [] for c in self.columns}
         kinds = ["b", *_extra_kinds(self)]
         main_key = _main_key(self.columns)
         maps = [_column_map(c, main_key) for c in self.columns]

@@ -114,3 +114,7 @@ class Formats:
 
     def as_html(self) -> str:
         return render_html(self.grid())
+
+    def _repr_html_(self) -> str:
+        """The table as HTML (Jupyter)."""
+        return self.as_html()

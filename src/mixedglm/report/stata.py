@@ -79,8 +79,13 @@ def render_table(table: CoefTable, width: int | None = None) -> str:
     w = width or label_width(table)
     rule = "-" * (w + 1 + BODY_WIDTH)
     mid = "-" * w + "+" + "-" * BODY_WIDTH
-    lines = [
-        rule,
+    lines = [rule]
+    if table.se_note:
+        lines.insert(0, f"{table.se_note:>{w + 1 + BODY_WIDTH}}")
+    if table.se_title:
+        pad = int(18.5 - len(table.se_title) / 2)
+        lines.append(f"{'':>{w}}|{'':>{pad}}{table.se_title}")
+    lines += [
         f"{table.depvar:>{w - 1}} |"
         + _column_header(table.level, table.stat_name, table.coef_name),
         mid,

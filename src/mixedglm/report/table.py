@@ -63,6 +63,8 @@ class CoefTable:
     stat_name: str = "z"
     notes_before: tuple[str, ...] = field(default=())
     coef_name: str = "Coef."
+    se_title: str = ""  # a line above "Std. Err.": "Robust", "Delta-method"
+    se_note: str = ""  # right-aligned above the table: "(Std. Err. adjusted for ...)"
 
     def rows(self) -> list[Row]:
         return [row for block in self.blocks for row in block]

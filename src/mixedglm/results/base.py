@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mixedglm.inference import normal_ci, z_pvalues
+from mixedglm.inference.wald import WaldTest, wald_hypotheses
+from mixedglm.options import resolve_level
 
 
 class CoefficientResults:
@@ -17,8 +20,14 @@ class CoefficientResults:
     DataFrame), ``level``, ``loglik``, ``nobs``, ``n_params`` and ``opt`` (an
     :class:`~mixedglm.optim.OptSummary`)."""
 
-    params: pd.Series
-    cov_params: pd.DataFrame
+    if TYPE_CHECKING:  # provided by the result classes
+
+        @property
+        def params(self) -> pd.Series: ...
+
+        @property
+        def cov_params(self) -> pd.DataFrame: ...
+
     level: float
     loglik: float
 
@@ -32,8 +41,11 @@ class CoefficientResults:
 
     @cached_property
     def bse(self) -> pd.Series:
-        """Standard errors of the coefficients."""
-        return pd.Series(np.sqrt(np.diag(self.cov_params.to_numpy())), index=self.params.index)
+        """Standard errors of the coefficients (NaN where the covariance is not positive:
+        a Hessian that is not negative definite, noted in the results)."""
+        diag = np.diag(self.cov_params.to_numpy())
+        se = np.sqrt(np.where(diag >= 0, diag, np.nan))
+        return pd.Series(se, index=self.params.index)
 
     @cached_property
     def zvalues(self) -> pd.Series:
@@ -50,7 +62,9 @@ class CoefficientResults:
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
         """Normal-theory confidence intervals of the coefficients."""
-        lo, hi = normal_ci(self.params.to_numpy(), self.bse.to_numpy(), level or self.level)
+        lo, hi = normal_ci(
+            self.params.to_numpy(), self.bse.to_numpy(), resolve_level(level, self.level)
+        )
         return pd.DataFrame({"lower": lo, "upper": hi}, index=self.params.index)
 
     def estimates(self, level: float | None = None, eform: bool = False) -> pd.DataFrame:
@@ -87,3 +101,9 @@ class CoefficientResults:
     def bic(self) -> float:
         """BIC with N = the number of observations (Stata's ``estat ic``)."""
         return -2.0 * self.loglik + math.log(self.nobs) * self.n_params  # type: ignore[attr-defined]
+
+    def test(self, *hypotheses: str | list[str]) -> WaldTest:
+        """Wald test of linear hypotheses on the coefficients (Stata's ``test``):
+        ``res.test("x1 = x2", "x3 = 0")`` jointly, ``res.test(["x1", "x2"])`` for all listed
+        coefficients zero; with the reported (robust, if asked for) covariance."""
+        return wald_hypotheses(self.params, self.cov_params, hypotheses)

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -13,13 +14,18 @@ from scipy import stats
 from mixedglm.design.build import GroupInfo
 from mixedglm.errors import MixedGLMError
 from mixedglm.inference import TestResult, wald_test
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.optim import OptSummary
 from mixedglm.optim.newton import format_loglik
+from mixedglm.options import resolve_level
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.stata import _header_line, render_ic, render_table
 from mixedglm.report.table import CoefTable, HeaderLine, Row
+from mixedglm.results.accessors import CommonAccessors
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.display import DisplayMixin
 from mixedglm.results.glmm import Summary
+from mixedglm.results.plotting import PlotMixin
 from mixedglm.results.serialize import conditional_to_dict
 from mixedglm.results.tables import coefficient_rows, obs_per_group_lines
 
@@ -41,8 +47,8 @@ def stata_note_lines(note: str) -> list[str]:
     return [note]
 
 
-@dataclass(frozen=True)
-class ConditionalResults(CoefficientResults):
+@dataclass(frozen=True, repr=False)
+class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, DisplayMixin):
     """A fitted conditional fixed-effects logit (``kind="logit"``) or Poisson model.
 
     ``params_array`` ``(k,)`` holds the estimated coefficients, named by ``names``, with
@@ -75,6 +81,8 @@ class ConditionalResults(CoefficientResults):
     level: float = 95.0
     hessian_ok: bool = True
     formula: str = ""
+    value_labels: Mapping = field(default_factory=dict)  # see mixedglm.labels
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance
 
     # -- sizes -----------------------------------------------------------------------------
     @property
@@ -118,7 +126,7 @@ class ConditionalResults(CoefficientResults):
     def chi2(self) -> TestResult:
         """The model test in Stata's header: LR for the logit, Wald for Poisson (as
         ``xtlogit, fe`` and ``xtpoisson, fe`` report them)."""
-        return self.lr_test if self.kind == "logit" else self.wald
+        return self.lr_test if self.kind == "logit" and self.vce is None else self.wald
 
     # -- output ------------------------------------------------------------------------------
     def _eform(self, eform: bool | None, or_: bool | None, irr: bool | None) -> bool:
@@ -144,10 +152,10 @@ class ConditionalResults(CoefficientResults):
 
     def table(self, level: float | None = None, eform: bool = False) -> CoefTable:
         """The :class:`~mixedglm.report.table.CoefTable` of ``xtlogit, fe`` / ``xtpoisson, fe``."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         est = self.estimates(level, eform)
-        values = {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
-        rows = coefficient_rows(list(self.all_names), values, dict(self.omitted))
+        values = {str(name): tuple(float(v) for v in row) for name, row in est.iterrows()}
+        rows = coefficient_rows(list(self.all_names), values, dict(self.omitted), self.value_labels)
         if eform:  # an omitted odds ratio is shown as 1, as Stata does
             omitted_styles = ("omitted", "level_omitted")
             rows = [Row(r.label, r.style, 1.0) if r.style in omitted_styles else r for r in rows]
@@ -156,7 +164,8 @@ class ConditionalResults(CoefficientResults):
         if self.exposure_name:
             rows.append(Row(f"ln({self.exposure_name})", "exposure", 1.0))
         test = self.chi2
-        test_name = "LR" if self.kind == "logit" else "Wald"
+        test_name = "LR" if self.kind == "logit" and self.vce is None else "Wald"
+        ll_word = "Log pseudolikelihood" if self.vce is not None else "Log likelihood "
         header = (
             HeaderLine("", "Number of obs", comma_int(self.nobs)),
             HeaderLine(
@@ -165,7 +174,7 @@ class ConditionalResults(CoefficientResults):
             *obs_per_group_lines(self.group),
             HeaderLine("", f"{test_name} chi2({test.df})", fixed(test.stat, 2)),
             HeaderLine(
-                f"Log likelihood  = {format_loglik(self.loglik)}", "Prob > chi2", fixed(test.p, 4)
+                f"{ll_word} = {format_loglik(self.loglik)}", "Prob > chi2", fixed(test.p, 4)
             ),
         )
         return CoefTable(
@@ -176,6 +185,8 @@ class ConditionalResults(CoefficientResults):
             level=level,
             notes_before=self.notes,
             coef_name=EFORM_NAMES[self.kind] if eform else "Coef.",
+            se_title="Robust" if self.vce is not None else "",
+            se_note=self.vce.note if self.vce is not None else "",
         )
 
     def summary(
@@ -193,7 +204,7 @@ class ConditionalResults(CoefficientResults):
         choice made when fitting. ``notes=False`` leaves out the notes (already printed
         before the iteration log).
         """
-        table = self.table(level or self.level, self._eform(eform, or_, irr))
+        table = self.table(resolve_level(level, self.level), self._eform(eform, or_, irr))
         return ConditionalSummary(table, show_notes=notes)
 
     def estat_ic(self) -> str:
@@ -211,7 +222,11 @@ class ConditionalResults(CoefficientResults):
         """The JSON document (the GLMM schema of the README, without random effects); with
         ``eform`` the ``coef`` records hold ``exp(b)`` (see :meth:`estimates`)."""
         eform_name = EFORM_NAMES[self.kind] if self._eform(eform, or_, irr) else None
-        return conditional_to_dict(self, level or self.level, eform_name)
+        doc = conditional_to_dict(self, level or self.level, eform_name)
+        doc["vce"] = self.vce.to_dict() if self.vce is not None else {"type": "oim"}
+        if self.vce is not None:
+            doc["chi2"]["type"] = "Wald"
+        return doc
 
 
 class ConditionalSummary(Summary):

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from mixedglm.design.build import ModelDesign
+from mixedglm.design.weights import WeightInfo
 from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
@@ -18,18 +19,25 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.inference.varcomp import (
     VarCompRow,
     component_labels,
     component_rows,
+    exp_or_inf,
     log_scale_ci,
 )
+from mixedglm.inference.wald import WaldTest, wald_hypotheses
 from mixedglm.optim import OptSummary
+from mixedglm.options import resolve_level
 from mixedglm.report.grid import Grid, coef_grid
 from mixedglm.report.render import Formats
 from mixedglm.report.stata import render_ic, render_stata, render_table
 from mixedglm.report.table import CoefTable
+from mixedglm.results.accessors import GLMMAccessors
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.display import DisplayMixin
+from mixedglm.results.plotting import PlotMixin
 from mixedglm.results.predict import predict
 from mixedglm.results.serialize import glmm_to_dict
 from mixedglm.results.tables import glmm_table, varcomp_table
@@ -37,8 +45,8 @@ from mixedglm.results.tables import glmm_table, varcomp_table
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
 
 
-@dataclass(frozen=True)
-class GLMMResults(CoefficientResults):
+@dataclass(frozen=True, repr=False)
+class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
     """A fitted generalized linear mixed model (one grouping factor).
 
     ``params_all`` is ``[beta, theta, aux]`` on the estimation scale with covariance
@@ -64,11 +72,18 @@ class GLMMResults(CoefficientResults):
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     curvature: str = "observed"
     level: float = 95.0
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
+    data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
+    weights: WeightInfo | None = None  # frequency weights (level 1 or clusters)
     engine: Engine | None = field(default=None, repr=False, compare=False)
+    notes_printed: tuple[str, ...] = ()  # the notes already printed during the fit
 
     # -- sizes ---------------------------------------------------------------------------
     @property
     def nobs(self) -> int:
+        """Observations; with weights their sum, as Stata counts them."""
+        if self.weights is not None and self.weights.nobs is not None:
+            return round(self.weights.nobs)
         return self.design.n_obs
 
     @property
@@ -126,7 +141,7 @@ class GLMMResults(CoefficientResults):
     def _components(self, level: float | None, scale: str) -> list[VarCompRow]:
         """``component_rows`` of the random effects, then for gaussian models the residual's
         ``var(e)`` or ``sd(e)`` (``exp(2a)`` or ``exp(a)`` of the log-SD parameter ``a``)."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         group = self.design.group.name if self.design.group else ""
         rows = component_rows(self.structure, self.theta, self._theta_cov(), group, level, scale)
         if self.family.name == "gaussian":
@@ -150,7 +165,9 @@ class GLMMResults(CoefficientResults):
         """The family's ancillary parameters (dispersion, cut points) as Stata reports them:
         ``(label, estimate, se, ci_low, ci_high)``."""
         k = self.n_beta + self.n_theta
-        return self.family.ancillary_rows(self.aux, self.cov_all[k:, k:], level or self.level)
+        return self.family.ancillary_rows(
+            self.aux, self.cov_all[k:, k:], resolve_level(level, self.level)
+        )
 
     def sd(self, level: float | None = None) -> pd.DataFrame:
         """Stata's ``estat sd``: standard deviations and correlations of the random effects
@@ -160,7 +177,7 @@ class GLMMResults(CoefficientResults):
 
     def estat_sd(self, level: float | None = None) -> str:
         """``estat sd`` as Stata prints it."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         frame = self.sd(level)
         return render_table(varcomp_table(self, frame, level))
 
@@ -170,7 +187,7 @@ class GLMMResults(CoefficientResults):
         on the logit scale."""
         if self.structure.q != 1 or self.structure.columns != ("_cons",):
             raise MixedGLMError("icc() is for random-intercept models (Stata's estat icc too)")
-        level = level or self.level
+        level = resolve_level(level, self.level)
         crit = stats.norm.ppf(0.5 + level / 200.0)
         theta = float(self.theta[0])
         var_u = theta**2
@@ -219,7 +236,7 @@ class GLMMResults(CoefficientResults):
         as ``xtlogit, re`` reports them (a random-intercept model only)."""
         if self.structure.q != 1:
             raise ValueError("the xt layout is for random-intercept models only")
-        level = level or self.level
+        level = resolve_level(level, self.level)
         crit = stats.norm.ppf(0.5 + level / 200.0)
         sd = abs(float(self.theta[0]))
         var_theta = float(self._theta_cov()[0, 0])
@@ -231,18 +248,18 @@ class GLMMResults(CoefficientResults):
         out["sigma_u"] = (
             sd,
             se_sd,
-            math.exp(out["/lnsig2u"][2] / 2),
-            math.exp(out["/lnsig2u"][3] / 2),
+            _exp_ci(out["/lnsig2u"][2] / 2),
+            _exp_ci(out["/lnsig2u"][3] / 2),
         )
         if self.family.name == "gaussian":
             k = self.n_beta + self.n_theta
             a = float(self.aux[0])
-            se_a = math.sqrt(self.cov_all[k, k])
+            se_a = math.sqrt(self.cov_all[k, k]) if self.cov_all[k, k] >= 0 else math.nan
             out["sigma_e"] = (
                 math.exp(a),
                 math.exp(a) * se_a,
-                math.exp(a - crit * se_a),
-                math.exp(a + crit * se_a),
+                _exp_ci(a - crit * se_a),
+                _exp_ci(a + crit * se_a),
             )
             theta = float(self.theta[0])
             var_e = math.exp(2 * a)
@@ -257,26 +274,68 @@ class GLMMResults(CoefficientResults):
             if c is not None:
                 rho = sd**2 / (sd**2 + c)
                 se_rho = rho * (1 - rho) * se_ln if sd > 0 else math.nan
-                lo = math.exp(out["/lnsig2u"][2])
-                hi = math.exp(out["/lnsig2u"][3])
+                lo = _exp_ci(out["/lnsig2u"][2])
+                hi = _exp_ci(out["/lnsig2u"][3])
                 out["rho"] = (rho, se_rho, lo / (lo + c), hi / (hi + c))
         return out
 
     # -- output ---------------------------------------------------------------------------------
-    def summary(self, style: str = "me", level: float | None = None, ic: bool = True) -> Summary:
+    def summary(
+        self,
+        style: str = "me",
+        level: float | None = None,
+        ic: bool = True,
+        eform: bool | str = False,
+    ) -> Summary:
         """The estimation table: ``style="me"`` (melogit's layout, the default) or ``"xt"``
-        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``."""
+        (xtlogit's, with /lnsig2u, sigma_u and rho); with ``ic`` followed by ``estat ic``.
+        ``eform``: ``True`` (odds ratios for logit links, incidence-rate ratios for Poisson
+        and nbinomial, else ``exp(b)``), or ``"or"``, ``"irr"``, ``"eform"`` (Stata's
+        options): the fixed effects as ``exp(b)``; variance components unchanged."""
+        from mixedglm.results.eform import resolve_eform
+
+        kind = resolve_eform(eform, self.family)
         extras = (self.estat_ic(),) if ic else ()
-        return Summary(glmm_table(self, style=style, level=level or self.level), extras)
+        table = glmm_table(self, style=style, level=resolve_level(level, self.level), eform=kind)
+        return Summary(table, extras)
+
+    def test(self, *hypotheses: str | list[str]) -> WaldTest:
+        """Wald test of linear hypotheses on the fixed effects (Stata's ``test``):
+        ``res.test("x1 = x2", "x3 = 0")`` jointly, or ``res.test(["x1", "x2"])`` for all
+        listed coefficients zero. Uses the reported (robust, if asked for) covariance."""
+        return wald_hypotheses(self.params, self.cov_params, hypotheses, self.design.response)
+
+    def margins(
+        self,
+        dydx: str | list[str] | None = None,
+        at: dict | None = None,
+        over: str | None = None,
+        marginal: bool = True,
+        data: pd.DataFrame | None = None,
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """Stata's ``margins``: average marginal effects (``dydx``) or predictive margins of
+        the mean response, with delta-method SEs. ``marginal=True`` integrates the random
+        effects out (population-averaged), ``False`` sets them to zero (``predict(mu
+        fixedonly)``). See :func:`mixedglm.inference.margins.margins`."""
+        from mixedglm.inference.margins import margins
+
+        return margins(self, dydx=dydx, at=at, over=over, marginal=marginal, data=data, level=level)
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
         return render_ic(self.nobs, None, self.loglik, self.n_params, self.aic, self.bic)
 
-    def to_frame(self, level: float | None = None) -> pd.DataFrame:
+    def to_frame(self, level: float | None = None, eform: bool | str = False) -> pd.DataFrame:
         """Fixed effects, ancillary parameters (part ``aux``: ``/lnalpha``, ``/cut1``...)
-        and variance components in one DataFrame."""
-        level = level or self.level
+        and variance components in one DataFrame; ``eform`` as :meth:`summary` (the fixed
+        effects only)."""
+        from mixedglm.results.eform import exponentiate, resolve_eform
+
+        level = resolve_level(level, self.level)
+        if resolve_eform(eform, self.family):
+            frame = self.to_frame(level)
+            return exponentiate(frame, frame.index[frame["part"] == "fixed"])
         coef = self.estimates(level)
         coef.insert(0, "part", "fixed")
         parts = [("aux", *row) for row in self.ancillary(level)] + [
@@ -293,13 +352,14 @@ class GLMMResults(CoefficientResults):
     def to_dict(self, level: float | None = None) -> dict:
         """The JSON document of the README (plain Python types): the one source of the
         JSON output and of :func:`mixedglm.compare`."""
-        return glmm_to_dict(self, level or self.level)
+        return glmm_to_dict(self, resolve_level(level, self.level))
 
     def predict(
         self,
         data: pd.DataFrame | None = None,
         kind: str = "mu",
         conditional: bool = True,
+        u0: bool = False,
     ) -> pd.Series | pd.DataFrame:
         """Predictions, as Stata's ``predict`` after ``melogit``.
 
@@ -308,11 +368,14 @@ class GLMMResults(CoefficientResults):
         ``exp(eta)``) or, for ordinal models, ``pr``: a DataFrame of the probability of each
         category, one column per category (Stata's ``predict p1-pK, pr``; for ordinal
         models ``xb`` and ``eta`` have no constant). ``conditional=True`` uses the
-        predicted random effects (posterior means; a cluster not in the fit gets zero);
+        predicted random effects (posterior means; a cluster not in the fit gets zero, as
+        does every row with ``u0=True``; new data without the grouping column, or with a
+        missing cluster id, are an error unless ``u0=True``; a factor level not seen in the
+        fit is an error; cluster ids are matched by value, so ``"5"`` finds cluster 5);
         ``conditional=False`` integrates the random effects out (``eta`` is then ``xb``).
         ``data=None`` predicts for the estimation sample, in the data's row order.
         """
-        return predict(self, data, kind, conditional)
+        return predict(self, data, kind, conditional, u0)
 
     def random_effects(
         self, kind: str = "means", se: bool = True, expand: bool = False
@@ -344,9 +407,10 @@ class GLMMResults(CoefficientResults):
         assert self.design.group is not None
         frame.index = pd.Index(self.design.group.labels, name=self.design.group.name)
         if expand:
-            order = np.argsort(self.design.source_positions, kind="stable")
-            rows = frame.iloc[self.design.group_codes[order]]
-            rows.index = self.design.row_index[order]
+            assert self.design.source_positions is not None
+            data_order = np.argsort(self.design.source_positions, kind="stable")
+            rows = frame.iloc[self.design.group_codes[data_order]]
+            rows.index = self.design.row_index[data_order]
             return rows
         return frame
 
@@ -367,13 +431,20 @@ def _rows_frame(rows: list[VarCompRow]) -> pd.DataFrame:
     )
 
 
+def _exp_ci(x: float) -> float:
+    """An interval end on the exp scale: NaN where it over- or underflows (no interval)."""
+    if not math.isfinite(x) or not -708.0 < x < 708.0:
+        return math.nan
+    return math.exp(x)
+
+
 def _logit_ci(value: float, se: float, crit: float) -> tuple[float, float]:
     """Interval symmetric on the logit scale (intra-class correlations)."""
     if not 0 < value < 1 or not math.isfinite(se):
         return math.nan, math.nan
     half = crit * se / (value * (1 - value))
     centre = math.log(value / (1 - value))
-    return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
+    return 1 / (1 + exp_or_inf(-(centre - half))), 1 / (1 + exp_or_inf(-(centre + half)))
 
 
 def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
@@ -382,7 +453,7 @@ def _rho_ci_gauss(rho: float, se: float, crit: float) -> tuple[float, float]:
         return math.nan, math.nan
     lg = math.log(rho / (1 - rho))
     half = crit * se / (rho * (1 - rho))
-    return 1 / (1 + math.exp(-(lg - half))), 1 / (1 + math.exp(-(lg + half)))
+    return 1 / (1 + exp_or_inf(-(lg - half))), 1 / (1 + exp_or_inf(-(lg + half)))
 
 
 class Summary(Formats):

@@ -8,17 +8,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from mixedglm.design.hybrid import HybridDecomposition, VariableTerms
-from mixedglm.report.compact import DEFAULT_STATS, CompactTable
+from mixedglm.report.compact import (
+    DEFAULT_STATS,
+    CompactTable,
+)
 from mixedglm.report.compare import column_from_dict
+from mixedglm.results.accessors import DelegatedAccessors
+from mixedglm.results.display import DisplayMixin
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.serialize import clean
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,8 @@ def _from_glmm(*names: str) -> tuple[property, ...]:
     return tuple(view(name) for name in names)
 
 
-@dataclass(frozen=True)
-class HybridResults:
+@dataclass(frozen=True, repr=False)
+class HybridResults(DelegatedAccessors, DisplayMixin):
     """A fitted hybrid / CRE model: ``glmm`` is the mixed model on the columns of
     ``decomposition``; ``family_name`` and ``link`` are as the user asked for them (for the
     title: ``binomial`` is fitted as ``bernoulli`` when there are no trials)."""
@@ -211,8 +219,32 @@ class HybridResults:
         """The mixed model's full estimation table (``melogit``'s layout)."""
         return self.glmm.summary(style=style, level=level)
 
-    def __str__(self) -> str:
+    def _text(self) -> str:
         return self.table()
+
+    def _html(self) -> str:
+        from mixedglm.report.compact_html import render_compact_html
+
+        return render_compact_html(self.compact_table())
+
+    def plot(self, level: float | None = None) -> Figure:
+        """Within and between effects side by side per variable, with confidence intervals
+        (see :func:`mixedglm.plot.plot_hybrid`)."""
+        from mixedglm.plot import plot_hybrid
+
+        return plot_hybrid(self, level=level)
+
+    def plot_coefficients(
+        self, eform: bool = False, level: float | None = None, drop: Sequence[str] = ("_cons",)
+    ) -> Figure:
+        """All coefficients with confidence intervals (:func:`mixedglm.plot.plot_coefficients`)."""
+        return self.glmm.plot_coefficients(eform=eform, level=level, drop=drop)
+
+    def plot_random_effects(
+        self, kind: str = "means", level: float = 95.0, sort: bool = True
+    ) -> Figure:
+        """Caterpillar plot of the predicted random effects of the mixed model."""
+        return self.glmm.plot_random_effects(kind=kind, level=level, sort=sort)
 
     def to_frame(self, level: float | None = None) -> pd.DataFrame:
         return self.glmm.to_frame(level)

@@ -3,60 +3,159 @@ random effects or marginal over them, on the estimation data or on new data."""
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
+from formulaic.errors import FormulaicError
 
 from mixedglm.design.build import readable_name
 from mixedglm.engines.quadrature import gauss_hermite_rule
-from mixedglm.errors import DataError, MixedGLMError
+from mixedglm.errors import MixedGLMError, PredictionError
+from mixedglm.formula.idioms import derived_column
 
 KINDS = ("xb", "eta", "mu", "pr")
 
 
-def _matrix(spec, frame: pd.DataFrame, wanted: tuple[str, ...], what: str) -> np.ndarray:
-    mm = spec.get_model_matrix(frame, na_action="ignore")
+_FACTOR = re.compile(r"^C\(\s*([^,)]+?)\s*[,)]")
+
+
+def _factor_variable(name: str) -> str:
+    """The data column of a categorical factor: ``C(f, ...)`` -> ``f``, ``f`` -> ``f``."""
+    match = _FACTOR.match(name)
+    return (match.group(1) if match else name).strip("` ")
+
+
+def _same_value(value: object, levels: list) -> bool:
+    if value in levels:
+        return True
+    try:
+        return float(value) in [float(v) for v in levels]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def check_levels(spec, frame: pd.DataFrame) -> None:
+    """Every level of every factor in ``frame`` was seen in the fit (R's "factor has new
+    level"); formulaic would code an unseen level as the base level, silently."""
+    for name, (kind, state) in (getattr(spec, "encoder_state", None) or {}).items():
+        levels = state.get("categories") if isinstance(state, dict) else None
+        if getattr(kind, "value", kind) != "categorical" or levels is None:
+            continue
+        var = _factor_variable(str(name))
+        if var not in frame.columns:
+            continue
+        values = pd.unique(frame[var].dropna())
+        new = [v for v in values if not _same_value(v, list(levels))]
+        if new:
+            shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in new[:3])
+            known = ", ".join(repr(v) for v in list(levels)[:8])
+            raise PredictionError(
+                f"factor '{var}' has new level{'s' if len(new) > 1 else ''} {shown} in the new "
+                f"data, not seen in the fit (levels: {known}{', ...' if len(levels) > 8 else ''})"
+            )
+
+
+def _model_matrix(spec, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, list[str]]:
+    """The columns ``spec`` builds on ``frame`` and their names (new levels refused)."""
+    check_levels(spec, frame)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # formulaic's category warnings: checked above
+            mm = spec.get_model_matrix(frame, na_action="ignore")
+    except FormulaicError as err:
+        name = re.search(
+            r"name '([^']+)' is not defined|`([^`]+)` is not present in the dataset", str(err)
+        )
+        if name:
+            raise PredictionError(
+                f"the new data lack the variable '{name.group(1) or name.group(2)}' (needed by "
+                f"the {what} part)"
+            ) from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PredictionError(f"the new data cannot be used for the {what} part: {first}") from None
     names = [readable_name(str(c)) for c in mm.columns]
+    return np.asarray(mm, dtype=float), names
+
+
+def _matrix(spec, frame: pd.DataFrame, wanted: tuple[str, ...], what: str) -> np.ndarray:
+    values, names = _model_matrix(spec, frame, what)
     missing = [n for n in wanted if n not in names]
     if missing:
-        raise DataError(f"the new data do not produce the {what} column(s) {', '.join(missing)}")
-    values = np.asarray(mm, dtype=float)
+        raise PredictionError(
+            f"the new data do not produce the {what} column(s) {', '.join(missing)}"
+        )
     return values[:, [names.index(n) for n in wanted]]
 
 
+def match_clusters(labels: np.ndarray, values: pd.Series, name: str) -> np.ndarray:
+    """Codes of ``values`` among the fitted cluster ``labels`` (-1: not in the fit), matched
+    by value whatever the dtypes: ``"5"``, ``5`` and ``5.0`` are the same cluster."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    lookup = pd.Index(labels)
+    if pd.api.types.is_numeric_dtype(lookup.dtype) and not pd.api.types.is_bool_dtype(lookup):
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & converted.isna()
+        if bad.any():
+            raise PredictionError(
+                f"cluster id {values[bad].iloc[0]!r} in '{name}' is not a number, but the "
+                f"model was fitted on numeric ids of '{name}'"
+            )
+        return lookup.get_indexer(converted.astype(float))
+    if all(isinstance(v, str) for v in labels) and not pd.api.types.is_string_dtype(values):
+
+        def text(v: object) -> object:
+            if isinstance(v, float | np.floating) and float(v).is_integer():
+                return str(int(v))
+            return v if pd.isna(v) else str(v)
+
+        values = values.map(text)
+    return lookup.get_indexer(values)
+
+
 def new_data_arrays(
-    res, data: pd.DataFrame
+    res, data: pd.DataFrame, u0: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``X``, ``Z``, offset and each row's cluster code (-1 for a cluster not in the fit)."""
+    """``X``, ``Z``, offset and each row's cluster code (-1 for a cluster not in the fit or
+    any cluster with ``u0``)."""
+    if not isinstance(data, pd.DataFrame):
+        raise PredictionError(f"new data must be a pandas DataFrame, not {type(data).__name__}")
     design = res.design
     X = _matrix(design.fixed_spec, data, design.x_names, "fixed-effect")
-    Z = np.hstack(
-        [
-            np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-            for spec in design.random_specs
-        ]
-    )
+    Z = np.hstack([_model_matrix(spec, data, "random-effect")[0] for spec in design.random_specs])
     offset = np.zeros(len(data))
     for name, transform in ((design.offset_name, None), (design.exposure_name, np.log)):
         if name is None:
             continue
-        if name not in data.columns:
-            raise DataError(
-                f"the new data lack the {'offset' if transform is None else 'exposure'} "
-                f"variable '{name}'"
-            )
-        values = data[name].to_numpy(dtype=float)
+        values = derived_column(data, name, "offset" if transform is None else "exposure")
+        if transform is not None and np.any(values <= 0):
+            raise PredictionError(f"exposure variable '{name}' must be positive in the new data")
         offset += values if transform is None else transform(values)
     group = design.group
-    if group.name not in data.columns:
+    if u0:
         codes = np.full(len(data), -1)
+    elif group.name not in data.columns:
+        raise PredictionError(
+            f"the new data have no column '{group.name}' (the grouping variable): a conditional "
+            "prediction needs each row's cluster; use conditional=False for the prediction "
+            "averaged over the random effects, or u0=True for random effects set to zero"
+        )
     else:
-        lookup = pd.Index(group.labels)
-        codes = lookup.get_indexer(data[group.name])
+        if data[group.name].isna().any():
+            n = int(data[group.name].isna().sum())
+            raise PredictionError(
+                f"{n} row{'s' if n != 1 else ''} of the new data ha{'ve' if n != 1 else 's'} no "
+                f"value of the grouping variable '{group.name}': give it, or use u0=True for "
+                "random effects set to zero"
+            )
+        codes = match_clusters(group.labels, data[group.name], group.name)
     return X, Z, offset, codes
 
 
 def predict(
-    res, data: pd.DataFrame | None, kind: str, conditional: bool
+    res, data: pd.DataFrame | None, kind: str, conditional: bool, u0: bool = False
 ) -> pd.Series | pd.DataFrame:
     """See :meth:`GLMMResults.predict`."""
     if kind not in KINDS:
@@ -72,7 +171,7 @@ def predict(
         index = design.row_index[order]
         X, Z, offset, codes = X[order], Z[order], offset[order], codes[order]
     else:
-        X, Z, offset, codes = new_data_arrays(res, data)
+        X, Z, offset, codes = new_data_arrays(res, data, u0 or not conditional or kind == "xb")
         index = data.index
     xb = X @ beta + offset
     if kind == "xb":

@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from mixedglm.inference import TestResult
+from mixedglm.inference.lrtest import sample_signature
 
 
 def clean(value):
@@ -64,15 +65,18 @@ def _interval_record(name: str, estimate, se, lo, hi, **extra) -> dict:
     }
 
 
-def _document(res, *, model: str, family: dict, depvar: str, group, loglik_0: float) -> dict:
+def _document(
+    res, *, model: str, family: dict, depvar: str, group, loglik_0: float, sample: str | None
+) -> dict:
     """The keys every result kind shares, in the README's order (without the trailing
-    ``level``, ``notes`` and ``time_s``)."""
+    ``level``, ``notes`` and ``time_s``); ``sample`` is the estimation sample's signature."""
     return {
         "model": model,
         "depvar": depvar,
         **family,
         "nobs": res.nobs,
         "n_params": res.n_params,
+        "sample": sample,
         "groups": {
             group.name: {"n": group.n_groups, "min": group.min, "avg": group.avg, "max": group.max}
         },
@@ -105,6 +109,7 @@ def glmm_to_dict(res, level: float) -> dict:
         depvar=design.response,
         group=design.group,
         loglik_0=res.loglik_pooled,
+        sample=sample_signature(design.row_index, design.y),
     )
     return doc | {
         "coef": coef_records(res.estimates(level)),
@@ -122,7 +127,11 @@ def glmm_to_dict(res, level: float) -> dict:
             _interval_record(name, est, se, lo, hi)
             for name, est, se, lo, hi in res.ancillary(level)
         ],
-        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "weights": res.weights.to_dict() if res.weights is not None else None,
+        "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
+        "lr_test": (
+            {k: clean(v) for k, v in res.lr_test.to_dict().items()} if res.vce is None else None
+        ),
         "wald": test_record(res.wald),
         **_trailer(res, level),
     }
@@ -140,6 +149,7 @@ def conditional_to_dict(res, level: float, eform_name: str | None) -> dict:
         depvar=res.response,
         group=res.group,
         loglik_0=res.loglik_0,
+        sample=sample_signature(res.group.labels, res.group.sizes),
     )
     return doc | {
         "groups_dropped": {"n": res.n_groups_dropped, "nobs": res.n_obs_dropped},

@@ -6,8 +6,10 @@ import re
 
 from mixedglm.inference import TestResult
 from mixedglm.inference.varcomp import VarCompRow
+from mixedglm.labels import LabelMap, level_label
 from mixedglm.report.formats import comma_int, fixed, stata_stat
 from mixedglm.report.table import CoefTable, HeaderLine, Row
+from mixedglm.results.eform import eform_notes, eform_title
 
 _FACTOR = re.compile(
     r"^(?:C\((?P<c>[^,)]+)[^)]*\)|(?P<v>[A-Za-z_.][A-Za-z0-9_.]*))\[(?P<lev>.*)\]$"
@@ -25,11 +27,13 @@ def factor_parts(name: str) -> tuple[str, str] | None:
 
 def coefficient_rows(
     names: list[str],
-    estimates: dict[str, tuple[float, float, float, float, float, float]],
+    estimates: dict[str, tuple[float, ...]],
     omitted: dict[str, str],
+    labels: LabelMap | None = None,
 ) -> list[Row]:
     """Rows of the fixed part with factor variables grouped as Stata does (a blank row, the
-    variable's name, then one row per level)."""
+    variable's name, then one row per level, shown by its value label when ``labels`` has
+    one: see :mod:`mixedglm.labels`)."""
     rows: list[Row] = []
     current_factor = None
     for name in names:
@@ -40,7 +44,7 @@ def coefficient_rows(
                 rows.append(Row("", "blank"))
                 rows.append(Row(factor, "factor"))
                 current_factor = factor
-            label, style = level, "level"
+            label, style = level_label(factor, level, labels), "level"
         else:
             if current_factor is not None and name != "_cons":
                 rows.append(Row("", "blank"))
@@ -98,14 +102,15 @@ def test_footer(
     return left + " " * pad + right
 
 
-def _fixed_estimates(res, level: float) -> dict[str, tuple]:
+def _fixed_estimates(res, level: float, eform: bool = False) -> dict[str, tuple]:
     """``(b, se, z, p, lo, hi)`` per coefficient, from the numbers the JSON holds too."""
-    est = res.estimates(level)
+    est = res.estimates(level, eform)
     return {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
 
 
-def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
-    """The table of a :class:`~mixedglm.results.glmm.GLMMResults`."""
+def glmm_table(res, style: str = "me", level: float = 95.0, eform: str | None = None) -> CoefTable:
+    """The table of a :class:`~mixedglm.results.glmm.GLMMResults`; ``eform`` is ``or``,
+    ``irr`` or ``eform`` (Stata's options) for exponentiated fixed effects."""
     if style not in ("me", "xt"):
         raise ValueError(f"style must be 'me' (melogit) or 'xt' (xtlogit), not '{style}'")
     if style == "xt" and res.structure.q != 1:
@@ -121,31 +126,44 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
     method = res.method if res.method != "laplace" else "Laplace"
     wald = res.wald
     loglik_text = f"{res.loglik:.8g}"
+    vce = getattr(res, "vce", None)
+    reml = res.method == "REML"
+    ll_word = (
+        "Log restricted-likelihood"
+        if reml
+        else ("Log pseudolikelihood" if vce is not None else "Log likelihood")
+    )
     header = [HeaderLine("", "Number of obs", comma_int(res.nobs))]
     if style == "xt":
         header += group_header_lines(group, "xt")
         header.append(HeaderLine())
         header += obs_per_group_lines(group, "Random effects u_i ~ Gaussian")
-        ll_line = f"Log likelihood  = {loglik_text}"
+        ll_line = f"{ll_word}  = {loglik_text}"
     else:
         header += [HeaderLine(text) for text in fam.header_lines()]
         header += group_header_lines(group, "me")
         header.append(HeaderLine())
         header += obs_per_group_lines(group)
-        ll_line = f"Log likelihood = {loglik_text}"
+        ll_line = f"{ll_word} = {loglik_text}"
     header.append(HeaderLine())
     if design.binomial_trials:
         header.append(HeaderLine(f"Binomial variable: {design.trials_name}"))
-    header.append(
-        HeaderLine(f"Integration method: {method:>11}", "Integration pts.", str(n_points))
-    )
-    header.append(HeaderLine())
+    if not reml:
+        header.append(
+            HeaderLine(f"Integration method: {method:>11}", "Integration pts.", str(n_points))
+        )
+        header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
     header.append(HeaderLine(ll_line, "Prob > chi2", fixed(wald.p, 4)))
 
     names = list(design.all_x_names or design.x_names)
     omitted = dict(design.omitted)
-    rows = coefficient_rows(names, _fixed_estimates(res, level), omitted)
+    rows = coefficient_rows(
+        names,
+        _fixed_estimates(res, level, eform is not None),
+        omitted,
+        getattr(design, "value_labels", None),
+    )
     if design.offset_name or design.exposure_name:
         label = design.offset_name or f"ln({design.exposure_name})"
         rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
@@ -170,7 +188,8 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
                     for k in ("sigma_u", "sigma_e", "rho")
                 )
             )
-            footer.append(test_footer("LR test of sigma_u=0: ", res.lr_test, 3, True))
+            if vce is None:
+                footer.append(test_footer("LR test of sigma_u=0: ", res.lr_test, 3, True))
         else:
             blocks.append((Row("/lnsig2u", "param", *_est(xt["/lnsig2u"])),))
             tail = [Row("sigma_u", "param", *_est(xt["sigma_u"]))]
@@ -178,14 +197,20 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
                 tail.append(Row("rho", "param", *_est(xt["rho"])))
             blocks.append(tuple(tail))
             word = "rho" if "rho" in xt else "sigma_u"
-            footer.append(test_footer(f"LR test of {word}=0: ", res.lr_test, 3, True))
+            if vce is None:
+                footer.append(test_footer(f"LR test of {word}=0: ", res.lr_test, 3, True))
     else:
         rows_by_kind = _varcomp_blocks(group.name, res.varcomp(level), design.response)
         blocks += rows_by_kind
-        footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
-        if res.lr_test.kind == "chi2":
-            footer += ["", "Note: LR test is conservative and provided only for reference."]
+        if eform is not None:
+            footer += eform_notes(eform, "_cons" in res.params.index, style)
+        if vce is None:
+            footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
+            if res.lr_test.kind == "chi2":
+                footer += ["", "Note: LR test is conservative and provided only for reference."]
     title = fam.xt_title if style == "xt" else fam.title
+    if reml:
+        title = title.replace(" ML ", " REML ")
     notes = list(res.notes)
     return CoefTable(
         title=title,
@@ -195,6 +220,9 @@ def glmm_table(res, style: str = "me", level: float = 95.0) -> CoefTable:
         footer=tuple(footer),
         level=level,
         notes_before=tuple(notes),
+        coef_name=eform_title(eform, style) if eform is not None else "Coef.",
+        se_title="Robust" if vce is not None else "",
+        se_note=vce.note if vce is not None else "",
     )
 
 

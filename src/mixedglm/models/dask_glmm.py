@@ -1,0 +1,140 @@
+"""``glmm()`` on Dask: the in-memory driver, each evaluation mapped over the workers.
+
+The stages and their logs are those of :func:`mixedglm.models.glmm.fit_glmm`, which runs
+unchanged on the Dask engines (:class:`~mixedglm.engines.dask_engine.DaskFactory`: one map
+over the workers and one sum on the client per evaluation). What the in-memory fit takes from
+the rows (the pooled GLM's start values, the random effects' scales) comes from the
+partitions' sums, reduced once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+from scipy import special
+
+from mixedglm.engines.dask_engine import DaskFactory
+from mixedglm.engines.rules import IntegrationRule
+from mixedglm.families import Family
+from mixedglm.families.ordinal import _quantile, aux_from_cutpoints
+from mixedglm.formula import ParsedFormula
+from mixedglm.models.glmm import choose_structure, fit_glmm
+from mixedglm.results.dask_glmm import DaskGLMMResults
+from mixedglm.results.glmm import GLMMResults
+from mixedglm.scale.frame import as_dask_frame, distribute
+from mixedglm.scale.session import dask_client
+
+
+def pooled_start(sums: dict, family: Family, p: int) -> np.ndarray:
+    """The pooled GLM's start values from the partitions' sums (as ``GLMObjective.start``
+    computes them from the rows)."""
+    n = float(sums["n"])
+    sy, sy2, st, so, sr, sr2 = (float(v) for v in sums["sums"])
+    var_y = max(sy2 / n - (sy / n) ** 2, 0.0)
+    if family.name == "gaussian":
+        aux = np.array([0.5 * np.log(max(var_y, 1e-12))])
+    elif family.name == "nbinomial":
+        mean = max(sy / n, 1e-8)
+        excess = var_y - mean
+        ratio = excess / mean if family.dispersion == "constant" else excess / mean**2
+        aux = np.array([np.log(min(max(ratio, 0.05), 1e3))])
+    elif family.name == "gamma":
+        aux = np.array([np.log(min(max(var_y / (sy / n) ** 2, 1e-6), 1e3))])
+    elif family.is_ordinal:
+        counts = sums["counts"]
+        cum = np.cumsum(counts)[:-1] / counts.sum()
+        cuts = _quantile(family.link, np.clip(cum, 1e-6, 1 - 1e-6))
+        aux = aux_from_cutpoints(np.maximum.accumulate(cuts + 1e-3 * np.arange(cuts.size)))
+        aux[0] += so / n
+    else:
+        aux = np.zeros(family.n_aux)
+    beta = np.zeros(p)
+    mean = sy / st if family.is_binary else sy / n
+    const_cols = np.flatnonzero(sums["ones"])
+    if const_cols.size and not family.is_ordinal:
+        c = const_cols[0]
+        if family.is_binary:
+            m = min(max(mean, 1e-4), 1 - 1e-4)
+            beta[c] = {
+                "logit": np.log(m / (1 - m)),
+                "probit": float(special.ndtri(m)),
+                "cloglog": float(np.log(-np.log1p(-m))),
+            }[family.link]
+        elif family.link == "log":
+            beta[c] = np.log(max(mean, 1e-8)) - so / n
+        else:
+            beta[c] = mean - so / n
+    if family.name == "gaussian":
+        resid2 = (sr2 - 2.0 * mean * sr + n * mean**2) / n
+        aux[0] = 0.5 * np.log(max(resid2, 1e-12))
+    return np.concatenate([beta, aux])
+
+
+def fit_on_dask(
+    parsed: ParsedFormula,
+    data: object,
+    family: Family,
+    *,
+    rule: IntegrationRule,
+    cov: str | None,
+    subset: str | None,
+    offset: str | None,
+    exposure: str | None,
+    trials: str | None,
+    level: float,
+    maxiter: int,
+    nolog: bool,
+    quiet: bool,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> DaskGLMMResults:
+    """``glmm()`` with ``engine="dask"`` (or Dask data): read, distribute, fit, release."""
+    log = print if not nolog and not quiet else None
+    with dask_client(scheduler, workers) as client:
+        ddf = as_dask_frame(data)
+        dist = distribute(
+            client,
+            ddf,
+            parsed,
+            family,
+            offset=offset,
+            exposure=exposure,
+            trials=trials,
+            subset=subset,
+            show_progress=log is not None,
+        )
+        try:
+            fam = family.with_categories(dist.design.categories) if family.is_ordinal else family
+            structure = choose_structure(parsed, dist.design, cov)
+            if not quiet:
+                for note in dist.design.notes:
+                    print(note)
+            factory = DaskFactory(dist, fam, structure)
+            p = len(dist.design.x_names)
+            pooled = factory.pooled(lambda: pooled_start(dist.sums, fam, p))
+            fitted = fit_glmm(
+                dist.design,
+                fam,
+                structure,
+                rule,
+                maxiter=maxiter,
+                level=level,
+                log=log,
+                engines=(factory, pooled),
+            )
+            values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
+            res = DaskGLMMResults(
+                **{**values, "engine": None},
+                lazy=dist.lazy,
+                spec=dist.spec,
+                rule=rule,
+                n_partitions=dist.n_partitions,
+                n_workers=dist.n_workers,
+                timings=dist.timings,
+            )
+        finally:
+            dist.release()
+    if log:
+        log("")
+    return res

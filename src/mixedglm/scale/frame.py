@@ -1,0 +1,388 @@
+"""The data side of a Dask fit, on the client: read, restrict, shuffle once, agree globally.
+
+Steps: the model's variables are checked against the Dask DataFrame's columns (the in-memory
+messages); rows are restricted (``subset``) and only the model's columns kept; one shuffle on
+the grouping variable puts every cluster whole in one partition; one pass counts the missing
+values and collects the distinct values of the variables that become dummies (and of an
+ordinal outcome); each partition then builds its design on its worker with those levels, and
+the columns to omit for collinearity are decided on the summed ``X'X``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from dask.utils import format_time
+from distributed import Client
+from distributed.diagnostics.progressbar import TextProgressBar
+
+from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
+from mixedglm.design.collinear import find_collinear_gram
+from mixedglm.errors import DataError, FormulaError
+from mixedglm.families import Family
+from mixedglm.families.ordinal import ordinal_outcome
+from mixedglm.formula import ParsedFormula
+from mixedglm.scale import partition as part
+from mixedglm.scale.partition import DesignSpec
+
+
+@dataclass(frozen=True)
+class DistributedDesign(ModelDesign):
+    """The global design's names and counts; its rows stay on the workers (``n_rows``)."""
+
+    n_rows: int = 0
+
+    @property
+    def n_obs(self) -> int:
+        return self.n_rows
+
+
+@dataclass
+class DistributedData:
+    """A model's data on the cluster: where each partition's design lives, the global
+    design, the sums behind the start values, and the lazy shuffled frame."""
+
+    client: Client
+    model_id: str
+    spec: DesignSpec
+    placement: dict[str, list[int]]
+    threads: dict[str, int]
+    design: DistributedDesign
+    sums: dict
+    lazy: dd.DataFrame
+    n_partitions: int
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def n_workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def release(self) -> None:
+        """Forget the designs and engines on the workers."""
+        self.client.run(part.op_release, self.model_id)
+
+
+def as_dask_frame(data: object, npartitions: int | None = None) -> dd.DataFrame:
+    """A Dask DataFrame from a Dask DataFrame, a pandas one, or a directory / glob / file of
+    Parquet (or CSV) files."""
+    if isinstance(data, dd.DataFrame):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return dd.from_pandas(data, npartitions=npartitions or 4, sort=False)
+    if not isinstance(data, str | os.PathLike):
+        raise DataError(
+            "with engine='dask' the data must be a Dask or pandas DataFrame, or a directory "
+            f"or glob of Parquet files, not {type(data).__name__}"
+        )
+    text = str(data)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(glob.glob(os.path.join(text, "*.parquet")))
+        if not files:
+            raise DataError(f"directory '{text}' holds no .parquet files")
+        return dd.read_parquet(files)
+    files = sorted(glob.glob(text))
+    if not files:
+        raise DataError(f"no file matches '{text}'")
+    if all(f.lower().endswith((".csv", ".csv.gz")) for f in files):
+        return dd.read_csv(files)
+    if all(f.lower().endswith(".parquet") for f in files):
+        return dd.read_parquet(files)
+    raise DataError(f"'{text}' must name Parquet (.parquet) or CSV (.csv) files")
+
+
+def _is_text(dtype: object) -> bool:
+    return pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+
+
+def _level_columns(parsed: ParsedFormula, meta: pd.DataFrame, variables: list[str]) -> list[str]:
+    """The variables that formulaic turns into dummies: text, categoricals and ``C(x)``."""
+    exprs = [parsed.fixed] + [t.expr for t in parsed.random]
+    out = []
+    for name in variables:
+        dtype = meta[name].dtype
+        wrapped = [re.search(rf"C\(\s*{re.escape(name)}\s*[,)]", e) for e in exprs]
+        if _is_text(dtype) or isinstance(dtype, pd.CategoricalDtype):
+            out.append(name)
+        elif any(wrapped):
+            rest = " ".join(re.sub(rf"C\(\s*{re.escape(name)}\s*(,[^)]*)?\)", "", e) for e in exprs)
+            if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", rest):
+                raise FormulaError(
+                    f"variable '{name}' is used both as a number and inside C(): on Dask the "
+                    "levels of C() are agreed over all partitions by converting the column; "
+                    f"make a copy of '{name}' for one of the two uses"
+                )
+            out.append(name)
+    return out
+
+
+def _levels(name: str, found: list[tuple[str, tuple]]) -> tuple:
+    """Global levels of one variable from the partitions' distinct values."""
+    if any(kind == "categories" for kind, _ in found):
+        seen: dict = {}
+        for _, values in found:
+            seen.update(dict.fromkeys(values))
+        return tuple(seen)
+    values = {v for _, vs in found for v in vs}
+    try:
+        return tuple(sorted(values))
+    except TypeError as err:
+        raise DataError(f"variable '{name}' mixes values that cannot be ordered: {err}") from err
+
+
+def _outcome(name: str, found: list[tuple]) -> tuple[tuple, tuple, list[str]]:
+    """An ordinal outcome's categories (for the family, for coding) and notes."""
+    observed = [v for o in found if o is not None for v in o[2]]
+    cats = next((o[1] for o in found if o is not None and o[0] == "categories"), None)
+    if cats is not None:
+        column = pd.Series(pd.Categorical(list(dict.fromkeys(observed)), categories=list(cats)))
+        _, categories, notes = ordinal_outcome(column, name)
+        return categories, tuple(cats), notes
+    unique = np.unique(np.asarray(observed, dtype=float))
+    _, categories, notes = ordinal_outcome(pd.Series(unique), name)
+    return categories, tuple(unique), notes
+
+
+def _missing_note(missing: dict, dropped: int) -> list[str]:
+    if not dropped:
+        return []
+    detail = ", ".join(f"{k} {int(v)}" for k, v in missing.items() if v)
+    return [
+        f"note: {dropped} observation{'s' if dropped != 1 else ''} dropped because of "
+        f"missing values ({detail})"
+    ]
+
+
+class _StageBar(TextProgressBar):
+    """Dask's text progress bar on standard error with the stage's name (standard output
+    keeps the iteration log, identical to the in-memory fit's)."""
+
+    def __init__(self, futures: list, stage: str) -> None:
+        self.stage = stage
+        super().__init__(futures, interval="200ms")
+
+    def _draw_bar(self, remaining: int, all: int, **kwargs) -> None:
+        frac = (1 - remaining / all) if all else 1.0
+        bar = "#" * int(self.width * frac)
+        sys.stderr.write(
+            f"\r{self.stage:<8} [{bar:<{self.width}}] | {int(100 * frac)}% | "
+            f"{format_time(self.elapsed)}"
+        )
+        sys.stderr.flush()
+
+    def _draw_stop(self, **kwargs) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _progress(futures: list, show: bool, stage: str) -> None:
+    if show and futures:
+        _StageBar(futures, stage)
+
+
+def distribute(
+    client: Client,
+    ddf: dd.DataFrame,
+    parsed: ParsedFormula,
+    family: Family,
+    *,
+    offset: str | None,
+    exposure: str | None,
+    trials: str | None,
+    subset: str | None,
+    show_progress: bool,
+) -> DistributedData:
+    """Shuffle, agree and build: the model's designs on the workers (module docstring)."""
+    meta = ddf._meta
+    if parsed.response not in meta.columns:
+        raise DataError(f"outcome '{parsed.response}' not found in the data")
+    groups = parsed.groups
+    if len(groups) != 1:
+        raise FormulaError(
+            "engine='dask' fits models with one grouping variable (random intercepts and "
+            "slopes, nested effects coded as one top-level cluster variable): crossed or "
+            "several grouping factors do not split into independent clusters, so their "
+            "likelihood cannot be summed partition by partition; fit them in memory"
+            if groups
+            else "the formula has no random-effect term: add one such as (1 | group)"
+        )
+    group = groups[0]
+    where = {group: "grouping variable"}
+    fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
+    random_vars = []
+    for term in parsed.random:
+        random_vars += _formula_variables(term.expr, meta, f"random-effect term {term.text}")
+    extra = [v for v in (offset, exposure, trials) if v is not None]
+    for role, name in (("offset", offset), ("exposure", exposure), ("trials", trials)):
+        if name is not None:
+            where[name] = f"{role} variable"
+    wanted = list(dict.fromkeys([parsed.response, *fixed_vars, *random_vars, group, *extra]))
+    _require_columns(wanted, meta, where)
+    level_cols = _level_columns(
+        parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
+    )
+    spec = DesignSpec(parsed, family, tuple(wanted), group, offset, exposure, trials)
+
+    restricted = ddf.map_partitions(part.restrict, subset, wanted, meta=meta[wanted])
+    shuffled = restricted.shuffle(on=group)
+    t0 = time.perf_counter()
+    futures = client.compute(shuffled.to_delayed())
+    _progress(futures, show_progress, "shuffle")
+    client.gather(client.map(len, futures))  # wait for the shuffle (and read) to finish
+    t_shuffle = time.perf_counter() - t0
+
+    counting = client.map(part.partition_stats, futures, spec=spec, level_columns=level_cols)
+    _progress(counting, show_progress, "levels")
+    stats = client.gather(counting)
+    rows = sum(s["rows"] for s in stats)
+    if rows == 0:
+        raise DataError(f"no observations satisfy the condition '{subset}'")
+    missing = {c: sum(int(s["missing"][c]) for s in stats) for c in wanted}
+    kept = sum(s["kept"] for s in stats)
+    if kept == 0:
+        raise DataError(
+            f"no observations left after dropping {rows} with missing values (missing per "
+            f"variable: {', '.join(f'{k} {v}' for k, v in missing.items())})"
+        )
+    levels = tuple(
+        (c, _levels(c, [s["values"][c] for s in stats if s["kept"]])) for c in level_cols
+    )
+    notes = _missing_note(missing, rows - kept)
+    outcome_categories = None
+    fam = family
+    if family.is_ordinal:
+        categories, outcome_categories, outcome_notes = _outcome(
+            parsed.response, [s["outcome"] for s in stats if s["kept"]]
+        )
+        fam = family.with_categories(categories)
+        notes += outcome_notes
+    else:
+        col = meta[parsed.response]
+        if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories) == 2:
+            cats = list(col.cat.categories)
+            notes.append(f"note: outcome {parsed.response} coded 0 = {cats[0]}, 1 = {cats[1]}")
+    spec = replace(spec, levels=levels, outcome_categories=outcome_categories)
+
+    model_id = uuid.uuid4().hex
+    builds = [
+        client.submit(part.op_build, f, spec, model_id, i, pure=False)
+        for i, f in enumerate(futures)
+    ]
+    _progress(builds, show_progress, "design")
+    built = client.gather(builds)
+    who = client.who_has(builds)
+    placement: dict[str, list[int]] = {}
+    for fut, b in zip(builds, built, strict=True):
+        if b is not None:
+            placement.setdefault(sorted(who[fut.key])[0], []).append(b["index"])
+    del futures, builds
+    done = [b for b in built if b is not None]
+    gram = sum(b["gram"] for b in done)
+    names = done[0]["names"]
+    dropped = tuple(names[j] for j in find_collinear_gram(gram))
+    notes += [f"note: {n} omitted because of collinearity" for n in dropped]
+    spec = replace(spec, dropped=dropped)
+    try:
+        data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes)
+    except BaseException:
+        client.run(part.op_release, model_id)  # no design left behind on the workers
+        raise
+    data.design = replace(data.design, n_dropped_missing=rows - kept)
+    data.lazy, data.n_partitions = shuffled, shuffled.npartitions
+    data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0 - t_shuffle}
+    return data
+
+
+def _finalize(
+    client: Client,
+    model_id: str,
+    spec: DesignSpec,
+    placement: dict[str, list[int]],
+    header: ModelDesign,
+    family: Family,
+    notes: list[str],
+) -> DistributedData:
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    threads = {w: int(workers[w]["nthreads"]) for w in placement}
+    parts = {
+        w: client.submit(
+            part.op_finalize,
+            model_id,
+            ids,
+            spec,
+            workers=[w],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for w, ids in placement.items()
+    }
+    sums = [s for w in sorted(parts) for s in parts[w].result()]
+    labels = np.concatenate([s["labels"] for s in sums])
+    sizes = np.concatenate([s["sizes"] for s in sums])
+    order = np.argsort(labels, kind="stable")
+    ginfo = GroupInfo(spec.group, labels[order], sizes[order])
+    if ginfo.n_groups < 2:
+        raise DataError(
+            f"grouping variable '{spec.group}' has a single group in the estimation sample: a "
+            "random-effects model needs at least two groups"
+        )
+    within = np.max([s["z_within"] for s in sums], axis=0)
+    zmax = np.max([s["z_max"] for s in sums], axis=0)
+    for j, name in enumerate(header.z_names):
+        if name != "_cons" and within[j] <= 1e-12 * max(1.0, float(zmax[j])):
+            raise DataError(
+                f"random slope on '{name}' cannot be estimated: '{name}' is constant within "
+                f"every group of '{spec.group}'"
+            )
+    header = part.drop_columns(header, spec.dropped, family.is_ordinal)
+    n = int(sum(s["n"] for s in sums))
+    empty = np.zeros(0)
+    design = DistributedDesign(
+        **{
+            **{f: getattr(header, f) for f in ModelDesign.__dataclass_fields__},
+            "y": empty,
+            "trials": empty,
+            "offset": empty,
+            "X": np.zeros((0, len(header.x_names))),
+            # one row whose squares are the mean squares of all the rows: the random
+            # effects' scales (fit_glmm's start values and boundary check)
+            "Z": np.sqrt(np.sum([s["zsq"] for s in sums], axis=0) / n)[None, :],
+            "group": ginfo,
+            "group_codes": np.zeros(0, dtype=np.int64),
+            "starts": np.zeros(1, dtype=np.int64),
+            "row_index": pd.RangeIndex(0),
+            "source_positions": None,
+            "notes": tuple(notes),
+            "n_dropped_missing": 0,
+            "categories": family.categories,
+        },
+        n_rows=n,
+    )
+    totals = {
+        "n": n,
+        "zsq": np.sum([s["zsq"] for s in sums], axis=0),
+        "ones": np.all([s["ones"] for s in sums], axis=0),
+        "sums": np.sum([s["sums"] for s in sums], axis=0),
+        "counts": np.sum([s["counts"] for s in sums], axis=0) if family.is_ordinal else None,
+    }
+    return DistributedData(
+        client,
+        model_id,
+        spec,
+        placement,
+        threads,
+        design,
+        totals,
+        None,
+        0,  # type: ignore[arg-type]
+    )

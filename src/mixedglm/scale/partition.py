@@ -1,0 +1,351 @@
+"""The worker side of a Dask fit: one partition's design and engines, kept in worker memory.
+
+Everything here runs inside a Dask worker on a pandas partition whose clusters lie whole in
+it; nothing imports Dask. A partition's design is built by the in-memory
+:func:`~mixedglm.design.build.build_design` with the decisions that need all the data made
+beforehand on the client (factor levels, the ordinal outcome's categories, the columns omitted
+for collinearity): so its columns are those of the in-memory design, and each cluster's rows,
+engine and numbers are the in-memory ones. The engines live in a registry of this worker
+process keyed by a model id and the partition's number; their per-cluster adaptive state
+(modes, grids) persists between the Newton steps, exactly as in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+
+import numba
+import numpy as np
+import pandas as pd
+
+from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
+from mixedglm.engines.aghq import AGHQEngine
+from mixedglm.engines.base import Engine
+from mixedglm.engines.covariance import CovarianceStructure
+from mixedglm.engines.glm import GLMObjective
+from mixedglm.engines.rules import IntegrationRule
+from mixedglm.errors import DataError
+from mixedglm.families import Family
+from mixedglm.formula import ParsedFormula
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """What every partition needs to build its part of the global design.
+
+    ``columns``: the model's variables; ``levels``: global categories of the variables that
+    become dummies; ``outcome_categories``: an ordinal outcome's categories (all the data's);
+    ``dropped``: columns omitted for collinearity (by name, decided on all the data).
+    """
+
+    formula: ParsedFormula
+    family: Family
+    columns: tuple[str, ...]
+    group: str
+    offset: str | None = None
+    exposure: str | None = None
+    trials: str | None = None
+    levels: tuple[tuple[str, tuple], ...] = ()
+    outcome_categories: tuple | None = None
+    dropped: tuple[str, ...] = ()
+
+
+# -- restricting and counting ----------------------------------------------------------------
+def subset_mask(frame: pd.DataFrame, condition: str | None) -> np.ndarray:
+    """Rows where ``condition`` holds (Stata's ``if``: non-zero and not missing); unlike the
+    in-memory :func:`~mixedglm.data.apply_subset`, a partition may select no row."""
+    if condition is None or not str(condition).strip():
+        return np.ones(len(frame), dtype=bool)
+    try:
+        result = frame.eval(condition)
+    except Exception as err:
+        raise DataError(f"cannot evaluate the condition '{condition}': {err}") from err
+    result = pd.Series(result, index=frame.index) if not isinstance(result, pd.Series) else result
+    if result.dtype == bool:
+        return result.to_numpy()
+    values = pd.to_numeric(result, errors="coerce").to_numpy(dtype=float)
+    return np.isfinite(values) & (values != 0)
+
+
+def restrict(frame: pd.DataFrame, condition: str | None, columns: list[str]) -> pd.DataFrame:
+    """The partition's rows satisfying ``condition``, only the model's columns."""
+    return frame.loc[subset_mask(frame, condition), columns]
+
+
+def _is_text(series: pd.Series) -> bool:
+    return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+
+
+def partition_stats(frame: pd.DataFrame, spec: DesignSpec, level_columns: list[str]) -> dict:
+    """Counts for the global pass: missing values per variable, rows kept, the distinct
+    values of the variables that become dummies and of an ordinal outcome."""
+    _check_text_columns(spec.formula.fixed, [c for c in spec.columns if c in level_columns], frame)
+    data = frame[list(spec.columns)]
+    missing = data.isna()
+    keep = ~missing.any(axis=1).to_numpy()
+    kept = data.loc[keep]
+    values = {}
+    for name in level_columns:
+        col = kept[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            values[name] = ("categories", tuple(col.cat.categories))
+        else:
+            values[name] = ("values", tuple(pd.unique(col)))
+    outcome = None
+    if spec.family.is_ordinal:
+        col = kept[spec.formula.response]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            outcome = ("categories", tuple(col.cat.categories), tuple(pd.unique(col)))
+        else:
+            outcome = ("values", (), tuple(pd.unique(col)))
+    return {
+        "rows": len(frame),
+        "missing": missing.sum().to_dict(),
+        "kept": int(keep.sum()),
+        "values": values,
+        "outcome": outcome,
+    }
+
+
+# -- the partition's design ------------------------------------------------------------------
+def with_levels(frame: pd.DataFrame, spec: DesignSpec) -> pd.DataFrame:
+    """The variables that become dummies as categoricals with the global levels, so that
+    every partition has every column of the in-memory design (unused levels give zeros)."""
+    if not spec.levels:
+        return frame
+    frame = frame.copy()
+    for name, levels in spec.levels:
+        frame[name] = pd.Categorical(frame[name], categories=list(levels))
+    return frame
+
+
+def gram_names(design: ModelDesign, ordinal: bool) -> list[str]:
+    """The names of the columns in the order the collinearity check sees them (formulaic's,
+    the constant first)."""
+    rest = [n for n in design.all_x_names if n != "_cons"]
+    return ["_cons", *rest] if ordinal or "_cons" in design.all_x_names else rest
+
+
+def build_partition(
+    frame: pd.DataFrame, spec: DesignSpec, with_gram: bool
+) -> tuple[ModelDesign | None, np.ndarray | None]:
+    """The partition's design with every column (collinear ones still in) and, when asked
+    for, the cross-product matrix of its fixed-effects columns (for the global check)."""
+    grams: list[np.ndarray] = []
+
+    def record(X: np.ndarray) -> list[int]:
+        if with_gram:
+            grams.append(X.T @ X)
+        return []
+
+    data = frame[list(spec.columns)]
+    keep = data.notna().all(axis=1).to_numpy()
+    if not keep.any():
+        return None, None
+    data = data.loc[keep]  # listwise deletion (counted globally) before the levels are set
+    design = build_design(
+        spec.formula,
+        with_levels(data, spec),
+        spec.family,
+        offset=spec.offset,
+        exposure=spec.exposure,
+        trials=spec.trials,
+        collinear=record,
+        whole=False,
+        outcome_categories=spec.outcome_categories,
+    )
+    return design, (grams[0] if grams else None)
+
+
+def drop_columns(design: ModelDesign, dropped: tuple[str, ...], ordinal: bool) -> ModelDesign:
+    """The design without the globally collinear columns, with the in-memory notes' order."""
+    if not dropped:
+        return design
+    keep = [j for j, n in enumerate(design.x_names) if n not in dropped]
+    omitted = tuple((n, "collinearity") for n in dropped if not (ordinal and n == "_cons"))
+    return replace(
+        design,
+        X=np.ascontiguousarray(design.X[:, keep]),
+        x_names=tuple(design.x_names[j] for j in keep),
+        omitted=omitted,
+    )
+
+
+def design_for(frame: pd.DataFrame, spec: DesignSpec) -> ModelDesign | None:
+    """A partition's final design (for the lazy random effects and predictions)."""
+    design, _ = build_partition(frame, spec, with_gram=False)
+    if design is None:
+        return None
+    return drop_columns(design, spec.dropped, spec.family.is_ordinal)
+
+
+def summary(design: ModelDesign, family: Family) -> dict:
+    """What the client needs of a partition: sizes, labels, and the sums behind the start
+    values, the constant columns, the random-effect scales and the within-group checks."""
+    starts = design.starts
+    sizes = np.diff(starts)
+    Z = design.Z
+    within = np.zeros(Z.shape[1])
+    for j in range(Z.shape[1]):
+        means = np.add.reduceat(Z[:, j], starts[:-1]) / sizes
+        within[j] = float(np.max(np.abs(Z[:, j] - np.repeat(means, sizes))))
+    y, off = design.y, design.offset
+    k = len(design.categories) if family.is_ordinal else 0
+    return {
+        "n": design.n_obs,
+        "labels": design.group.labels if design.group else np.zeros(0),
+        "sizes": sizes,
+        "zsq": np.sum(Z**2, axis=0),
+        "z_within": within,
+        "z_max": np.max(np.abs(Z), axis=0) if Z.shape[0] else np.zeros(Z.shape[1]),
+        "ones": np.all(design.X == 1.0, axis=0),
+        "sums": np.array(
+            [
+                np.sum(y),
+                np.sum(y**2),
+                np.sum(design.trials),
+                np.sum(off),
+                np.sum(y - off),
+                np.sum((y - off) ** 2),
+            ]
+        ),
+        "counts": np.bincount(y.astype(np.int64), minlength=k).astype(float) if k else None,
+    }
+
+
+# -- engines kept in worker memory ----------------------------------------------------------
+def memory_engine(
+    design: ModelDesign, family: Family, structure: CovarianceStructure, rule: IntegrationRule
+) -> Engine:
+    """THE in-memory engine of one partition for ``rule`` (the one place that builds it)."""
+    factor = design.group.name if design.group is not None else "group"
+    return AGHQEngine(design.cluster_arrays(), family, structure, rule, factor=factor)
+
+
+def pooled_engine(design: ModelDesign, family: Family) -> GLMObjective:
+    """The pooled GLM (no random effects) on one partition: the start values."""
+    a = design.cluster_arrays()
+    return GLMObjective(a.X, a.y, a.trials, a.offset, family, a.weights)
+
+
+@dataclass
+class _Part:
+    design: ModelDesign
+    engines: dict = field(default_factory=dict)
+
+
+_LOCK = threading.Lock()
+_MODELS: dict[str, dict[int, _Part]] = {}
+
+
+def op_build(frame: pd.DataFrame, spec: DesignSpec, model_id: str, index: int) -> dict | None:
+    """Build partition ``index``'s design, keep it in this worker, return its ``X'X``."""
+    design, gram = build_partition(frame, spec, with_gram=True)
+    if design is None:
+        return None
+    with _LOCK:
+        _MODELS.setdefault(model_id, {})[index] = _Part(design)
+    header = replace(
+        design,
+        y=design.y[:0],
+        trials=design.trials[:0],
+        offset=design.offset[:0],
+        X=design.X[:0],
+        Z=design.Z[:0],
+        group_codes=design.group_codes[:0],
+        row_index=design.row_index[:0],
+        source_positions=None,
+    )
+    return {
+        "index": index,
+        "gram": gram,
+        "names": gram_names(design, spec.family.is_ordinal),
+        "header": header,
+    }
+
+
+def op_finalize(model_id: str, parts: list[int], spec: DesignSpec) -> list[dict]:
+    """Drop the globally collinear columns; the partitions' summaries."""
+    out = []
+    with _LOCK:
+        for i in parts:
+            part = _MODELS[model_id][i]
+            part.design = drop_columns(part.design, spec.dropped, spec.family.is_ordinal)
+            out.append(summary(part.design, spec.family))
+    return out
+
+
+def _engine(model_id: str, i: int, key: str, setup: tuple) -> Engine:
+    part = _MODELS[model_id][i]
+    engine = part.engines.get(key)
+    if engine is None:
+        if setup[0] == "pooled":
+            engine = pooled_engine(part.design, setup[1])
+        else:
+            engine = memory_engine(part.design, *setup[1:])
+        part.engines[key] = engine
+    return engine
+
+
+def op_evaluate(
+    model_id: str,
+    parts: list[int],
+    key: str,
+    setup: tuple,
+    params: np.ndarray,
+    order: int,
+    threads: int,
+) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """This worker's sums of the log-likelihood, gradient and Hessian over its partitions."""
+    ll, grad, hess = 0.0, None, None
+    with _LOCK:
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        for i in parts:
+            ev = _engine(model_id, i, key, setup)(params, order)
+            ll += ev.loglik
+            if ev.gradient is not None:
+                grad = ev.gradient.copy() if grad is None else grad + ev.gradient
+            if ev.hessian is not None:
+                hess = ev.hessian.copy() if hess is None else hess + ev.hessian
+    return ll, grad, hess
+
+
+def op_adopt(model_id: str, parts: list[int], key: str, setup: tuple, source: str) -> None:
+    """Warm-start engine ``key`` from engine ``source`` (the coarse fit's modes)."""
+    with _LOCK:
+        for i in parts:
+            target = _engine(model_id, i, key, setup)
+            target.warm_start(_MODELS[model_id][i].engines[source])
+
+
+def op_clusters(
+    model_id: str,
+    parts: list[int],
+    key: str,
+    setup: tuple,
+    params: np.ndarray,
+    what: str,
+    threads: int,
+) -> list[tuple]:
+    """Per cluster, with its labels: ``contributions`` (log-likelihood and score) or the
+    posterior ``means`` or ``modes`` of ``u`` with their covariances."""
+    out = []
+    with _LOCK:
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        for i in parts:
+            engine = _engine(model_id, i, key, setup)
+            labels = _MODELS[model_id][i].design.group.labels
+            if what == "contributions":
+                c = engine.contributions(params)
+                out.append((labels, c.loglik, c.score))
+            else:
+                (post,) = engine.posterior(params, what).values()
+                out.append((labels, post.mean, post.cov))
+    return out
+
+
+def op_release(model_id: str) -> int:
+    """Forget a model's designs and engines on this worker; how many partitions it held."""
+    with _LOCK:
+        return len(_MODELS.pop(model_id, {}))
