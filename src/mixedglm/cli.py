@@ -207,11 +207,33 @@ def _printed_notes_removed(summary, printed: tuple[str, ...]):
     return summary
 
 
+def _refuse_for_several_factors(args: argparse.Namespace) -> None:
+    """Output options the several-factor results do not offer yet: refused before the fit."""
+    from mixedglm.formula import parse_formula
+    from mixedglm.models.multilevel import needs_multilevel
+
+    if not needs_multilevel(parse_formula(args.formula)):
+        return
+    given = {
+        "--plot": args.plot,
+        "--margins": args.margins,
+        f"--{args.eform}": args.eform,
+        "--style xt": args.style == "xt",
+    }
+    asked = [name for name, value in given.items() if value]
+    if asked:
+        raise OptionError(
+            f"{', '.join(asked)}: not available yet with several grouping factors "
+            "(the table, --json and --reffects are)"
+        )
+
+
 def _run_fit(args: argparse.Namespace) -> None:
     from mixedglm.models.glmm import glmm
     from mixedglm.results.multilevel import MultilevelResults
 
     rule = integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
+    _refuse_for_several_factors(args)
     res = glmm(
         args.formula,
         args.data,

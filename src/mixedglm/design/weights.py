@@ -74,6 +74,11 @@ def check_weights(
     group: str | None,
 ) -> None:
     """Refuse what is not supported, before any work."""
+    if group_weights is not None and not isinstance(group_weights, dict):
+        raise MixedGLMError(
+            "group_weights must be a dict {grouping variable: weight variable}, e.g. "
+            f"{{'{group or 'g'}': 'wg'}}, not {type(group_weights).__name__} {group_weights!r}"
+        )
     if fweight and pweight:
         raise MixedGLMError("give fweight= or pweight=, not both (Stata allows one weight type)")
     if fweight:

@@ -83,6 +83,17 @@ def choose_structure(
     )
 
 
+def _refuse_with_several_factors(**given: object) -> None:
+    """Options not available yet with several grouping factors: an error naming them, never
+    silently ignored."""
+    asked = [name for name, value in given.items() if value]
+    if asked:
+        raise MixedGLMError(
+            f"{', '.join(asked)} with several grouping factors is not available yet: fit "
+            "without it (or with one grouping factor)"
+        )
+
+
 def _log_lines(log: Callable[[str], None] | None, *lines: str) -> None:
     if log:
         for line in lines:
@@ -371,6 +382,10 @@ def glmm(
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
     if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
+        _refuse_with_several_factors(
+            vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
+            group_weights=group_weights,
+        )  # fmt: skip
         return multilevel_glmm(
             parsed,
             frame,

@@ -27,6 +27,7 @@ from mixedglm.errors import MixedGLMError
 
 if TYPE_CHECKING:
     from mixedglm.design.build import ModelDesign
+    from mixedglm.design.multilevel import MultilevelDesign
     from mixedglm.engines.covariance import CovarianceStructure
     from mixedglm.families import Family
 
@@ -97,61 +98,53 @@ class CommonAccessors:
         return len([n for n in self.params.index if n != "_cons"])
 
 
-class GLMMAccessors(CommonAccessors):
-    """Mixin for :class:`~mixedglm.results.glmm.GLMMResults`."""
+def observed_outcome(
+    design: ModelDesign, family: Family
+) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Outcome (a proportion for binomial with trials), prior weights and row labels of the
+    estimation sample, in the data's row order."""
+    if family.is_ordinal:
+        raise MixedGLMError(
+            "fitted values and residuals are not defined for ordinal models: "
+            "predict(kind='pr') gives the probability of each category"
+        )
+    positions = design.source_positions
+    assert positions is not None
+    order = np.argsort(positions, kind="stable")
+    y = design.y[order].astype(float)
+    w = np.ones_like(y)
+    if design.binomial_trials:
+        n = design.trials[order].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(n > 0, y / np.where(n > 0, n, 1.0), 0.0)
+        w = n
+    return y, w, design.row_index[order]
 
-    design: ModelDesign
+
+class ResidualAccessors(CommonAccessors):
+    """``fittedvalues`` and the residuals, for any result that gives its estimation
+    design (:meth:`_outcome_design`), ``family``, ``aux`` and ``predict(kind="mu")``."""
+
     family: Family
-    structure: CovarianceStructure
 
-    if TYPE_CHECKING:  # provided by GLMMResults
+    if TYPE_CHECKING:
 
         @property
         def aux(self) -> np.ndarray: ...
 
-        @property
-        def sigma(self) -> np.ndarray: ...
+        def _outcome_design(self) -> ModelDesign: ...
 
-        def predict(
-            self, data: pd.DataFrame | None = None, kind: str = "mu", conditional: bool = True
-        ) -> pd.Series | pd.DataFrame: ...
-
-        def random_effects(
-            self, kind: str = "means", se: bool = True, expand: bool = False
-        ) -> pd.DataFrame: ...
-
-    # -- data in the data's row order ----------------------------------------------------------
-    def _data_order(self) -> np.ndarray:
-        positions = self.design.source_positions
-        assert positions is not None
-        return np.argsort(positions, kind="stable")
+        def _fitted_mu(self) -> pd.Series: ...
 
     def _observed(self) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-        """Outcome (a proportion for binomial with trials) and prior weights, data order."""
-        design = self.design
-        if self.family.is_ordinal:
-            raise MixedGLMError(
-                "fitted values and residuals are not defined for ordinal models: "
-                "predict(kind='pr') gives the probability of each category"
-            )
-        order = self._data_order()
-        y = design.y[order].astype(float)
-        w = np.ones_like(y)
-        if design.binomial_trials:
-            n = design.trials[order].astype(float)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                y = np.where(n > 0, y / np.where(n > 0, n, 1.0), 0.0)
-            w = n
-        return y, w, design.row_index[order]
+        return observed_outcome(self._outcome_design(), self.family)
 
     @property
     def fittedvalues(self) -> pd.Series:
-        """The conditional mean at the predicted random effects (posterior means), one value
-        per observation of the estimation sample in the data's row order."""
+        """The conditional mean at the predicted random effects, one value per observation
+        of the estimation sample in the data's row order."""
         self._observed()  # refuses ordinal models with a clear message
-        mu = self.predict(kind="mu", conditional=True)
-        assert isinstance(mu, pd.Series)
-        return mu.rename("fitted")
+        return self._fitted_mu().rename("fitted")
 
     @property
     def resid_response(self) -> pd.Series:
@@ -176,6 +169,64 @@ class GLMMAccessors(CommonAccessors):
         values = np.sign(y - mu) * np.sqrt(np.maximum(w * d, 0.0))
         return pd.Series(values, index=index, name="resid_deviance")
 
+
+def varcorr_rows(
+    group: str, sigma: np.ndarray, structure: CovarianceStructure
+) -> list[tuple[str, str, object, float, float]]:
+    """lme4's VarCorr rows of one grouping factor: variances, then covariances."""
+    names = list(structure.columns)
+    sd = np.sqrt(np.maximum(np.diag(sigma), 0.0))
+    rows: list[tuple[str, str, object, float, float]] = [
+        (group, name, None, float(sigma[a, a]), float(sd[a])) for a, name in enumerate(names)
+    ]
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            if structure.effective_kind in ("independent", "identity"):
+                continue
+            denom = sd[a] * sd[b]
+            corr = float(sigma[a, b] / denom) if denom > 0 else math.nan
+            rows.append((group, names[a], names[b], float(sigma[a, b]), corr))
+    return rows
+
+
+def varcorr_frame(rows: list, family: Family, aux: np.ndarray) -> pd.DataFrame:
+    """The rows as lme4's ``as.data.frame(VarCorr(fit))``, with the residual for gaussian
+    models last."""
+    if family.name == "gaussian":
+        s = math.exp(float(aux[0]))
+        rows = [*rows, ("Residual", "", None, s * s, s)]
+    frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    frame["var2"] = frame["var2"].astype(object)
+    return frame
+
+
+class GLMMAccessors(ResidualAccessors):
+    """Mixin for :class:`~mixedglm.results.glmm.GLMMResults`."""
+
+    design: ModelDesign
+    structure: CovarianceStructure
+
+    if TYPE_CHECKING:  # provided by GLMMResults
+
+        @property
+        def sigma(self) -> np.ndarray: ...
+
+        def predict(
+            self, data: pd.DataFrame | None = None, kind: str = "mu", conditional: bool = True
+        ) -> pd.Series | pd.DataFrame: ...
+
+        def random_effects(
+            self, kind: str = "means", se: bool = True, expand: bool = False
+        ) -> pd.DataFrame: ...
+
+    def _outcome_design(self) -> ModelDesign:
+        return self.design
+
+    def _fitted_mu(self) -> pd.Series:
+        mu = self.predict(kind="mu", conditional=True)
+        assert isinstance(mu, pd.Series)
+        return mu
+
     # -- lme4's names ------------------------------------------------------------------------------
     def ranef(self) -> pd.DataFrame:
         """The conditional modes of the random effects (lme4's ``ranef()``): one row per
@@ -188,27 +239,43 @@ class GLMMAccessors(CommonAccessors):
         """lme4's ``as.data.frame(VarCorr(fit))``: columns ``grp``, ``var1``, ``var2``,
         ``vcov`` (variance or covariance) and ``sdcor`` (SD or correlation); variances
         first, then the covariances, then the residual for gaussian models."""
-        design = self.design
-        group = design.group.name if design.group is not None else ""
+        group = self.design.group.name if self.design.group is not None else ""
         sigma = np.asarray(self.sigma, dtype=np.float64)
-        names = list(self.structure.columns)
-        sd = np.sqrt(np.maximum(np.diag(sigma), 0.0))
-        rows: list[tuple[str, str, object, float, float]] = [
-            (group, name, None, float(sigma[a, a]), float(sd[a])) for a, name in enumerate(names)
-        ]
-        for a in range(len(names)):
-            for b in range(a + 1, len(names)):
-                if self.structure.effective_kind in ("independent", "identity"):
-                    continue
-                denom = sd[a] * sd[b]
-                corr = float(sigma[a, b] / denom) if denom > 0 else math.nan
-                rows.append((group, names[a], names[b], float(sigma[a, b]), corr))
-        if self.family.name == "gaussian":
-            s = math.exp(float(self.aux[0]))
-            rows.append(("Residual", "", None, s * s, s))
-        frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-        frame["var2"] = frame["var2"].astype(object)
-        return frame
+        return varcorr_frame(varcorr_rows(group, sigma, self.structure), self.family, self.aux)
+
+
+class MultilevelAccessors(ResidualAccessors):
+    """Mixin for :class:`~mixedglm.results.multilevel.MultilevelResults`: fitted values at
+    the conditional modes of every factor (lme4's ``fitted()``), residuals, ``ranef()`` and
+    ``varcorr()`` over all grouping factors."""
+
+    design: MultilevelDesign
+
+    if TYPE_CHECKING:  # provided by MultilevelResults
+
+        def sigma(self, factor: int | str) -> np.ndarray: ...
+
+        def predict(self, data: pd.DataFrame | None = None, kind: str = "mu") -> pd.Series: ...
+
+        def random_effects(self, se: bool = True) -> dict[str, pd.DataFrame]: ...
+
+    def _outcome_design(self) -> ModelDesign:
+        return self.design.base
+
+    def _fitted_mu(self) -> pd.Series:
+        return self.predict(kind="mu")
+
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """lme4's ``ranef()``: the conditional modes, one DataFrame per grouping factor."""
+        return self.random_effects(se=False)
+
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(fit))`` over every grouping factor."""
+        rows = []
+        for k, f in enumerate(self.design.factors):
+            sigma = np.asarray(self.sigma(k), dtype=np.float64)
+            rows += varcorr_rows(f.name, sigma, f.structure)
+        return varcorr_frame(rows, self.family, self.aux)
 
 
 class DelegatedAccessors:

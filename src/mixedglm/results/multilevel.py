@@ -20,12 +20,14 @@ from mixedglm.inference import TestResult, lr_test_variance, wald_test
 from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci
 from mixedglm.optim import OptSummary
 from mixedglm.report.stata import render_ic, render_table
+from mixedglm.results.accessors import MultilevelAccessors
 from mixedglm.results.base import CoefficientResults
+from mixedglm.results.display import DisplayMixin
 from mixedglm.results.glmm import Summary
 
 
-@dataclass(frozen=True)
-class MultilevelResults(CoefficientResults):
+@dataclass(frozen=True, repr=False)  # repr: the table (DisplayMixin)
+class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
     """A fitted model with several grouping factors (nested or crossed).
 
     ``params_all`` is ``[beta, theta_1 .. theta_K, aux]`` (factors in the formula's order,
@@ -285,6 +287,13 @@ class MultilevelResults(CoefficientResults):
         from mixedglm.results.multilevel_predict import predict_multilevel
 
         return predict_multilevel(self, data, kind, factors, fixedonly)
+
+    def margins(self, *args: object, **kwargs: object) -> pd.DataFrame:
+        """Not available yet with several grouping factors (an error saying so)."""
+        raise MixedGLMError(
+            "margins() with several grouping factors is not available yet; predict(kind='mu', "
+            "fixedonly=True) gives the mean response with all random effects at zero"
+        )
 
     # -- output ----------------------------------------------------------------------------
     def table(self, level: float | None = None):

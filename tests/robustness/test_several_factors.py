@@ -1,0 +1,93 @@
+"""Several grouping factors: options not available yet are refused by name (never silently
+ignored), and the results offer the accessors, printing and HTML of one-factor fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedglm as mg
+from mixedglm.cli import main
+from mixedglm.errors import MixedGLMError
+from robustness.conftest import base_frame
+
+
+@pytest.fixture(scope="module")
+def nested() -> pd.DataFrame:
+    data = base_frame(n_groups=40, size=8, seed=3)
+    data["h"] = data["g"] // 4  # ten outer clusters of four inner ones
+    data["w"] = 1 + data["g"] % 2
+    return data
+
+
+@pytest.fixture(scope="module")
+def fit(nested):
+    return mg.glmm("count ~ x + (1 | h/g)", nested, family="poisson", method="laplace", quiet=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"vce": "robust"}, "vce"),
+        ({"fweight": "w"}, "fweight"),
+        ({"pweight": "w"}, "pweight"),
+        ({"group_weights": {"h": "w"}}, "group_weights"),
+    ],
+)
+def test_options_not_available_are_refused_by_name(nested, options, named):
+    with pytest.raises(MixedGLMError, match=f"{named} with several grouping factors"):
+        mg.glmm("y ~ x + (1 | h/g)", nested, method="laplace", quiet=True, **options)
+
+
+def test_reml_with_several_factors_is_refused(nested):
+    with pytest.raises(MixedGLMError, match="reml with several grouping factors"):
+        mg.glmm("yc ~ x + (1 | h) + (1 | f)", nested, family="gaussian", reml=True, quiet=True)
+
+
+def test_group_weights_must_be_a_dict(nested):
+    with pytest.raises(MixedGLMError, match="group_weights must be a dict"):
+        mg.glmm("y ~ x + (1 | g)", nested, group_weights="w", quiet=True)
+
+
+def test_margins_says_it_is_not_available(fit):
+    with pytest.raises(MixedGLMError, match="margins\\(\\) with several grouping factors"):
+        fit.margins(dydx="x")
+
+
+def test_fitted_values_and_residuals_follow_the_conditional_modes(fit, nested):
+    mu = fit.predict(kind="mu")
+    assert np.allclose(fit.fittedvalues.to_numpy(), mu.to_numpy())
+    assert list(fit.fittedvalues.index) == list(nested.index)
+    resid = nested["count"].to_numpy() - mu.to_numpy()
+    assert np.allclose(fit.resid_response.to_numpy(), resid)
+    assert np.allclose(fit.resid_pearson.to_numpy(), resid / np.sqrt(mu.to_numpy()))
+    assert set(fit.ranef()) == {"h", "h:g"}
+    assert fit.ranef()["h"].shape == (10, 1)
+
+
+def test_varcorr_has_a_row_per_factor(fit):
+    table = fit.varcorr()
+    assert list(table["grp"]) == ["h", "h:g"]
+    for k, name in enumerate(["h", "h:g"]):
+        var = float(fit.sigma(name)[0, 0])
+        assert table["vcov"].iloc[k] == pytest.approx(var)
+        assert table["sdcor"].iloc[k] == pytest.approx(np.sqrt(var))
+
+
+def test_print_repr_and_html_show_the_table(fit):
+    text = str(fit)
+    assert text == repr(fit) and "Mixed-effects" in text and "var(_cons)" in text
+    html = fit._repr_html_()
+    assert "<table" in html and "_cons" in html
+
+
+def test_cli_refuses_plot_and_eform_before_the_fit(nested, tmp_path, capsys):
+    csv = tmp_path / "nested.csv"
+    nested.to_csv(csv, index=False)
+    plot = tmp_path / "re.png"
+    args = ["fit", str(csv), "y ~ x + (1 | h/g)", "--laplace", "--nolog"]
+    assert main([*args, "--plot", str(plot), "--or"]) == 2
+    err = capsys.readouterr().err
+    assert "--plot, --or: not available yet with several grouping factors" in err
+    assert err.count("\n") == 1 and not plot.exists()
