@@ -176,6 +176,19 @@ def _culprits(d: np.ndarray, names: Sequence[str]) -> list[str]:
     return [n for n, w in zip(names, d, strict=True) if w != 0 and n != "_cons"]
 
 
+def _separation(
+    rows: np.ndarray, signs: np.ndarray, names: Sequence[str]
+) -> tuple[list[str], np.ndarray, bool] | None:
+    """The covariates that separate (named), which rows are strictly separated and whether
+    the separation is complete; None when nothing separates."""
+    found = _separating_direction(rows, signs)
+    if found is None:
+        return None
+    d, strict, complete = found
+    culprits = _culprits(d, names)
+    return (culprits, strict, complete) if culprits else None
+
+
 def _note(culprits: list[str], n_strict: int, complete: bool, rows_word: tuple[str, str]) -> str:
     who = " and ".join([", ".join(culprits[:-1]), culprits[-1]] if len(culprits) > 1 else culprits)
     kind = "complete" if complete else "quasi-complete"
@@ -246,13 +259,10 @@ def separation_notes(
         signs = np.where(y > 0, 0.0, -1.0)
     else:
         return []
-    found = _separating_direction(X, signs)
+    found = _separation(X, signs, names)
     if found is None:
         return []
-    d, strict, complete = found
-    culprits = _culprits(d, names)
-    if not culprits:
-        return []
+    culprits, strict, complete = found
     n_pred = X.shape[0] if complete else int(strict.sum())
     return [_note(culprits, n_pred, complete, ("observation", "observations"))]
 
@@ -287,12 +297,9 @@ def conditional_separation_notes(
     if not diffs:
         return []
     rows, sgn = np.vstack(diffs), np.concatenate(signs)
-    found = _separating_direction(rows, sgn)
+    found = _separation(rows, sgn, names)
     if found is None:
         return []
-    d, strict, complete = found
-    culprits = _culprits(d, names)
-    if not culprits:
-        return []
+    culprits, strict, complete = found
     n_pred = int((sgn != 0).sum()) if complete else int(strict[sgn != 0].sum())
     return [_note(culprits, n_pred, complete, ("pair of observations", "pairs of observations"))]

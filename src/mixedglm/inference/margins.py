@@ -220,7 +220,10 @@ def margins(
     data: pd.DataFrame | None = None,
     level: float | None = None,
 ) -> pd.DataFrame:
-    """See :meth:`mixedglm.results.glmm.GLMMResults.margins`.
+    """Stata's ``margins``: average marginal effects (``dydx``) or predictive margins of the
+    mean response, with delta-method SEs. ``marginal=True`` integrates the random effects
+    out (population-averaged), ``False`` sets them to zero (``predict(mu fixedonly)``).
+    ``res.margins(...)`` of a GLMM fit is this function.
 
     Returns a DataFrame with columns ``estimate``, ``se``, ``z``, ``p``, ``ci_low``,
     ``ci_high``, indexed by the variable (``dydx``; factor levels by their coefficient

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from mixedglm.engines.covariance import CovarianceStructure
@@ -159,3 +160,21 @@ def component_rows(
         se = math.sqrt(var) if var >= 0 else math.nan
         rows.append(VarCompRow(group, label, value, se, *_interval(kind, value, se, crit), kind))
     return rows
+
+
+def rows_frame(rows: list[VarCompRow]) -> pd.DataFrame:
+    """The rows as the DataFrame of ``sd()`` and ``varcomp`` tables: one row per component
+    indexed by its Stata name."""
+    return pd.DataFrame(
+        {
+            "group": [r.group for r in rows],
+            "estimate": [r.estimate for r in rows],
+            "se": [r.se for r in rows],
+            "z": [r.z for r in rows],
+            "p": [r.p for r in rows],
+            "ci_low": [r.ci_low for r in rows],
+            "ci_high": [r.ci_high for r in rows],
+            "kind": [r.kind for r in rows],
+        },
+        index=pd.Index([r.name for r in rows], name="term"),
+    )

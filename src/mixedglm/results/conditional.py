@@ -222,7 +222,7 @@ class ConditionalResults(CoefficientResults, CommonAccessors, PlotMixin, Display
         """The JSON document (the GLMM schema of the README, without random effects); with
         ``eform`` the ``coef`` records hold ``exp(b)`` (see :meth:`estimates`)."""
         eform_name = EFORM_NAMES[self.kind] if self._eform(eform, or_, irr) else None
-        doc = conditional_to_dict(self, level or self.level, eform_name)
+        doc = conditional_to_dict(self, resolve_level(level, self.level), eform_name)
         doc["vce"] = self.vce.to_dict() if self.vce is not None else {"type": "oim"}
         if self.vce is not None:
             doc["chi2"]["type"] = "Wald"

@@ -19,6 +19,7 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
+from mixedglm.inference.margins import margins as margins_of_fit
 from mixedglm.inference.robust import VCEInfo
 from mixedglm.inference.varcomp import (
     VarCompRow,
@@ -26,6 +27,7 @@ from mixedglm.inference.varcomp import (
     component_rows,
     exp_or_inf,
     log_scale_ci,
+    rows_frame,
 )
 from mixedglm.inference.wald import WaldTest, wald_hypotheses
 from mixedglm.optim import OptSummary
@@ -173,7 +175,7 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
         """Stata's ``estat sd``: standard deviations and correlations of the random effects
         with delta-method SEs and intervals (log scale for SDs, atanh for correlations)."""
         rows = self._components(level, "sd")
-        return _rows_frame(rows)
+        return rows_frame(rows)
 
     def estat_sd(self, level: float | None = None) -> str:
         """``estat sd`` as Stata prints it."""
@@ -305,22 +307,7 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
         listed coefficients zero. Uses the reported (robust, if asked for) covariance."""
         return wald_hypotheses(self.params, self.cov_params, hypotheses, self.design.response)
 
-    def margins(
-        self,
-        dydx: str | list[str] | None = None,
-        at: dict | None = None,
-        over: str | None = None,
-        marginal: bool = True,
-        data: pd.DataFrame | None = None,
-        level: float | None = None,
-    ) -> pd.DataFrame:
-        """Stata's ``margins``: average marginal effects (``dydx``) or predictive margins of
-        the mean response, with delta-method SEs. ``marginal=True`` integrates the random
-        effects out (population-averaged), ``False`` sets them to zero (``predict(mu
-        fixedonly)``). See :func:`mixedglm.inference.margins.margins`."""
-        from mixedglm.inference.margins import margins
-
-        return margins(self, dydx=dydx, at=at, over=over, marginal=marginal, data=data, level=level)
+    margins = margins_of_fit  # Stata's margins: mixedglm.inference.margins.margins
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""
@@ -413,22 +400,6 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
             rows.index = self.design.row_index[data_order]
             return rows
         return frame
-
-
-def _rows_frame(rows: list[VarCompRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "group": [r.group for r in rows],
-            "estimate": [r.estimate for r in rows],
-            "se": [r.se for r in rows],
-            "z": [r.z for r in rows],
-            "p": [r.p for r in rows],
-            "ci_low": [r.ci_low for r in rows],
-            "ci_high": [r.ci_high for r in rows],
-            "kind": [r.kind for r in rows],
-        },
-        index=pd.Index([r.name for r in rows], name="term"),
-    )
 
 
 def _exp_ci(x: float) -> float:

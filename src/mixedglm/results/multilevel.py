@@ -17,8 +17,9 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
-from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci
+from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci, rows_frame
 from mixedglm.optim import OptSummary
+from mixedglm.options import resolve_level
 from mixedglm.report.stata import render_ic, render_table
 from mixedglm.results.accessors import MultilevelAccessors
 from mixedglm.results.base import CoefficientResults
@@ -147,27 +148,17 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
     def varcomp(self, level: float | None = None) -> list[VarCompRow]:
         """``var()``/``cov()`` rows, one block per factor (Stata's names: ``comm``,
         ``comm>mom``), top level first for nested models."""
-        return self._rows("var", level or self.level)
+        return self._rows("var", resolve_level(level, self.level))
 
     def sd(self, level: float | None = None) -> pd.DataFrame:
         """Stata's ``estat sd``: SDs and correlations per factor with delta-method SEs."""
-        rows = self._rows("sd", level or self.level)
-        return pd.DataFrame(
-            {
-                "group": [r.group for r in rows],
-                "estimate": [r.estimate for r in rows],
-                "se": [r.se for r in rows],
-                "ci_low": [r.ci_low for r in rows],
-                "ci_high": [r.ci_high for r in rows],
-                "kind": [r.kind for r in rows],
-            },
-            index=pd.Index([r.name for r in rows], name="term"),
-        )
+        return rows_frame(self._rows("sd", resolve_level(level, self.level)))
 
     def ancillary(self, level: float | None = None) -> list[tuple[str, float, float, float, float]]:
         """The family's ancillary parameters (dispersion, cut points)."""
         k = self.n_beta + self.n_theta
-        return self.family.ancillary_rows(self.aux, self.cov_all[k:, k:], level or self.level)
+        level = resolve_level(level, self.level)
+        return self.family.ancillary_rows(self.aux, self.cov_all[k:, k:], level)
 
     def icc(self, level: float | None = None) -> pd.DataFrame:
         """Stata's ``estat icc`` for nested random-intercept models: for each level, the
@@ -175,7 +166,7 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
         (and therefore every cluster above it), with delta-method SEs and intervals
         symmetric on the logit scale. Crossed models: one row per factor (observations
         sharing that factor's level only)."""
-        level = level or self.level
+        level = resolve_level(level, self.level)
         for f in self.factors:
             if f.structure.columns != ("_cons",):
                 raise MixedGLMError(
@@ -300,7 +291,7 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
         """The :class:`~mixedglm.report.table.CoefTable` of Stata's multilevel output."""
         from mixedglm.results.multilevel_tables import multilevel_table
 
-        return multilevel_table(self, level or self.level)
+        return multilevel_table(self, resolve_level(level, self.level))
 
     def summary(self, level: float | None = None, ic: bool = True) -> Summary:
         """Stata's output: group summary table, fixed effects, a variance block per level
@@ -316,22 +307,12 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
         """``estat sd`` as Stata prints it: SDs per level."""
         from mixedglm.results.multilevel_tables import sd_table
 
-        return render_table(sd_table(self, level or self.level))
+        return render_table(sd_table(self, resolve_level(level, self.level)))
 
     def to_frame(self, level: float | None = None) -> pd.DataFrame:
         """Fixed effects and variance components in one DataFrame."""
-        level = level or self.level
-        ci = self.conf_int(level)
-        coef = pd.DataFrame(
-            {
-                "estimate": self.params,
-                "se": self.bse,
-                "z": self.zvalues,
-                "p": self.pvalues,
-                "ci_low": ci["lower"],
-                "ci_high": ci["upper"],
-            }
-        )
+        level = resolve_level(level, self.level)
+        coef = self.estimates(level)
         coef.insert(0, "part", "fixed")
         rows = [
             {
@@ -353,7 +334,7 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
         """The JSON document: as a GLMM's, with ``groups`` keyed by factor."""
         from mixedglm.results.multilevel_tables import multilevel_to_dict
 
-        return multilevel_to_dict(self, level or self.level)
+        return multilevel_to_dict(self, resolve_level(level, self.level))
 
 
 def _logit_ci(value: float, se: float, crit: float) -> tuple[float, float]:

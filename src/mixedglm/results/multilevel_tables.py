@@ -7,9 +7,8 @@ from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.table import CoefTable, HeaderLine, Row
 from mixedglm.results.serialize import clean, coef_records
 from mixedglm.results.tables import (
-    _fixed_estimates,
     _varcomp_blocks,
-    coefficient_rows,
+    coefficient_blocks,
     test_footer,
 )
 
@@ -53,20 +52,7 @@ def multilevel_table(res, level: float) -> CoefTable:
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
     header.append(HeaderLine(f"Log likelihood = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
-    names = list(base.all_x_names or base.x_names)
-    rows = coefficient_rows(names, _fixed_estimates(res, level), dict(base.omitted))
-    if base.offset_name or base.exposure_name:
-        label = base.offset_name or f"ln({base.exposure_name})"
-        rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
-    blocks: list[tuple[Row, ...]] = [tuple(rows)]
-    ancillary = [
-        Row(label, "param", est, se, None, None, lo, hi)
-        for label, est, se, lo, hi in res.ancillary(level)
-    ]
-    for kind in (True, False):
-        part = tuple(row for row in ancillary if row.label.startswith("/") == kind)
-        if part:
-            blocks.append(part)
+    blocks = coefficient_blocks(res, base, level)
     comps = res.varcomp(level)
     for k in res._level_order():
         name = design.display[k]

@@ -108,6 +108,32 @@ def _fixed_estimates(res, level: float, eform: bool = False) -> dict[str, tuple]
     return {name: tuple(float(v) for v in row) for name, row in est.iterrows()}
 
 
+def coefficient_blocks(res, design, level: float, eform: bool = False) -> list[tuple[Row, ...]]:
+    """The fixed effects (and the offset's row), then the ancillary parameters in Stata's
+    two blocks: on the estimation scale (``/lnalpha``, ``/cut1``...), then their transforms
+    (``alpha``) below a rule."""
+    names = list(design.all_x_names or design.x_names)
+    rows = coefficient_rows(
+        names,
+        _fixed_estimates(res, level, eform),
+        dict(design.omitted),
+        getattr(design, "value_labels", None),
+    )
+    if design.offset_name or design.exposure_name:
+        label = design.offset_name or f"ln({design.exposure_name})"
+        rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
+    blocks: list[tuple[Row, ...]] = [tuple(rows)]
+    ancillary = [
+        Row(label, "param", est, se, None, None, lo, hi)
+        for label, est, se, lo, hi in res.ancillary(level)
+    ]
+    for kind in (True, False):
+        part = tuple(row for row in ancillary if row.label.startswith("/") == kind)
+        if part:
+            blocks.append(part)
+    return blocks
+
+
 def glmm_table(res, style: str = "me", level: float = 95.0, eform: str | None = None) -> CoefTable:
     """The table of a :class:`~mixedglm.results.glmm.GLMMResults`; ``eform`` is ``or``,
     ``irr`` or ``eform`` (Stata's options) for exponentiated fixed effects."""
@@ -156,28 +182,7 @@ def glmm_table(res, style: str = "me", level: float = 95.0, eform: str | None = 
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
     header.append(HeaderLine(ll_line, "Prob > chi2", fixed(wald.p, 4)))
 
-    names = list(design.all_x_names or design.x_names)
-    omitted = dict(design.omitted)
-    rows = coefficient_rows(
-        names,
-        _fixed_estimates(res, level, eform is not None),
-        omitted,
-        getattr(design, "value_labels", None),
-    )
-    if design.offset_name or design.exposure_name:
-        label = design.offset_name or f"ln({design.exposure_name})"
-        rows.append(Row(label, "coef", 1.0, None, None, None, None, None))
-    blocks: list[tuple[Row, ...]] = [tuple(rows)]
-    ancillary = [
-        Row(label, "param", est, se, None, None, lo, hi)
-        for label, est, se, lo, hi in res.ancillary(level)
-    ]
-    # Stata's blocks: the estimation-scale parameters (/lnalpha, /cut1...), then their
-    # transforms (alpha) below a rule
-    for kind in (True, False):
-        part = tuple(row for row in ancillary if row.label.startswith("/") == kind)
-        if part:
-            blocks.append(part)
+    blocks = coefficient_blocks(res, design, level, eform is not None)
     footer: list[str] = []
     if style == "xt":
         xt = res.xt_params(level)

@@ -14,9 +14,7 @@ from mixedglm.jit import kernel
 def chol_into(a: np.ndarray, out: np.ndarray) -> bool:
     """Lower Cholesky factor of a small SPD matrix into ``out``; False if not PD."""
     q = a.shape[0]
-    for i in range(q):
-        for j in range(q):
-            out[i, j] = 0.0
+    out[:, :] = 0.0
     for i in range(q):
         for j in range(i + 1):
             s = a[i, j]
@@ -34,9 +32,7 @@ def chol_into(a: np.ndarray, out: np.ndarray) -> bool:
 @kernel
 def inv_lower_into(lower: np.ndarray, out: np.ndarray) -> None:
     q = lower.shape[0]
-    for i in range(q):
-        for j in range(q):
-            out[i, j] = 0.0
+    out[:, :] = 0.0
     for i in range(q):
         out[i, i] = 1.0 / lower[i, i]
         for j in range(i):
