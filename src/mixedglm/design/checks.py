@@ -75,7 +75,7 @@ def check_matrix(matrix: np.ndarray, names: Sequence[str], what: str) -> None:
     if matrix.size == 0:
         return
     bad_columns = ~np.all(np.isfinite(matrix) & (np.abs(matrix) <= MAX_ABS_VALUE), axis=0)
-    for j in np.flatnonzero(bad_columns):
+    for j in np.flatnonzero(bad_columns).tolist():
         col = matrix[:, j]
         n_nan = int(np.sum(np.isnan(col)))
         if n_nan:
