@@ -407,6 +407,7 @@ def glmm(
     if group_weights and parse_vce(vce) is not None:
         raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
+    assert design.source_positions is not None  # build_design keeps the rows' positions
     rows = frame.iloc[design.source_positions]
     wvar = fweight or pweight
     w_obs = observation_weights(rows, wvar, "fweight" if fweight else "pweight") if wvar else None
