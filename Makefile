@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m mixedglm.demo
 
-test: $(STAMP) lint docs
+test: $(STAMP) lint typecheck docs
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

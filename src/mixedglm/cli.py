@@ -229,6 +229,8 @@ def _refuse_for_several_factors(args: argparse.Namespace) -> None:
 
 
 def _run_fit(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from mixedglm.models.glmm import glmm
     from mixedglm.results.multilevel import MultilevelResults
 
@@ -256,7 +258,8 @@ def _run_fit(args: argparse.Namespace) -> None:
         return
     if args.reffects:
         effects = res.random_effects()
-        effects = effects.compute() if hasattr(effects, "compute") else effects
+        if not isinstance(effects, pd.DataFrame):  # lazy, after a fit on Dask
+            effects = effects.compute()
         args.outputs.add(args.reffects, effects.to_csv(), "--reffects")
     _write_plot(args, res.plot_random_effects)
     summary = res.summary(style=args.style, level=args.level, eform=args.eform or False)

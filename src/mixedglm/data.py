@@ -7,11 +7,15 @@ import errno
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
 
 from mixedglm.errors import DataError, FileError, SubsetError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 DataSource = pd.DataFrame | str | os.PathLike
 
@@ -188,14 +192,17 @@ def apply_subset(data: pd.DataFrame, condition: str | None) -> pd.DataFrame:
         raise SubsetError(
             f"cannot evaluate the condition '{condition}': {what} ({advice}{_SYNTAX})"
         ) from None
-    if isinstance(result, pd.DataFrame) or np.ndim(result) > 1:
+    # a Series, an array or a scalar: np.ndim and np.repeat take any of them (numpy's
+    # ArrayLike leaves out the dates and timestamps among pandas' scalars)
+    array_like = cast("ArrayLike", result)
+    if isinstance(result, pd.DataFrame) or np.ndim(array_like) > 1:
         advice = f"{hint}; " if hint else ""
         raise SubsetError(
             f"the condition '{condition}' does not give one true/false value per row "
             f"({advice}{_SYNTAX})"
         )
-    if np.ndim(result) == 0:
-        result = pd.Series(np.repeat(result, len(data)), index=data.index)
+    if np.ndim(array_like) == 0:
+        result = pd.Series(np.repeat(array_like, len(data)), index=data.index)
     result = pd.Series(result, index=data.index) if not isinstance(result, pd.Series) else result
     if result.dtype == bool:
         mask = result.to_numpy()

@@ -63,6 +63,7 @@ def random_effects_logit(data) -> GLMMResults:
         "i.socialscience, nolog re",
     )
     res = mg.glmm(f"topq ~ {COVARIATES} + (1 | id)", data, nagq=12, nolog=True)
+    assert isinstance(res, GLMMResults)  # one grouping factor
     print(res.summary(style="xt", ic=False))
     print(f"(estimation took {res.time_s:.2f} s)")
     return res
@@ -113,6 +114,7 @@ def random_slope_logit(data) -> GLMMResults:
         nagq=7,
         nolog=True,
     )
+    assert isinstance(res, GLMMResults)  # one grouping factor
     print(res.summary(ic=False))
     print()
     print(". estat sd")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import SupportsInt, cast
 
 from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import MixedGLMError, OptionError
@@ -47,15 +48,19 @@ def resolve_level(level: object, default: float) -> float:
 
 def check_maxiter(maxiter: object) -> int:
     """The iteration limit: a whole number of at least 1."""
+    message = f"maxiter must be a positive integer, not {maxiter!r}"
     if (
         isinstance(maxiter, bool)
         or not isinstance(maxiter, numbers.Real)
         or not math.isfinite(float(maxiter))
-        or float(maxiter) != int(maxiter)
-        or int(maxiter) < 1
     ):
-        raise OptionError(f"maxiter must be a positive integer, not {maxiter!r}")
-    return int(maxiter)
+        raise OptionError(message)
+    # int() takes every numbers.Real (int, float, Fraction, NumPy scalars); the ABC's stub
+    # just does not declare __int__
+    whole = int(cast(SupportsInt, maxiter))
+    if float(maxiter) != whole or whole < 1:
+        raise OptionError(message)
+    return whole
 
 
 def check_percentage(value: object, name: str = "percentage") -> float:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.arrays import ClusterArrays
-from mixedglm.design.checks import check_matrix, check_values
+from mixedglm.design.checks import Columns, check_matrix, check_values
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.columns import column_plan, readable_name
 from mixedglm.design.missing import dropped_note
@@ -159,7 +159,7 @@ def _check_text_columns(fixed: str, variables: list[str], data: pd.DataFrame) ->
             )
 
 
-def _numeric_column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
+def _numeric_column(data: Columns, name: str, role: str) -> np.ndarray:
     col = data[name]
     if isinstance(col.dtype, pd.CategoricalDtype):
         raise DataError(f"{role} '{name}' is categorical; it must be numeric")
@@ -168,7 +168,7 @@ def _numeric_column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
     return col.to_numpy(dtype=float)
 
 
-def _response(data: pd.DataFrame, name: str) -> tuple[np.ndarray, str | None]:
+def _response(data: Columns, name: str) -> tuple[np.ndarray, str | None]:
     """The outcome as floats; a two-category categorical becomes 0/1 (with a note)."""
     col = data[name]
     if isinstance(col.dtype, pd.CategoricalDtype):

@@ -13,7 +13,7 @@ the variables; the model itself is not changed (see ``docs/errors.md``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,13 @@ def _raise_bad(name: str, what: str, n_inf: int, n_big: int, largest: float) -> 
         )
 
 
-def check_values(frame: Any, columns: Sequence[str]) -> None:
+class Columns(Protocol):
+    """Anything that gives a Series per column name: a DataFrame, or the estimation rows."""
+
+    def __getitem__(self, name: str, /) -> pd.Series: ...
+
+
+def check_values(frame: Columns, columns: Sequence[str]) -> None:
     """Refuse infinite or absurdly large values in the numeric model variables (``frame``
     is anything that gives a Series per column name: a DataFrame, or the estimation rows)."""
     for name in columns:
@@ -75,7 +81,7 @@ def check_matrix(matrix: np.ndarray, names: Sequence[str], what: str) -> None:
     if matrix.size == 0:
         return
     bad_columns = ~np.all(np.isfinite(matrix) & (np.abs(matrix) <= MAX_ABS_VALUE), axis=0)
-    for j in np.flatnonzero(bad_columns):
+    for j in np.flatnonzero(bad_columns).tolist():
         col = matrix[:, j]
         n_nan = int(np.sum(np.isnan(col)))
         if n_nan:

@@ -121,8 +121,8 @@ def _factor_codes(series: pd.Series, rows: np.ndarray | None) -> tuple[np.ndarra
         uniques = list(series.cat.categories)
         return _compact(codes if rows is None else codes[rows], len(uniques)), uniques
     values = series.to_numpy()
-    codes, uniques = pd.factorize(values if rows is None else values[rows])
-    return _compact(codes, len(uniques)), list(uniques)
+    codes, found = pd.factorize(values if rows is None else values[rows])
+    return _compact(codes, len(found)), list(found)
 
 
 def _probe_rows(variables: list[str], data: pd.DataFrame, rows: np.ndarray | None, expr: str):
@@ -193,7 +193,11 @@ def _fast_fillers(
             return None
         contrasts = state.get("contrasts")
         treatment = getattr(contrasts, "contrasts", None)
-        if type(treatment) is not TreatmentContrasts or treatment.base is not UNSET:
+        if (
+            treatment is None
+            or type(treatment) is not TreatmentContrasts
+            or treatment.base is not UNSET
+        ):
             return None
         levels = list(state["categories"])
         scoped = str(structure.scoped_terms[0])

@@ -124,11 +124,11 @@ class MultilevelDesign:
 def _factor_codes(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes (sorted by the columns' values) and labels of an interaction."""
     if len(columns) == 1:
-        codes, labels = pd.factorize(frame[columns[0]], sort=True)
-        return codes.astype(np.int64), np.asarray(labels)
+        codes, uniques = pd.factorize(frame[columns[0]], sort=True)
+        return codes.astype(np.int64), np.asarray(uniques)
     keys = pd.MultiIndex.from_frame(frame[list(columns)])
-    codes, uniques = pd.factorize(keys, sort=True)
-    labels = np.array([":".join(str(v) for v in tup) for tup in uniques], dtype=object)
+    codes, tuples = pd.factorize(keys, sort=True)
+    labels = np.array([":".join(str(v) for v in tup) for tup in tuples], dtype=object)
     return codes.astype(np.int64), labels
 
 
@@ -233,6 +233,7 @@ def build_multilevel_design(
         trials=trials,
         require_group=False,
     )
+    assert base.source_positions is not None  # build_design keeps the rows' positions
     rows = frame.iloc[base.source_positions]
     by_group: dict[str, list[RandomTerm]] = {}
     for term in formula.random:

@@ -25,6 +25,8 @@ steps use forward differences (:meth:`JointLaplaceEngine.newton_hessian`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
@@ -35,6 +37,9 @@ from mixedglm.engines.base import Contributions, Posterior
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.optim import Evaluation
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 MAX_REST = 8000
 PIRLS_TOL = 1e-22
@@ -432,7 +437,11 @@ class JointLaplaceEngine:
         if not st:
             return Contributions(np.full(self.n_top, -np.inf), score)
         g = self.n_top
-        ll = np.bincount(self.top, weights=st["l0"] + self.const_rows, minlength=g)
+        # with weights, bincount sums floats (numpy's stub types every result as intp)
+        ll = cast(
+            "npt.NDArray[np.float64]",
+            np.bincount(self.top, weights=st["l0"] + self.const_rows, minlength=g),
+        )
         ll -= 0.5 * np.bincount(self.pos_top, weights=st["u"] ** 2, minlength=g)
         fac = st["fac"]
         block_top = self.pos_top[np.arange(self.g1) * self.q1]

@@ -83,9 +83,9 @@ def _as_count(value: object, name: str) -> int:
 
 
 def make_rule(
-    method: str | None = None,
+    method: object = None,
     nagq: object = None,
-    curvature: str | None = None,
+    curvature: object = None,
     *,
     supports_fisher: bool = True,
 ) -> IntegrationRule:

@@ -201,8 +201,8 @@ def log_scale_rows(label: str, word: str, est: float, var: float, level: float) 
     se = math.sqrt(var) if var >= 0 else math.nan
     lo, hi = est - crit * se, est + crit * se
     value = math.exp(min(est, 709.0))
-    ends = [math.exp(e) if -708.0 < e < 708.0 else math.nan for e in (lo, hi)]
-    return [(label, est, se, lo, hi), (word, value, value * se, *ends)]
+    lo_exp, hi_exp = (math.exp(e) if -708.0 < e < 708.0 else math.nan for e in (lo, hi))
+    return [(label, est, se, lo, hi), (word, value, value * se, lo_exp, hi_exp)]
 
 
 def plain_row(label: str, est: float, var: float, level: float) -> Row:

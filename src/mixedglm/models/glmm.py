@@ -47,6 +47,7 @@ from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
 from mixedglm.options import check_level, check_maxiter, integration_rule
 from mixedglm.results.glmm import GLMMResults
+from mixedglm.results.multilevel import MultilevelResults
 
 
 def _printer(enabled: bool) -> Callable[[str], None] | None:
@@ -92,6 +93,17 @@ def _refuse_with_several_factors(**given: object) -> None:
             f"{', '.join(asked)} with several grouping factors is not available yet: fit "
             "without it (or with one grouping factor)"
         )
+
+
+def _one_factor_cov(cov: str | dict | None) -> str | None:
+    """``cov`` for a model with one grouping factor: a structure's name or None (a dict by
+    factor is for several grouping factors, :mod:`mixedglm.models.multilevel`)."""
+    if isinstance(cov, dict):
+        raise MixedGLMError(
+            "cov= as a dict by grouping factor is for in-memory models with several grouping "
+            "factors: with one, give the structure's name, e.g. cov='unstructured'"
+        )
+    return cov
 
 
 def _log_lines(log: Callable[[str], None] | None, *lines: str) -> None:
@@ -301,7 +313,7 @@ def glmm(
     engine: str = "memory",
     scheduler: str | None = None,
     workers: int | None = None,
-) -> GLMMResults:
+) -> GLMMResults | MultilevelResults:
     """Fit a generalized linear mixed model by maximum likelihood.
 
     Parameters
@@ -370,7 +382,7 @@ def glmm(
         from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
 
         return fit_on_dask(
-            parsed, data, fam, rule=rule, cov=cov, subset=subset, offset=offset,
+            parsed, data, fam, rule=rule, cov=_one_factor_cov(cov), subset=subset, offset=offset,
             exposure=exposure, trials=trials, level=level, maxiter=maxiter, nolog=nolog,
             quiet=quiet, scheduler=scheduler, workers=workers,
         )  # fmt: skip
@@ -407,6 +419,7 @@ def glmm(
     if group_weights and parse_vce(vce) is not None:
         raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
     design = build_design(parsed, frame, fam, offset=offset, exposure=exposure, trials=trials)
+    assert design.source_positions is not None  # build_design keeps the rows' positions
     rows = frame.iloc[design.source_positions]
     wvar = fweight or pweight
     w_obs = observation_weights(rows, wvar, "fweight" if fweight else "pweight") if wvar else None
@@ -418,7 +431,7 @@ def glmm(
         )
     if fam.is_ordinal:
         fam = fam.with_categories(design.categories)
-    structure = choose_structure(parsed, design, cov)
+    structure = choose_structure(parsed, design, _one_factor_cov(cov))
     trials_arr = design.trials if design.binomial_trials else None
     check_outcome_varies(design.y, design.response, fam.name, trials_arr)
     checks = univariate_separation_notes(design.y, design.X, design.x_names, fam.name)
@@ -456,6 +469,8 @@ def glmm(
         vce = "robust"  # sampling weights imply robust standard errors, as Stata
     res = glmm_robust(res, vce, frame)
     printed = () if quiet else (*design.notes, *checks)
-    if not checks and separation_suspected(design.X, design.x_names, res.params, res.bse):
+    if not checks and separation_suspected(
+        design.X, design.x_names, res.params.to_numpy(), res.bse.to_numpy()
+    ):
         checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
     return with_notes(res, [*checks, *singular_notes(res)], printed)

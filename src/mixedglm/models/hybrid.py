@@ -18,6 +18,7 @@ from mixedglm.families import get_family
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.glmm import glmm
 from mixedglm.options import check_level, check_percentage, integration_rule
+from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.hybrid import HybridResults
 
 __all__ = ["hybrid", "parse_varlist"]
@@ -213,6 +214,7 @@ def hybrid(
         quiet=quiet,
         vce=vce,
     )
+    assert isinstance(res, GLMMResults)  # one grouping factor: the cluster
     if not quiet:  # the notes of the fit itself (boundary, singular, separation)
         for note in res.notes:
             if note not in res.notes_printed:

@@ -28,7 +28,7 @@ def robust_cov(
     scores: np.ndarray,
     row_codes: np.ndarray,
     top_name: str,
-    vce: str,
+    vce: str | None,
     frame: pd.DataFrame | None,
     positions: np.ndarray | None,
 ) -> tuple[np.ndarray, VCEInfo] | None:

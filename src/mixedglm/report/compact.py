@@ -324,8 +324,8 @@ def render_compact(table: CompactTable) -> str:
         out += [line(f"{label:>{lw}} ", value_cells(t, s)) for label, t, s in block.rows]
     out.append("+" + "-" * (total - 2) + "+")
     out += [f"{legend:>{total}}" for legend in _legends(table)]
-    head = [table.title] if table.title else []
-    return "\n".join(head + out + list(table.footer))
+    title = [table.title] if table.title else []
+    return "\n".join(title + out + list(table.footer))
 
 
 def compact_grid(table: CompactTable) -> Grid:

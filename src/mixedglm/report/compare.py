@@ -190,6 +190,7 @@ def compare(
     names = list(names)
     if len(names) != len(models):
         raise MixedGLMError(f"compare(): {len(models)} models but {len(names)} names")
+    rename_fn: Callable[[str], str]
     if isinstance(rename, Mapping):
         mapping = dict(rename)
 

@@ -9,6 +9,8 @@ column title, one row per margin).
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
+from typing import cast
 
 import pandas as pd
 
@@ -93,7 +95,11 @@ def render_margins(frame: pd.DataFrame, level: float = 95.0) -> str:
         lines.append(f"dy/dx w.r.t. : {' '.join(dydx)}")
     rows = []
     for key, row in frame.iterrows():
-        label = key if isinstance(key, str) else " ".join(str(k) for k in key if k != "")
+        # a row's key: its term, or the tuple of a MultiIndex row (at / over and term)
+        if isinstance(key, str):
+            label = key
+        else:
+            label = " ".join(str(k) for k in cast("tuple[Hashable, ...]", key) if k != "")
         rows.append(
             Row(
                 str(label),

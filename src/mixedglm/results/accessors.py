@@ -17,7 +17,7 @@ Conventions (those of lme4's ``fitted()``/``residuals()`` and statsmodels' GLM):
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,17 @@ from scipy import special
 from mixedglm.errors import MixedGLMError
 
 if TYPE_CHECKING:
+    import dask.dataframe as dd
+
     from mixedglm.design.build import ModelDesign
     from mixedglm.design.multilevel import MultilevelDesign
     from mixedglm.engines.covariance import CovarianceStructure
     from mixedglm.families import Family
+
+    # what GLMMResults' random_effects() and predict() give: pandas objects after a fit in
+    # memory, lazy Dask collections after a fit on Dask (DaskGLMMResults, a GLMMResults)
+    EffectsFrame: TypeAlias = pd.DataFrame | dd.DataFrame
+    Predictions: TypeAlias = pd.Series | pd.DataFrame | dd.Series | dd.DataFrame
 
 
 def _xlogy_ratio(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -213,11 +220,11 @@ class GLMMAccessors(ResidualAccessors):
 
         def predict(
             self, data: pd.DataFrame | None = None, kind: str = "mu", conditional: bool = True
-        ) -> pd.Series | pd.DataFrame: ...
+        ) -> Predictions: ...
 
         def random_effects(
             self, kind: str = "means", se: bool = True, expand: bool = False
-        ) -> pd.DataFrame: ...
+        ) -> EffectsFrame: ...
 
     def _outcome_design(self) -> ModelDesign:
         return self.design
@@ -228,7 +235,7 @@ class GLMMAccessors(ResidualAccessors):
         return mu
 
     # -- lme4's names ------------------------------------------------------------------------------
-    def ranef(self) -> pd.DataFrame:
+    def ranef(self) -> EffectsFrame:
         """The conditional modes of the random effects (lme4's ``ranef()``): one row per
         cluster, one column per random effect in the formula's order (``_cons`` for the
         intercept). Stata's posterior means are :meth:`random_effects`."""
@@ -303,7 +310,7 @@ class DelegatedAccessors:
     def fixef(self) -> pd.Series:
         return self.glmm.fixef()
 
-    def ranef(self) -> pd.DataFrame:
+    def ranef(self) -> EffectsFrame:
         return self.glmm.ranef()
 
     def varcorr(self) -> pd.DataFrame:

@@ -42,21 +42,26 @@ def _effects(frame, base, spec, rule, kind, se, expand, meta):
     return meta if res is None else res.random_effects(kind, se, expand)
 
 
-def _predict(frame, base, spec, rule, kind, conditional, meta):
+def _predict(frame, base, spec, rule, kind, conditional, u0, meta):
     res = _partition_results(frame, base, spec, rule)
-    return meta if res is None else res.predict(None, kind, conditional)
+    return meta if res is None else res.predict(None, kind, conditional, u0)
 
 
 @dataclass(frozen=True)
 class DaskGLMMResults(GLMMResults):
     """:class:`GLMMResults` of a fit on Dask (``lazy``: the shuffled data, unevaluated)."""
 
-    lazy: object = field(default=None, repr=False)
-    spec: object = field(default=None, repr=False)
+    lazy: dd.DataFrame | None = field(default=None, repr=False)
+    spec: part.DesignSpec | None = field(default=None, repr=False)
     rule: IntegrationRule | None = None
     n_partitions: int = 0
     n_workers: int = 0
     timings: dict = field(default_factory=dict)
+
+    def _lazy(self) -> dd.DataFrame:
+        """The shuffled data (every fit on Dask keeps it)."""
+        assert self.lazy is not None
+        return self.lazy
 
     def _base(self) -> GLMMResults:
         """The in-memory results' fields (each partition puts in its own design; the
@@ -82,23 +87,22 @@ class DaskGLMMResults(GLMMResults):
         order = self.structure.display_order()
         names = [self.structure.columns[a] for a in order]
         columns = names + ([f"se({n})" for n in names] if se else [])
-        labels = self.design.group.labels
+        group = self.design.group
+        assert group is not None
         index = (
-            self.lazy._meta.index[:0]
-            if expand
-            else pd.Index(labels[:0], name=self.design.group.name)
+            self._lazy()._meta.index[:0] if expand else pd.Index(group.labels[:0], name=group.name)
         )
         meta = pd.DataFrame({c: pd.Series(dtype=float) for c in columns}, index=index)
-        return self.lazy.map_partitions(
+        return self._lazy().map_partitions(
             _effects, self._base(), self.spec, self.rule, kind, se, expand, meta, meta=meta
         )
 
     def predict(
-        self, data: object = None, kind: str = "mu", conditional: bool = True
+        self, data: object = None, kind: str = "mu", conditional: bool = True, u0: bool = False
     ) -> dd.Series | dd.DataFrame:
         """As :meth:`GLMMResults.predict` on the estimation sample, a lazy Dask collection
         aligned with the shuffled data's partitions (new data: fit in memory, or predict
-        from ``random_effects().compute()``)."""
+        from ``random_effects().compute()``; ``u0``, passed on, concerns new data only)."""
         if data is not None:
             raise MixedGLMError(
                 "predict() after a fit on Dask predicts for the estimation sample (data=None); "
@@ -109,14 +113,15 @@ class DaskGLMMResults(GLMMResults):
             raise MixedGLMError(f"kind must be one of {', '.join(KINDS)}, not '{kind}'")
         if kind == "pr" and not self.family.is_ordinal:
             raise MixedGLMError("kind='pr' is for ordinal models; use kind='mu' for the mean")
-        index = self.lazy._meta.index[:0]
+        index = self._lazy()._meta.index[:0]
+        meta: pd.Series | pd.DataFrame
         if kind == "pr":
             cols = pd.Index(list(self.family.categories), name=self.design.response)
             meta = pd.DataFrame(np.zeros((0, len(cols))), index=index, columns=cols)
         else:
             meta = pd.Series(np.zeros(0), index=index, name=kind)
-        return self.lazy.map_partitions(
-            _predict, self._base(), self.spec, self.rule, kind, conditional, meta, meta=meta
+        return self._lazy().map_partitions(
+            _predict, self._base(), self.spec, self.rule, kind, conditional, u0, meta, meta=meta
         )
 
     def to_dict(self, level: float | None = None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,9 @@ from mixedglm.results.plotting import PlotMixin
 from mixedglm.results.predict import predict
 from mixedglm.results.serialize import glmm_to_dict
 from mixedglm.results.tables import glmm_table, varcomp_table
+
+if TYPE_CHECKING:
+    from mixedglm.results.accessors import EffectsFrame, Predictions
 
 METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "laplace": "Laplace"}
 
@@ -347,7 +351,7 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
         kind: str = "mu",
         conditional: bool = True,
         u0: bool = False,
-    ) -> pd.Series | pd.DataFrame:
+    ) -> Predictions:
         """Predictions, as Stata's ``predict`` after ``melogit``.
 
         ``kind``: ``xb`` (fixed part with the offset), ``eta`` (linear predictor), ``mu``
@@ -366,7 +370,7 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
 
     def random_effects(
         self, kind: str = "means", se: bool = True, expand: bool = False
-    ) -> pd.DataFrame:
+    ) -> EffectsFrame:
         """Predicted random effects per cluster (Stata's ``predict, reffects``/``reses``).
 
         ``kind="means"``: posterior means and SDs by the fit's quadrature (Stata's default);

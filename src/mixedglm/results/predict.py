@@ -109,7 +109,8 @@ def match_clusters(labels: np.ndarray, values: pd.Series, name: str) -> np.ndarr
         def text(v: object) -> object:
             if isinstance(v, float | np.floating) and float(v).is_integer():
                 return str(int(v))
-            return v if pd.isna(v) else str(v)
+            # pd.isna takes any object; the stubs' overloads only name pandas' scalar types
+            return v if pd.isna(v) else str(v)  # type: ignore[call-overload]
 
         values = values.map(text)
     return lookup.get_indexer(values)

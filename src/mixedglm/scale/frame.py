@@ -101,7 +101,7 @@ def as_dask_frame(data: object, npartitions: int | None = None) -> dd.DataFrame:
     raise DataError(f"'{text}' must name Parquet (.parquet) or CSV (.csv) files")
 
 
-def _is_text(dtype: object) -> bool:
+def _is_text(dtype: np.dtype | pd.api.extensions.ExtensionDtype) -> bool:
     return pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
 
 
@@ -133,9 +133,9 @@ def _levels(name: str, found: list[tuple[str, tuple]]) -> tuple:
         for _, values in found:
             seen.update(dict.fromkeys(values))
         return tuple(seen)
-    values = {v for _, vs in found for v in vs}
+    distinct = {v for _, vs in found for v in vs}
     try:
-        return tuple(sorted(values))
+        return tuple(sorted(distinct))
     except TypeError as err:
         raise DataError(f"variable '{name}' mixes values that cannot be ordered: {err}") from err
 
@@ -293,12 +293,11 @@ def distribute(
     notes += [f"note: {n} omitted because of collinearity" for n in dropped]
     spec = replace(spec, dropped=dropped)
     try:
-        data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes)
+        data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes, shuffled)
     except BaseException:
         client.run(part.op_release, model_id)  # no design left behind on the workers
         raise
     data.design = replace(data.design, n_dropped_missing=rows - kept)
-    data.lazy, data.n_partitions = shuffled, shuffled.npartitions
     data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0 - t_shuffle}
     return data
 
@@ -311,6 +310,7 @@ def _finalize(
     header: ModelDesign,
     family: Family,
     notes: list[str],
+    lazy: dd.DataFrame,
 ) -> DistributedData:
     workers = client.scheduler_info(n_workers=-1)["workers"]
     threads = {w: int(workers[w]["nthreads"]) for w in placement}
@@ -383,6 +383,6 @@ def _finalize(
         threads,
         design,
         totals,
-        None,
-        0,  # type: ignore[arg-type]
+        lazy,
+        lazy.npartitions,
     )

@@ -21,7 +21,6 @@ import pandas as pd
 
 from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
 from mixedglm.engines.aghq import AGHQEngine
-from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.rules import IntegrationRule
@@ -217,7 +216,7 @@ def summary(design: ModelDesign, family: Family) -> dict:
 # -- engines kept in worker memory ----------------------------------------------------------
 def memory_engine(
     design: ModelDesign, family: Family, structure: CovarianceStructure, rule: IntegrationRule
-) -> Engine:
+) -> AGHQEngine:
     """THE in-memory engine of one partition for ``rule`` (the one place that builds it)."""
     factor = design.group.name if design.group is not None else "group"
     return AGHQEngine(design.cluster_arrays(), family, structure, rule, factor=factor)
@@ -232,7 +231,7 @@ def pooled_engine(design: ModelDesign, family: Family) -> GLMObjective:
 @dataclass
 class _Part:
     design: ModelDesign
-    engines: dict = field(default_factory=dict)
+    engines: dict[str, AGHQEngine | GLMObjective] = field(default_factory=dict)
 
 
 _LOCK = threading.Lock()
@@ -276,7 +275,12 @@ def op_finalize(model_id: str, parts: list[int], spec: DesignSpec) -> list[dict]
     return out
 
 
-def _engine(model_id: str, i: int, key: str, setup: tuple) -> Engine:
+def _max_threads() -> int:
+    """Numba's thread pool size (numba.config sets it from the environment at import)."""
+    return numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+
+
+def _engine(model_id: str, i: int, key: str, setup: tuple) -> AGHQEngine | GLMObjective:
     part = _MODELS[model_id][i]
     engine = part.engines.get(key)
     if engine is None:
@@ -285,6 +289,13 @@ def _engine(model_id: str, i: int, key: str, setup: tuple) -> Engine:
         else:
             engine = memory_engine(part.design, *setup[1:])
         part.engines[key] = engine
+    return engine
+
+
+def _aghq_engine(model_id: str, i: int, key: str, setup: tuple) -> AGHQEngine:
+    """The partition's quadrature engine ``key`` (``setup`` is never the pooled GLM's)."""
+    engine = _engine(model_id, i, key, setup)
+    assert isinstance(engine, AGHQEngine)
     return engine
 
 
@@ -300,7 +311,7 @@ def op_evaluate(
     """This worker's sums of the log-likelihood, gradient and Hessian over its partitions."""
     ll, grad, hess = 0.0, None, None
     with _LOCK:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(threads, _max_threads())))
         for i in parts:
             ev = _engine(model_id, i, key, setup)(params, order)
             ll += ev.loglik
@@ -315,8 +326,10 @@ def op_adopt(model_id: str, parts: list[int], key: str, setup: tuple, source: st
     """Warm-start engine ``key`` from engine ``source`` (the coarse fit's modes)."""
     with _LOCK:
         for i in parts:
-            target = _engine(model_id, i, key, setup)
-            target.warm_start(_MODELS[model_id][i].engines[source])
+            target = _aghq_engine(model_id, i, key, setup)
+            coarse = _MODELS[model_id][i].engines[source]
+            assert isinstance(coarse, AGHQEngine)
+            target.warm_start(coarse)
 
 
 def op_clusters(
@@ -332,10 +345,12 @@ def op_clusters(
     posterior ``means`` or ``modes`` of ``u`` with their covariances."""
     out = []
     with _LOCK:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(threads, _max_threads())))
         for i in parts:
-            engine = _engine(model_id, i, key, setup)
-            labels = _MODELS[model_id][i].design.group.labels
+            engine = _aghq_engine(model_id, i, key, setup)
+            group = _MODELS[model_id][i].design.group
+            assert group is not None  # a partition holds whole clusters of the one group
+            labels = group.labels
             if what == "contributions":
                 c = engine.contributions(params)
                 out.append((labels, c.loglik, c.score))

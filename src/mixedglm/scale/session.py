@@ -51,12 +51,13 @@ def dask_client(
         finally:
             client.close()
         return
+    current: Client | None
     try:
-        client = Client.current()
+        current = Client.current()
     except ValueError:
-        client = None
-    if client is not None:
-        yield client
+        current = None
+    if current is not None:
+        yield current
         return
     n = DEFAULT_WORKERS if workers is None else _count(workers, "workers")
     threads = max(1, (os.cpu_count() or 1) // n)
