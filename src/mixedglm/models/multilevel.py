@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
@@ -21,7 +22,7 @@ from mixedglm.engines.rules import DEFAULT_NAGQ, IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
-from mixedglm.inference import covariance_from_hessian
+from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.optim import newton_maximize
 from mixedglm.results.multilevel import MultilevelResults
 
@@ -134,9 +135,10 @@ def fit_multilevel(
     ev = engine(x, 2)
     flags = np.zeros(x.shape[0], dtype=bool)
     flags[p : p + engine.n_theta] = boundary
+    assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
     if not hess_ok:
-        notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
+        notes.append(NOT_DEFINITE_NOTE)
     posterior = engine.posterior(x)
     if not opt.converged:
         warnings.warn(
@@ -182,7 +184,7 @@ def multilevel_rule(
 
 def multilevel_glmm(
     parsed: ParsedFormula,
-    frame: object,
+    frame: pd.DataFrame,
     family: Family,
     *,
     method: str | None = None,
