@@ -155,6 +155,17 @@ def assert_same_predictions(mem, res, kinds=("mu", "eta")):
             )
 
 
+def assert_same_accessors(mem, res):
+    for name in ("fittedvalues", "resid_response", "resid_pearson", "resid_deviance"):
+        lazy = getattr(res, name)
+        assert isinstance(lazy, dd.Series)
+        got, want = lazy.compute(), getattr(mem, name)
+        assert len(got) == len(want)
+        np.testing.assert_allclose(
+            got.loc[want.index].to_numpy(), want.to_numpy(), rtol=1e-6, atol=1e-9
+        )
+
+
 @pytest.mark.slow
 def test_contraception_logit_matches_in_memory_in_every_result(client, capsys):
     data = load_reference_data("contraception")
@@ -164,6 +175,7 @@ def test_contraception_logit_matches_in_memory_in_every_result(client, capsys):
     assert "Fitting full model with 3 quadrature points" in log_mem
     assert_same_effects(mem, res, kinds=("means", "modes"))
     assert_same_predictions(mem, res)
+    assert_same_accessors(mem, res)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,11 @@ def _predict(frame, base, spec, rule, kind, conditional, u0, meta):
     return meta if res is None else res.predict(None, kind, conditional, u0)
 
 
+def _accessor(frame, base, spec, rule, name, meta):
+    res = _partition_results(frame, base, spec, rule)
+    return meta if res is None else getattr(res, name)
+
+
 @dataclass(frozen=True)
 class DaskGLMMResults(GLMMResults):
     """:class:`GLMMResults` of a fit on Dask (``lazy``: the shuffled data, unevaluated)."""
@@ -123,6 +128,44 @@ class DaskGLMMResults(GLMMResults):
         return self._lazy().map_partitions(
             _predict, self._base(), self.spec, self.rule, kind, conditional, u0, meta, meta=meta
         )
+
+    def _lazy_accessor(self, name: str) -> dd.Series:
+        """A per-observation accessor of the in-memory results (fitted values, residuals),
+        computed per partition: a lazy Dask Series aligned with the shuffled data."""
+        if name != "fittedvalues":
+            self._observed_check()
+        meta = pd.Series(np.zeros(0), index=self._lazy()._meta.index[:0], name=name)
+        return self._lazy().map_partitions(
+            _accessor, self._base(), self.spec, self.rule, name, meta, meta=meta
+        )
+
+    def _observed_check(self) -> None:
+        if self.family.is_ordinal:
+            raise MixedGLMError(
+                "fitted values and residuals are not defined for ordinal models: "
+                "predict(kind='pr') gives the probability of each category"
+            )
+
+    @property
+    def fittedvalues(self) -> dd.Series:  # type: ignore[override]
+        """As :attr:`GLMMResults.fittedvalues`, lazy (one partition per partition)."""
+        self._observed_check()
+        return self._lazy_accessor("fittedvalues")
+
+    @property
+    def resid_response(self) -> dd.Series:  # type: ignore[override]
+        """As :attr:`GLMMResults.resid_response`, lazy."""
+        return self._lazy_accessor("resid_response")
+
+    @property
+    def resid_pearson(self) -> dd.Series:  # type: ignore[override]
+        """As :attr:`GLMMResults.resid_pearson`, lazy."""
+        return self._lazy_accessor("resid_pearson")
+
+    @property
+    def resid_deviance(self) -> dd.Series:  # type: ignore[override]
+        """As :attr:`GLMMResults.resid_deviance`, lazy."""
+        return self._lazy_accessor("resid_deviance")
 
     def to_dict(self, level: float | None = None) -> dict:
         """The in-memory JSON document with ``engine``, ``partitions`` and ``workers``."""
