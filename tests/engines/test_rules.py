@@ -7,8 +7,13 @@ import pandas as pd
 import pytest
 
 import mixedglm as mg
+from mixedglm.design.build import build_design
+from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.rules import MAX_NAGQ, IntegrationRule, make_rule
 from mixedglm.errors import MixedGLMError, QuadratureWarning
+from mixedglm.families import get_family
+from mixedglm.formula import parse_formula
+from mixedglm.models.glmm import choose_structure
 
 
 @pytest.mark.parametrize(
@@ -61,6 +66,28 @@ def test_rule_helpers():
     assert rule.laplace() == IntegrationRule("laplace", 1)
     assert rule.with_points(3) == IntegrationRule("mvaghermite", 3)
     assert rule.with_points(2) == IntegrationRule("mcaghermite", 2)
+    assert rule.tolerance == 1e-10  # the mean-variance grid's fixed point, full rule
+    coarse = rule.with_points(3, 1e-3)
+    assert (coarse.nagq, coarse.tolerance, coarse.method) == (3, 1e-3, "mvaghermite")
+
+
+def test_grid_tolerance_reaches_the_engine_and_only_moves_the_fixed_point():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(30), 6)
+    x = rng.normal(size=g.size)
+    y = (rng.random(g.size) < 1 / (1 + np.exp(-(0.3 + x + rng.normal(size=30)[g])))).astype(float)
+    data = pd.DataFrame({"y": y, "x": x, "g": g})
+    design = build_design(parse_formula("y ~ x + (1 | g)"), data, get_family("binomial"))
+    structure = choose_structure(parse_formula("y ~ x + (1 | g)"), design, None)
+    params = np.array([0.9, 0.2, 0.8])
+    values = {}
+    for tol in (1e-10, 1e-3):
+        rule = IntegrationRule("mvaghermite", 3, tolerance=tol)
+        engine = AGHQEngine(design.cluster_arrays(), get_family("binomial"), structure, rule)
+        values[tol] = engine.evaluate(params, 0).loglik
+    # a looser fixed point changes the 3-point value a little, never much
+    assert values[1e-3] != values[1e-10]
+    assert abs(values[1e-3] - values[1e-10]) < 1e-3
 
 
 @pytest.fixture(scope="module")

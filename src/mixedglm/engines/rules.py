@@ -20,6 +20,7 @@ DEFAULT_NAGQ = 7
 # about 350; 200 leaves a margin (and is far beyond any useful rule)
 MAX_NAGQ = 200
 LARGE_GRID = 1000
+MEANVAR_TOLERANCE = 1e-10
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,16 @@ class IntegrationRule:
     ``method``: ``mvaghermite`` (grid at each cluster's posterior mean and variance, Stata's
     default), ``mcaghermite`` (at the mode and curvature, lme4's) or ``laplace`` (one point at
     the mode); ``nagq``: points per random effect (1 for Laplace); ``curvature``: ``observed``
-    or ``fisher`` (expected information, lme4's PIRLS weights; mode-curvature grids only).
+    or ``fisher`` (expected information, lme4's PIRLS weights; mode-curvature grids only);
+    ``tolerance``: how closely a mean-variance grid must sit at its fixed point (the
+    posterior mean and covariance computed on it), in posterior SDs (Stata's
+    ``adaptopts(tolerance())``, 1e-8 there; tighter here for exact gradients).
     """
 
     method: str = "mvaghermite"
     nagq: int = DEFAULT_NAGQ
     curvature: str = "observed"
+    tolerance: float = MEANVAR_TOLERANCE
 
     @property
     def is_laplace(self) -> bool:
@@ -48,13 +53,15 @@ class IntegrationRule:
         """Quadrature points per cluster for ``q`` random effects (the grid actually used)."""
         return self.nagq**q
 
-    def with_points(self, nagq: int) -> IntegrationRule:
-        """The same kind of rule with another number of points (the coarse stage)."""
+    def with_points(self, nagq: int, tolerance: float | None = None) -> IntegrationRule:
+        """The same kind of rule with another number of points (and grid tolerance): the
+        coarse stage's rule."""
         if self.is_laplace:
             return self
+        tol = self.tolerance if tolerance is None else tolerance
         if self.is_meanvar and nagq < 3:
-            return IntegrationRule("mcaghermite", nagq, self.curvature)
-        return IntegrationRule(self.method, nagq, self.curvature)
+            return IntegrationRule("mcaghermite", nagq, self.curvature, tol)
+        return IntegrationRule(self.method, nagq, self.curvature, tol)
 
     def laplace(self) -> IntegrationRule:
         """The Laplace rule with this rule's curvature."""

@@ -33,7 +33,6 @@ from mixedglm.engines.aghq.motion import meanvar_motion, mode_grid_motion
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.jit import kernel
 
-_MEANVAR_TOL = 1e-10
 _MEANVAR_MAXIT = 200
 
 
@@ -89,9 +88,12 @@ def _copy_grid(m: np.ndarray, r: np.ndarray, m_out: np.ndarray, r_out: np.ndarra
 
 
 @kernel(inline=True)
-def _meanvar_grid(fam, d: Data, g: Grid, s: int, e: int, w: Scratch) -> tuple[bool, float]:
+def _meanvar_grid(
+    fam, d: Data, g: Grid, s: int, e: int, w: Scratch, tolerance: float
+) -> tuple[bool, float]:
     """Iterate the grid from ``w.centre``/``w.chol`` to the posterior mean and covariance
-    computed on it; True (and the values on the final grid) at the fixed point."""
+    computed on it; True (and the values on the final grid) at the fixed point: every
+    entry moves by less than ``tolerance`` posterior SDs."""
     q = w.m.shape[0]
     lse = 0.0
     for _ in range(_MEANVAR_MAXIT):
@@ -105,7 +107,7 @@ def _meanvar_grid(fam, d: Data, g: Grid, s: int, e: int, w: Scratch) -> tuple[bo
             change = max(change, abs(w.mean[a] - w.centre[a]) / scale)
             for b in range(a + 1):
                 change = max(change, abs(w.new_chol[a, b] - w.chol[a, b]) / scale)
-        if change < _MEANVAR_TOL:
+        if change < tolerance:
             return True, lse
         _copy_grid(w.mean, w.new_chol, w.centre, w.chol)
     return False, lse
@@ -132,7 +134,7 @@ def _place_grid(
             w.centre[a] = w.m[a]
         chol_into(w.sigma, w.chol)
     if meanvar:
-        converged, lse = _meanvar_grid(fam, d, g, s, e, w)
+        converged, lse = _meanvar_grid(fam, d, g, s, e, w, fl.tolerance)
         if converged:
             return status, lse
         # no fixed point: fall back to the mode-curvature grid for this cluster

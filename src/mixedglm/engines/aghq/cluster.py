@@ -63,13 +63,15 @@ class Grid(NamedTuple):
 
 class Flags(NamedTuple):
     """``rule``: RULE_MODE / RULE_MEANVAR; ``curvature``: CURV_*; ``order`` 0-2; ``exact``:
-    add the grid's motion to the gradient; ``warm``: start from the stored grids."""
+    add the grid's motion to the gradient; ``warm``: start from the stored grids;
+    ``tolerance``: of the mean-variance grid's fixed point (in posterior SDs)."""
 
     rule: int
     curvature: int
     order: int
     exact: bool
     warm: bool
+    tolerance: float
 
 
 class State(NamedTuple):

@@ -130,7 +130,9 @@ class AGHQEngine:
             np.ascontiguousarray(aux, dtype=float),
         )  # fmt: skip
         grid = cluster.Grid(self._nodes, self._logw_adj, self._basis, lam)
-        flags = cluster.Flags(self._rule_code, self._curv_code, order, exact, self._warm)
+        flags = cluster.Flags(
+            self._rule_code, self._curv_code, order, exact, self._warm, self.rule.tolerance
+        )
         out = run_clusters(self._token, data, grid, flags, self._state, self.n_params)
         self._warm = bool(np.all(np.isfinite(self._state.grid_r)))
         self._last = (params.copy(), out)
