@@ -184,8 +184,9 @@ def _numeric(frame: pd.DataFrame, name: str, role: str) -> np.ndarray:
     if col.dtype == bool:
         return col.to_numpy(dtype=float)
     if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col):
+        kind = "text" if pd.api.types.is_string_dtype(col.dtype) else col.dtype
         raise DataError(
-            f"{role} '{name}' is not numeric ({col.dtype}): hybrid models decompose numeric "
+            f"{role} '{name}' is not numeric ({kind}): hybrid models decompose numeric "
             "variables; code categories as 0/1 columns first (pandas.get_dummies)"
         )
     return col.to_numpy(dtype=float)
