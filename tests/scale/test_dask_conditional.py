@@ -75,6 +75,16 @@ def test_parquet_glob_with_engine_dask(client, tmp_path):
     assert res.to_dict()["partitions"] == 3
 
 
+def test_offset_in_the_formula_as_in_memory(client):
+    data = simulate_conditional("poisson", seed=5)
+    formula = "y ~ x1 + x2 + offset(np.log(expo))"
+    mem = mg.xtpoisson_fe(formula, data, group="g", quiet=True)
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    res = mg.xtpoisson_fe(formula, ddf, group="g", quiet=True)
+    np.testing.assert_allclose(res.params_array, mem.params_array, rtol=1e-7)
+    assert res.offset_name == mem.offset_name == "np.log(expo)"
+
+
 def test_bad_input_on_dask_is_refused_with_reasons(client):
     data = simulate_conditional("logit", seed=2)
     ddf = dd.from_pandas(data, npartitions=2)

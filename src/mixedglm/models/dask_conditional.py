@@ -51,6 +51,7 @@ from mixedglm.scale.frame import (
     outcome_note,
     shuffle_by,
     total_missing,
+    with_idioms,
     worker_threads,
 )
 from mixedglm.scale.partition import DesignSpec
@@ -124,11 +125,13 @@ def fit_conditional_on_dask(
     """``clogit()`` / ``xtpoisson_fe()`` with ``engine="dask"``: read, shuffle, agree,
     build on the workers, fit on the client, release."""
     command = _COMMAND[kind]
-    parsed = parse_formula(formula)
-    fixed, explicit_constant = _fixed_terms(parsed, command)
     log = print if not (nolog or quiet) else None
     with dask_client(scheduler, workers) as client:
-        ddf = as_dask_frame(data)
+        ddf, idioms = with_idioms(
+            as_dask_frame(data), parse_formula(formula), offset=offset, allow_cbind=False
+        )
+        parsed, offset = idioms.formula, idioms.offset
+        fixed, explicit_constant = _fixed_terms(parsed, command)
         meta = ddf._meta
         group = _check_group(meta, group, command)
         cluster = _carried(meta, vce, group, group_weights)

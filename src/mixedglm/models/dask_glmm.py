@@ -26,7 +26,7 @@ from mixedglm.models.glmm import choose_structure, fit_glmm
 from mixedglm.models.vce import robust_cov
 from mixedglm.results.dask_glmm import DaskGLMMResults
 from mixedglm.results.glmm import GLMMResults
-from mixedglm.scale.frame import DistributedData, as_dask_frame, distribute
+from mixedglm.scale.frame import DistributedData, as_dask_frame, distribute, with_idioms
 from mixedglm.scale.session import dask_client
 
 
@@ -97,7 +97,11 @@ def fit_on_dask(
     """``glmm()`` with ``engine="dask"`` (or Dask data): read, distribute, fit, release."""
     log = print if not nolog and not quiet else None
     with dask_client(scheduler, workers) as client:
-        ddf = as_dask_frame(data)
+        ddf, idioms = with_idioms(
+            as_dask_frame(data), parsed, offset=offset, trials=trials,
+            allow_cbind=family.is_binary,
+        )  # fmt: skip
+        parsed, offset, trials = idioms.formula, idioms.offset, idioms.trials
         dist = distribute(
             client,
             ddf,

@@ -33,6 +33,7 @@ from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula
+from mixedglm.formula.idioms import Idioms, apply_idioms
 from mixedglm.scale import partition as part
 from mixedglm.scale.partition import DesignSpec
 
@@ -100,6 +101,27 @@ def as_dask_frame(data: object, npartitions: int | None = None) -> dd.DataFrame:
     if all(f.lower().endswith(".parquet") for f in files):
         return dd.read_parquet(files)
     raise DataError(f"'{text}' must name Parquet (.parquet) or CSV (.csv) files")
+
+
+def _idiom_data(frame: pd.DataFrame, parsed: ParsedFormula, options: dict) -> pd.DataFrame:
+    return apply_idioms(parsed, frame, **options).data
+
+
+def with_idioms(
+    ddf: dd.DataFrame,
+    parsed: ParsedFormula,
+    *,
+    offset: str | None = None,
+    trials: str | None = None,
+    allow_cbind: bool = True,
+) -> tuple[dd.DataFrame, Idioms]:
+    """``cbind()`` and ``offset()`` in the formula, as in memory: the new formula and names
+    from the columns (the frame's meta), the derived columns made per partition."""
+    options = {"offset": offset, "trials": trials, "allow_cbind": allow_cbind}
+    idioms = apply_idioms(parsed, ddf._meta, **options)
+    if idioms.data is ddf._meta:
+        return ddf, idioms
+    return ddf.map_partitions(_idiom_data, parsed, options, meta=idioms.data), idioms
 
 
 def _is_text(dtype: object) -> bool:
