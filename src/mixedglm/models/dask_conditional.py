@@ -168,7 +168,8 @@ def fit_conditional_on_dask(
         n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
     if log:
         log("")
-    for note in res.pop("late_notes"):
+    late, timings = res.pop("late_notes"), res.pop("timings")
+    for note in late:
         if not quiet:
             print(note)
     return DaskConditionalResults(
@@ -180,7 +181,7 @@ def fit_conditional_on_dask(
         formula=parsed.text,
         n_partitions=shuffled.npartitions,
         n_workers=n_workers,
-        timings={"shuffle": t_shuffle},
+        timings={"shuffle": t_shuffle, **timings},
         **res,
     )
 
@@ -271,6 +272,7 @@ def _fit(client, model_id, placement, done, spec, notes, log, quiet, maxiter, vc
         "value_labels": done[0]["value_labels"],
         "vce": vce_info,
         "late_notes": late,
+        "timings": dist.timings,
     }
 
 
