@@ -34,7 +34,7 @@ class Listwise:
 
     def notes(self) -> list[str]:
         """Stata's note when rows are dropped, else nothing."""
-        return missing_notes(self.counts.to_dict(), self.n_dropped)
+        return missing_notes({str(k): int(v) for k, v in self.counts.items()}, self.n_dropped)
 
 
 def missing_notes(counts: Mapping[str, int], n_dropped: int) -> list[str]:

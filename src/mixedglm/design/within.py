@@ -221,7 +221,7 @@ def demean(Xk: np.ndarray, starts: np.ndarray) -> np.ndarray:
 def check_finite(Xk: np.ndarray, names: Sequence[str]) -> None:
     """Refuse missing or infinite covariate values in the kept rows."""
     if not np.all(np.isfinite(Xk)):
-        bad = [names[j] for j in np.flatnonzero(~np.all(np.isfinite(Xk), axis=0))]
+        bad = [names[int(j)] for j in np.flatnonzero(~np.all(np.isfinite(Xk), axis=0))]
         raise DataError(f"covariates have missing or infinite values: {', '.join(bad)}")
 
 
@@ -237,9 +237,9 @@ def select_columns(
     collinear = candidates[dropped] if dropped else np.zeros(0, dtype=np.int64)
     columns = np.setdiff1d(candidates, collinear).astype(np.int64)
     constant = [
-        OmittedColumn(int(j), names[j], NO_WITHIN_VARIANCE) for j in np.flatnonzero(~varies)
+        OmittedColumn(int(j), names[int(j)], NO_WITHIN_VARIANCE) for j in np.flatnonzero(~varies)
     ]
-    coll = [OmittedColumn(int(j), names[j], COLLINEARITY) for j in collinear]
+    coll = [OmittedColumn(int(j), names[int(j)], COLLINEARITY) for j in collinear]
     if kind == "logit":
         # clogit: groups, then covariates constant within groups; collinearity after
         notes = [f"note: {c.name} omitted because of no within-group variance." for c in constant]

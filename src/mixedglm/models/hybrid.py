@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.checks import check_values
@@ -18,6 +19,7 @@ from mixedglm.families import get_family
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.glmm import glmm
 from mixedglm.options import check_level, check_percentage, integration_rule
+from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.hybrid import HybridResults
 
 __all__ = ["hybrid", "parse_varlist"]
@@ -192,7 +194,7 @@ def hybrid(
     level, percentage = check_level(level), check_percentage(percentage)
     named = [response, *covariates, *(use or []), *(c for c in (offset, exposure, trials) if c)]
     carry = [c for c in (offset, exposure, trials, vce_var) if c is not None]
-    options = dict(
+    options: dict[str, Any] = dict(
         family=family, link=link, nagq=nagq, method=method, cov=cov, offset=offset,
         exposure=exposure, trials=trials, level=level, maxiter=maxiter,
         nolog=not iterations, quiet=quiet, vce=vce,
@@ -200,6 +202,7 @@ def hybrid(
     if check_engine(engine, data):
         from mixedglm.models.dask_hybrid import hybrid_on_dask  # Dask only when asked for
 
+        res: GLMMResults
         dec, res = hybrid_on_dask(
             data, response, covariates, cluster, lambda d: _glmm_formula(d, randomslope),
             use=use, cre=cre, percentage=percentage, nonlinearities=nonlinearities,

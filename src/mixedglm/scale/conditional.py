@@ -13,7 +13,7 @@ exact conditional likelihood with the in-memory kernels. Nothing here imports Da
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,7 @@ class ConditionalPart:
     starts: np.ndarray
     group: GroupInfo
     carried: pd.DataFrame
-    Xk: np.ndarray | None = None
+    Xk: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     weights: np.ndarray | None = None
 
 

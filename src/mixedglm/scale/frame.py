@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import dask.dataframe as dd
 import numpy as np
@@ -117,7 +118,7 @@ def with_idioms(
 ) -> tuple[dd.DataFrame, Idioms]:
     """``cbind()`` and ``offset()`` in the formula, as in memory: the new formula and names
     from the columns (the frame's meta), the derived columns made per partition."""
-    options = {"offset": offset, "trials": trials, "allow_cbind": allow_cbind}
+    options: dict[str, Any] = {"offset": offset, "trials": trials, "allow_cbind": allow_cbind}
     idioms = apply_idioms(parsed, ddf._meta, **options)
     if idioms.data is ddf._meta:
         return ddf, idioms
