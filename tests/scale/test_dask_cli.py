@@ -68,7 +68,8 @@ def test_xtpoisson_on_a_parquet_directory_with_a_scheduler(client, tmp_path, cap
     assert main(["xtpoisson", str(tmp_path / "all.parquet"), *common, "--json", mem_json]) == 0
     out_mem = capsys.readouterr().out
     address = client.scheduler.address
-    args = ["xtpoisson", str(folder), *common, "--scheduler", address, "--json", dask_json]
+    args = ["xtpoisson", str(folder), *common, "--dask", "--scheduler", address]
+    args += ["--json", dask_json]
     assert main(args) == 0
     assert capsys.readouterr().out == out_mem  # notes, iteration log and table
     mine = json.loads(Path(dask_json).read_text())
