@@ -24,7 +24,7 @@ from mixedglm.design.checks import pair_separation_notes, separation_suspected
 from mixedglm.design.missing import dropped_note, missing_notes
 from mixedglm.design.within import add_counts, informative_notes, select_columns
 from mixedglm.engines.dask_engine import DaskEngine
-from mixedglm.errors import DataError
+from mixedglm.errors import DataError, SubsetError
 from mixedglm.formula import parse_formula
 from mixedglm.inference import NOT_DEFINITE_NOTE
 from mixedglm.inference.robust import VCEInfo, parse_vce, sandwich
@@ -191,7 +191,7 @@ def _sample_notes(stats, wanted, group, subset, explicit_constant, meta, parsed)
     no_group = sum(s["no_group"] for s in stats)
     rows = sum(s["rows"] for s in stats)
     if rows + no_group == 0:
-        raise DataError(f"no observations satisfy the condition '{subset}'")
+        raise SubsetError(f"no observations satisfy the condition '{subset}'")
     if rows == 0:
         raise DataError(f"group variable '{group}' is missing in every observation")
     notes: list[str] = []

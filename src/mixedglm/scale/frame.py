@@ -30,7 +30,7 @@ from distributed.diagnostics.progressbar import TextProgressBar
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.missing import missing_notes
-from mixedglm.errors import DataError, FormulaError
+from mixedglm.errors import DataError, FormulaError, SubsetError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula
@@ -339,7 +339,7 @@ def distribute(
     )  # fmt: skip
     rows = sum(s["rows"] for s in stats)
     if rows == 0:
-        raise DataError(f"no observations satisfy the condition '{subset}'")
+        raise SubsetError(f"no observations satisfy the condition '{subset}'")
     missing = total_missing(stats, wanted)
     kept = sum(s["kept"] for s in stats)
     if kept == 0:
