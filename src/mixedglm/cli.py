@@ -186,6 +186,16 @@ def _add_dask(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine(args: argparse.Namespace) -> dict:
+    """``engine``, ``scheduler`` and ``workers`` from ``--dask``, ``--scheduler``,
+    ``--workers`` (a scheduler's address implies ``--dask``)."""
+    return {
+        "engine": "dask" if args.dask or args.scheduler else "memory",
+        "scheduler": args.scheduler,
+        "workers": args.workers,
+    }
+
+
 def _emit(args: argparse.Namespace, text: str, document: dict) -> None:
     """Write the output files (all or none), then print the table (to stderr when the JSON
     goes to stdout) and the JSON to stdout if asked."""
@@ -246,9 +256,7 @@ def _run_fit(args: argparse.Namespace) -> None:
         **_options(args, "dispersion", "level", "nolog"),
         **_options(args, "vce", "reml", "fweight", "pweight"),
         group_weights=_group_weights(args.group_weight),
-        engine="dask" if args.dask or args.scheduler else "memory",
-        scheduler=args.scheduler,
-        workers=args.workers,
+        **_engine(args),
     )
     if isinstance(res, MultilevelResults):  # several grouping factors
         if args.reffects:  # one long file: a column 'factor', one row per level
@@ -331,6 +339,7 @@ def _add_hybrid_commands(sub) -> None:
     _add_plot_option(hyb, "the within and between effects with their intervals")
     _add_vce(hyb)
     _add_compact_options(hyb, DEFAULT_STATS, STAT_NAMES)
+    _add_dask(hyb)
     hyb.set_defaults(run=_run_hybrid)
 
     cmp_ = sub.add_parser(
@@ -379,6 +388,7 @@ def _run_hybrid(args: argparse.Namespace) -> None:
         **_options(args, "randomslope", "cov", "percentage", "nagq", "method", "subset"),
         **_options(args, "offset", "exposure", "trials", "level", "iterations"),
         vce=args.vce,
+        **_engine(args),
     )
     table = _options(args, "star", "se", "t", "p", "stats", "full", "test")
     text = res.table(**table)
@@ -458,6 +468,7 @@ def _add_fe_commands(sub) -> None:
             metavar="VAR",
             help="frequency weights of the groups (constant within)",
         )
+        _add_dask(p)
         p.set_defaults(run=_run_fe)
     logit.add_argument("--or", dest="eform", action="store_true", help="report odds ratios")
     _add_variables(pois, "exposure")
@@ -478,6 +489,7 @@ def _run_fe(args: argparse.Namespace) -> None:
         group_weights=args.group_weight.partition("=")[2] or args.group_weight
         if args.group_weight
         else None,
+        **_engine(args),
     )
     if args.command == "clogit":
         res = clogit(args.formula, args.data, args.group, or_=args.eform, **kwargs)

@@ -85,8 +85,8 @@ def load_data(source: DataSource) -> pd.DataFrame:
         return source
     if is_dask_frame(source):
         raise DataError(
-            "this model is fitted in memory: only glmm() runs on Dask so far (clogit, "
-            "xtpoisson_fe and hybrid do not); pass a pandas DataFrame (ddf.compute())"
+            "this step works in memory: pass a pandas DataFrame (ddf.compute()); the fits "
+            "(glmm, clogit, xtpoisson_fe, hybrid) take a Dask DataFrame themselves"
         )
     if not isinstance(source, str | os.PathLike):
         raise DataError(

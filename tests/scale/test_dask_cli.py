@@ -1,15 +1,18 @@
 """The command line on Dask: a directory of Parquet files, ``--dask --workers 1`` starts a
-LocalCluster of one worker process and closes it; the JSON and the random effects equal the
-in-memory fit's; an unreachable scheduler is one line and exit code 2."""
+LocalCluster of one worker process and closes it; ``--scheduler`` connects to a running
+cluster; the output, the JSON and the random effects equal the in-memory fit's; an
+unreachable scheduler is one line and exit code 2."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mixedglm.cli import main
+from scale_checks import same_document, simulate_conditional
 
 from refdata import REFERENCE
 
@@ -51,3 +54,24 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_xtpoisson_on_a_parquet_directory_with_a_scheduler(client, tmp_path, capsys):
+    data = simulate_conditional("poisson", seed=4)
+    data.to_parquet(tmp_path / "all.parquet")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k in range(3):
+        data.iloc[k::3].to_parquet(folder / f"part-{k}.parquet")
+    common = ["y ~ x1 + x2 + C(region)", "--group", "g", "--exposure", "expo", "--irr"]
+    mem_json, dask_json = str(tmp_path / "mem.json"), str(tmp_path / "dask.json")
+    assert main(["xtpoisson", str(tmp_path / "all.parquet"), *common, "--json", mem_json]) == 0
+    out_mem = capsys.readouterr().out
+    address = client.scheduler.address
+    args = ["xtpoisson", str(folder), *common, "--dask", "--scheduler", address]
+    args += ["--json", dask_json]
+    assert main(args) == 0
+    assert capsys.readouterr().out == out_mem  # notes, iteration log and table
+    mine = json.loads(Path(dask_json).read_text())
+    assert (mine["partitions"], mine["workers"]) == (3, 2)
+    same_document(mine, json.loads(Path(mem_json).read_text()))

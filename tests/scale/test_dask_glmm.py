@@ -5,33 +5,16 @@ whose clusters arrive cut across partitions in any order."""
 
 from __future__ import annotations
 
-import logging
-
-import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 from scipy import special
 
 import mixedglm as mg
 from mixedglm.errors import DataError, FormulaError, MixedGLMError
 
 from refdata import load_reference_data
-
-
-@pytest.fixture(scope="module")
-def client():
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    with (
-        dask.config.set({"dataframe.shuffle.method": "tasks"}),
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
 
 
 def simulate(family: str, seed: int = 3, n_groups: int = 120, slope: bool = False):
@@ -317,7 +300,18 @@ def test_bad_input_on_dask_is_refused_with_reasons(client):
         mg.glmm("y ~ x1 + (1 | g)", ddf, nolog=True, nagq=1).predict(data)
 
 
-def test_models_not_on_dask_say_so(client):
-    ddf = dd.from_pandas(simulate("logit", seed=2), npartitions=2)
-    with pytest.raises(DataError, match="only glmm"):
-        mg.clogit("y ~ x1", ddf, group="g")
+def test_options_not_on_dask_are_refused_by_name(client):
+    ddf = dd.from_pandas(simulate("gaussian", seed=2), npartitions=2)
+    with pytest.raises(MixedGLMError, match="reml=: not available on Dask"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, family="gaussian", reml=True)
+    with pytest.raises(MixedGLMError, match="fweight=, group_weights=: not available"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, fweight="n", group_weights={"g": "n"})
+    with pytest.raises(MixedGLMError, match="vce='cluster region' is not available on Dask"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, vce="cluster region")
+
+
+def test_robust_standard_errors_match_in_memory(client, capsys):
+    data = simulate("logit", seed=4)
+    mem, log_mem, res, log_dask = both(capsys, "y ~ x1 + (1 | g)", data, nagq=3, vce="robust")
+    assert res.vce == mem.vce
+    assert_same(mem, res, log_mem, log_dask)

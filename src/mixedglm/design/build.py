@@ -25,7 +25,7 @@ from mixedglm.design.arrays import ClusterArrays
 from mixedglm.design.checks import Columns, check_matrix, check_values
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.columns import column_plan, readable_name
-from mixedglm.design.missing import dropped_note
+from mixedglm.design.missing import missing_notes
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -223,10 +223,7 @@ def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, l
         if counts[name]:
             missing |= na
     n_dropped = int(missing.sum())
-    notes: list[str] = []
-    if n_dropped:
-        detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-        notes.append(dropped_note(n_dropped, f"missing values ({detail})"))
+    notes = missing_notes(counts, n_dropped)
     if n_dropped == len(data):
         per_variable = ", ".join(f"{k} {v}" for k, v in counts.items())
         raise DataError(

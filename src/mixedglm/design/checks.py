@@ -273,6 +273,31 @@ def separation_notes(
     return [_note(culprits, n_pred, complete, ("observation", "observations"))]
 
 
+def conditional_pairs(
+    y: np.ndarray, X: np.ndarray, starts: np.ndarray, kind: str, max_pairs: int = 500_000
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of the separation check of a conditional model (see
+    :func:`conditional_separation_notes`): the differences of covariates between events
+    and non-events of each group, with their signs; ``None`` beyond ``max_pairs``."""
+    diffs: list[np.ndarray] = [np.zeros((0, X.shape[1]))]
+    signs: list[np.ndarray] = [np.zeros(0)]
+    n_pairs = 0
+    for g in range(starts.shape[0] - 1):
+        lo, hi = int(starts[g]), int(starts[g + 1])
+        yg, Xg = y[lo:hi], X[lo:hi]
+        pos, zero = Xg[yg > 0], Xg[yg <= 0]
+        n_pairs += pos.shape[0] * zero.shape[0]
+        if n_pairs > max_pairs:
+            return None
+        if pos.shape[0] and zero.shape[0]:
+            diffs.append((pos[:, None, :] - zero[None, :, :]).reshape(-1, X.shape[1]))
+            signs.append(np.ones(pos.shape[0] * zero.shape[0]))
+        if kind == "poisson" and pos.shape[0] > 1:
+            diffs.append(pos[1:] - pos[:-1])
+            signs.append(np.zeros(pos.shape[0] - 1))
+    return np.vstack(diffs), np.concatenate(signs)
+
+
 def conditional_separation_notes(
     y: np.ndarray,
     X: np.ndarray,
@@ -284,25 +309,15 @@ def conditional_separation_notes(
     """Separation in a conditional (fixed-effects) logit or Poisson model, whose group
     effects are conditioned away: within every group, ``x'd`` of each event (positive
     count) at least that of each non-event, and equal among positive counts (Poisson)."""
-    diffs: list[np.ndarray] = []
-    signs: list[np.ndarray] = []
-    n_pairs = 0
-    for g in range(starts.shape[0] - 1):
-        lo, hi = int(starts[g]), int(starts[g + 1])
-        yg, Xg = y[lo:hi], X[lo:hi]
-        pos, zero = Xg[yg > 0], Xg[yg <= 0]
-        n_pairs += pos.shape[0] * zero.shape[0]
-        if n_pairs > max_pairs:
-            return []
-        if pos.shape[0] and zero.shape[0]:
-            diffs.append((pos[:, None, :] - zero[None, :, :]).reshape(-1, X.shape[1]))
-            signs.append(np.ones(pos.shape[0] * zero.shape[0]))
-        if kind == "poisson" and pos.shape[0] > 1:
-            diffs.append(pos[1:] - pos[:-1])
-            signs.append(np.zeros(pos.shape[0] - 1))
-    if not diffs:
+    pairs = conditional_pairs(y, X, starts, kind, max_pairs)
+    return [] if pairs is None else pair_separation_notes(*pairs, names)
+
+
+def pair_separation_notes(rows: np.ndarray, sgn: np.ndarray, names: Sequence[str]) -> list[str]:
+    """The note of :func:`conditional_separation_notes` from the pairs' rows and signs
+    (those of several parts of the data stacked)."""
+    if not rows.shape[0]:
         return []
-    rows, sgn = np.vstack(diffs), np.concatenate(signs)
     found = _separation(rows, sgn, names)
     if found is None:
         return []

@@ -148,10 +148,16 @@ def within_share_percent(x: np.ndarray, codes: np.ndarray) -> int:
     x = np.asarray(x, dtype=float)
     codes = np.asarray(codes)
     sizes = np.bincount(codes).astype(float)
-    n_obs, n_groups = x.shape[0], sizes.shape[0]
     means = np.bincount(codes, weights=x) / sizes
     resid = x - means[codes]
-    ssr_w = float(resid @ resid)
+    return share_from_sums(float(resid @ resid), x.shape[0], sizes, means)
+
+
+def share_from_sums(ssr_w: float, n_obs: int, sizes: np.ndarray, means: np.ndarray) -> int:
+    """:func:`within_share_percent` from the within sum of squares and the clusters' sizes
+    and means (in label order; from all the data, or summed over the partitions of a Dask
+    fit, each holding whole clusters)."""
+    n_groups = sizes.shape[0]
     if n_obs <= n_groups or ssr_w <= 0.0:
         return 0
     s2_e = ssr_w / (n_obs - n_groups)
@@ -178,8 +184,9 @@ def _numeric(frame: pd.DataFrame, name: str, role: str) -> np.ndarray:
     if col.dtype == bool:
         return col.to_numpy(dtype=float)
     if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col):
+        kind = "text" if pd.api.types.is_string_dtype(col.dtype) else col.dtype
         raise DataError(
-            f"{role} '{name}' is not numeric ({col.dtype}): hybrid models decompose numeric "
+            f"{role} '{name}' is not numeric ({kind}): hybrid models decompose numeric "
             "variables; code categories as 0/1 columns first (pandas.get_dummies)"
         )
     return col.to_numpy(dtype=float)
@@ -193,6 +200,154 @@ def _check_names(names: Sequence[str]) -> None:
                 "it creates (W__, B__, R__, D__): rename it, so that its columns cannot be "
                 "confused with generated ones (xthybrid refuses such names too)"
             )
+
+
+@dataclass(frozen=True)
+class HybridRequest:
+    """A hybrid model's variables, checked: the covariates (``model_vars``), those to
+    decompose (``use``), the carried columns and all the columns read (``wanted``)."""
+
+    response: str
+    cluster: str
+    model_vars: tuple[str, ...]
+    use: tuple[str, ...]
+    carry: tuple[str, ...]
+    wanted: tuple[str, ...]
+
+
+def hybrid_request(
+    columns: Sequence[str],
+    response: str,
+    covariates: Sequence[str],
+    cluster: str,
+    *,
+    use: Sequence[str] | None = None,
+    percentage: float = 0.0,
+    nonlinearities: str | None = None,
+    carry: Sequence[str] = (),
+) -> HybridRequest:
+    """Check the options and that the variables are among the data's ``columns``."""
+    if nonlinearities is not None and nonlinearities not in NONLINEARITIES:
+        raise MixedGLMError(
+            f"nonlinearities must be one of {', '.join(NONLINEARITIES)}, not '{nonlinearities}'"
+        )
+    if not isinstance(percentage, int | float) or not 0 <= percentage < 100:
+        raise MixedGLMError(f"percentage must be a number in [0, 100), not {percentage!r}")
+    covariates = list(dict.fromkeys(covariates))
+    use_list = list(dict.fromkeys(covariates if use is None else use))
+    model_vars = covariates + [v for v in use_list if v not in covariates]
+    if not model_vars:
+        raise MixedGLMError("the hybrid model needs at least one covariate")
+    carry = [c for c in dict.fromkeys(carry) if c is not None]
+    roles = {response: "outcome", cluster: "cluster variable"}
+    roles |= {v: "covariate" for v in covariates}
+    roles |= {v: "use() variable" for v in use_list if v not in covariates}
+    roles |= {c: "variable" for c in carry}
+    for name, role in roles.items():
+        if name not in columns:
+            raise DataError(f"{role} '{name}' not found in the data")
+    if cluster in model_vars or cluster == response:
+        raise MixedGLMError(f"cluster variable '{cluster}' cannot also be in the model")
+    if response in model_vars:
+        raise MixedGLMError(f"outcome '{response}' cannot also be a covariate")
+    _check_names([response, *model_vars])
+    wanted = list(dict.fromkeys([response, cluster, *model_vars, *carry]))
+    return HybridRequest(
+        response, cluster, tuple(model_vars), tuple(use_list), tuple(carry), tuple(wanted)
+    )
+
+
+def missing_cluster_error(n_missing: int, cluster: str) -> DataError:
+    """Rows without a cluster are refused (not dropped)."""
+    return DataError(
+        f"cluster variable '{cluster}' has {n_missing} missing value"
+        f"{'s' if n_missing != 1 else ''}: give those rows a cluster or drop them"
+    )
+
+
+def outcome_values(frame: pd.DataFrame, response: str) -> np.ndarray:
+    """The outcome as numbers (a categorical's codes, as glmm() codes it)."""
+    if isinstance(frame[response].dtype, pd.CategoricalDtype):
+        return frame[response].cat.codes.to_numpy(dtype=float)
+    return _numeric(frame, response, "outcome")
+
+
+def outcome_spread(y: np.ndarray, codes: np.ndarray, sizes: np.ndarray) -> tuple[float, float]:
+    """The largest deviation of the outcome from its cluster mean, and its largest value."""
+    if not y.size:
+        return 0.0, 0.0
+    y_mean = np.bincount(codes, weights=y) / sizes
+    return float(np.max(np.abs(y - y_mean[codes]))), float(np.max(np.abs(y)))
+
+
+def check_outcome_spread(spread: float, largest: float, response: str, cluster: str) -> None:
+    """The outcome must vary within some cluster (the within effects' information)."""
+    if spread <= 1e-12 * max(1.0, largest):
+        raise DataError(
+            f"outcome '{response}' does not vary within any cluster of '{cluster}': within "
+            "effects cannot be estimated"
+        )
+
+
+def plan_terms(
+    request: HybridRequest,
+    within_percent: dict[str, int],
+    *,
+    cre: bool,
+    percentage: float,
+    nonlinearities: str | None,
+) -> tuple[tuple[VariableTerms, ...], tuple[SkippedVariable, ...], tuple[str, ...], list[str]]:
+    """Which ``use`` variables are decomposed (within share above ``percentage``): their
+    terms, the skipped ones, the ``R__`` columns (sorted) and ``xthybrid``'s messages."""
+    max_power = NONLINEARITIES.get(nonlinearities or "", 1)
+    notes: list[str] = []
+    skipped: list[SkippedVariable] = []
+    terms: list[VariableTerms] = []
+    residual_names = [v for v in request.model_vars if v not in request.use]
+    prefix = "D" if cre else "B"
+    for name in request.use:
+        share = within_percent[name]
+        if share <= percentage:
+            message = _skip_message(name, share)
+            skipped.append(SkippedVariable(name, share, message))
+            notes.extend(message)
+            residual_names.append(name)
+            continue
+        powers = tuple(f"{prefix}{k}__{name}" for k in range(2, max_power + 1))
+        terms.append(VariableTerms(name, f"W__{name}", f"{prefix}__{name}", powers))
+    residual = tuple(sorted(f"R__{v}" for v in residual_names))
+    return tuple(terms), tuple(skipped), residual, notes
+
+
+def decomposed_frame(
+    frame: pd.DataFrame,
+    codes: np.ndarray,
+    sizes: np.ndarray,
+    request: HybridRequest,
+    residual: Sequence[str],
+    terms: Sequence[VariableTerms],
+    cre: bool,
+) -> pd.DataFrame:
+    """The model's columns on the estimation rows ``frame`` (clusters ``codes``, whole):
+    outcome, cluster, ``R__``, then per decomposed variable ``W__``, ``B__`` (``D__``) and
+    the powers of the cluster mean, then the carried columns."""
+    out: dict[str, np.ndarray] = {
+        request.response: frame[request.response].to_numpy(),
+        request.cluster: frame[request.cluster].to_numpy(),
+    }
+    for col in residual:
+        out[col] = _numeric(frame, col[3:], "covariate")
+    for term in terms:
+        x = _numeric(frame, term.name, "use() variable")
+        mean = (np.bincount(codes, weights=x, minlength=sizes.shape[0]) / sizes)[codes]
+        out[term.within] = x if cre else x - mean
+        out[term.between] = mean
+        for k, power in enumerate(term.powers, start=2):
+            out[power] = mean**k
+    for c in request.carry:
+        if c not in out:
+            out[c] = frame[c].to_numpy()
+    return pd.DataFrame(out, index=frame.index)
 
 
 def decompose(
@@ -214,39 +369,20 @@ def decompose(
     decomposes all covariates. ``carry`` names extra columns (offset, exposure, trials)
     that take part in the listwise deletion and are copied to the result unchanged.
     """
-    if nonlinearities is not None and nonlinearities not in NONLINEARITIES:
-        raise MixedGLMError(
-            f"nonlinearities must be one of {', '.join(NONLINEARITIES)}, not '{nonlinearities}'"
-        )
-    if not isinstance(percentage, int | float) or not 0 <= percentage < 100:
-        raise MixedGLMError(f"percentage must be a number in [0, 100), not {percentage!r}")
-    covariates = list(dict.fromkeys(covariates))
-    use_list = list(dict.fromkeys(covariates if use is None else use))
-    model_vars = covariates + [v for v in use_list if v not in covariates]
-    if not model_vars:
-        raise MixedGLMError("the hybrid model needs at least one covariate")
-    carry = [c for c in dict.fromkeys(carry) if c is not None]
-    roles = {response: "outcome", cluster: "cluster variable"}
-    roles |= {v: "covariate" for v in covariates}
-    roles |= {v: "use() variable" for v in use_list if v not in covariates}
-    roles |= {c: "variable" for c in carry}
-    for name, role in roles.items():
-        if name not in data.columns:
-            raise DataError(f"{role} '{name}' not found in the data")
-    if cluster in model_vars or cluster == response:
-        raise MixedGLMError(f"cluster variable '{cluster}' cannot also be in the model")
-    if response in model_vars:
-        raise MixedGLMError(f"outcome '{response}' cannot also be a covariate")
-    _check_names([response, *model_vars])
-
-    wanted = list(dict.fromkeys([response, cluster, *model_vars, *carry]))
-    frame = data[wanted]
+    request = hybrid_request(
+        list(data.columns),
+        response,
+        covariates,
+        cluster,
+        use=use,
+        percentage=percentage,
+        nonlinearities=nonlinearities,
+        carry=carry,
+    )
+    frame = data[list(request.wanted)]
     n_missing_cluster = int(frame[cluster].isna().sum())
     if n_missing_cluster:
-        raise DataError(
-            f"cluster variable '{cluster}' has {n_missing_cluster} missing value"
-            f"{'s' if n_missing_cluster != 1 else ''}: give those rows a cluster or drop them"
-        )
+        raise missing_cluster_error(n_missing_cluster, cluster)
     rows = listwise(frame)
     keep, n_dropped = rows.keep, rows.n_dropped
     notes = rows.notes()
@@ -255,68 +391,26 @@ def decompose(
     frame = frame.loc[keep]
     codes, _ = pd.factorize(frame[cluster], sort=True)
     sizes = np.bincount(codes).astype(float)
-
-    if isinstance(frame[response].dtype, pd.CategoricalDtype):
-        y = frame[response].cat.codes.to_numpy(dtype=float)  # glmm() codes it the same way
-    else:
-        y = _numeric(frame, response, "outcome")
-    y_mean = np.bincount(codes, weights=y) / sizes
-    if np.all(np.abs(y - y_mean[codes]) <= 1e-12 * max(1.0, float(np.max(np.abs(y))))):
-        raise DataError(
-            f"outcome '{response}' does not vary within any cluster of '{cluster}': within "
-            "effects cannot be estimated"
-        )
-
-    out: dict[str, np.ndarray] = {
-        response: frame[response].to_numpy(),
-        cluster: frame[cluster].to_numpy(),
+    y = outcome_values(frame, response)
+    check_outcome_spread(*outcome_spread(y, codes, sizes), response, cluster)
+    within_percent = {
+        name: within_share_percent(_numeric(frame, name, "use() variable"), codes)
+        for name in request.use
     }
-    within_percent: dict[str, int] = {}
-    skipped: list[SkippedVariable] = []
-    terms: list[VariableTerms] = []
-    max_power = NONLINEARITIES.get(nonlinearities or "", 1)
-    decomposed_cols: dict[str, np.ndarray] = {}
-    residual_names: list[str] = [v for v in model_vars if v not in use_list]
-    for name in use_list:
-        x = _numeric(frame, name, "use() variable")
-        share = within_share_percent(x, codes)
-        within_percent[name] = share
-        if share <= percentage:
-            message = _skip_message(name, share)
-            skipped.append(SkippedVariable(name, share, message))
-            notes.extend(message)
-            residual_names.append(name)
-            continue
-        mean = (np.bincount(codes, weights=x) / sizes)[codes]
-        w_name = f"W__{name}"
-        b_prefix = "D" if cre else "B"
-        decomposed_cols[w_name] = x if cre else x - mean
-        decomposed_cols[f"{b_prefix}__{name}"] = mean
-        powers = []
-        for k in range(2, max_power + 1):
-            decomposed_cols[f"{b_prefix}{k}__{name}"] = mean**k
-            powers.append(f"{b_prefix}{k}__{name}")
-        terms.append(VariableTerms(name, w_name, f"{b_prefix}__{name}", tuple(powers)))
-
-    residual = tuple(sorted(f"R__{v}" for v in residual_names))
-    for col in residual:
-        out[col] = _numeric(frame, col[3:], "covariate")
-    out.update(decomposed_cols)
-    for c in carry:
-        if c not in out:
-            out[c] = frame[c].to_numpy()
-    result = pd.DataFrame(out, index=frame.index)
+    terms, skipped, residual, plan_notes = plan_terms(
+        request, within_percent, cre=cre, percentage=percentage, nonlinearities=nonlinearities
+    )
     return HybridDecomposition(
-        frame=result,
+        frame=decomposed_frame(frame, codes, sizes, request, residual, terms, cre),
         response=response,
         cluster=cluster,
         cre=cre,
         residual=residual,
-        terms=tuple(terms),
-        skipped=tuple(skipped),
+        terms=terms,
+        skipped=skipped,
         within_percent=within_percent,
         n_dropped=n_dropped,
-        notes=tuple(notes),
+        notes=tuple(notes + plan_notes),
         percentage=float(percentage),
         nonlinearities=nonlinearities,
     )

@@ -3,6 +3,7 @@ model kind)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +34,17 @@ class Listwise:
 
     def notes(self) -> list[str]:
         """Stata's note when rows are dropped, else nothing."""
-        if not self.n_dropped:
-            return []
-        return [dropped_note(self.n_dropped, f"missing values ({self.detail()})")]
+        return missing_notes({str(k): int(v) for k, v in self.counts.items()}, self.n_dropped)
+
+
+def missing_notes(counts: Mapping[str, int], n_dropped: int) -> list[str]:
+    """Stata's note about ``n_dropped`` rows dropped for missing values, with the counts per
+    variable (those missing any, in order); nothing when no row is dropped. The data may be
+    in memory or split over the partitions of a Dask fit (their counts summed)."""
+    if not n_dropped:
+        return []
+    detail = ", ".join(f"{k} {int(v)}" for k, v in counts.items() if v)
+    return [dropped_note(n_dropped, f"missing values ({detail})")]
 
 
 def listwise(frame: pd.DataFrame) -> Listwise:

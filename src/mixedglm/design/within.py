@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from mixedglm.design.collinear import find_collinear
+from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.errors import DataError
 
 __all__ = ["OmittedColumn", "WithinDesign", "prepare_within"]
@@ -92,7 +92,7 @@ def _plural(n: int) -> str:
     return "s" if n > 1 else ""
 
 
-def _group_starts(group_codes: np.ndarray) -> np.ndarray:
+def group_starts(group_codes: np.ndarray) -> np.ndarray:
     """Start row of each run of equal codes, plus N; the codes must be sorted."""
     codes = np.asarray(group_codes).reshape(-1)
     if codes.size and np.any(codes[1:] < codes[:-1]):
@@ -101,7 +101,7 @@ def _group_starts(group_codes: np.ndarray) -> np.ndarray:
     return np.concatenate(([0], change, [codes.size])).astype(np.int64)
 
 
-def _validate_outcome(y: np.ndarray, kind: str, outcome: str) -> None:
+def validate_outcome(y: np.ndarray, kind: str, outcome: str) -> None:
     if not np.all(np.isfinite(y)):
         raise DataError(f"outcome {outcome} has missing or infinite values")
     if kind == "logit":
@@ -124,55 +124,84 @@ def _validate_outcome(y: np.ndarray, kind: str, outcome: str) -> None:
             )
 
 
-def _informative_groups(
-    y: np.ndarray, starts: np.ndarray, kind: str, outcome: str
-) -> tuple[np.ndarray, list[str], bool]:
-    """Which groups carry information, Stata's notes about the others, and whether any
-    group has more than one event."""
+def informative_groups(y: np.ndarray, starts: np.ndarray, kind: str) -> tuple[np.ndarray, dict]:
+    """Which groups carry information, and the counts behind Stata's notes about the others
+    (``kept``, ``multiple``, and per reason the groups and rows dropped). The counts of
+    several parts of the data add up (:func:`add_counts`)."""
     sizes = np.diff(starts)
     cum = np.concatenate(([0.0], np.cumsum(y)))
     totals = cum[starts[1:]] - cum[starts[:-1]]
-    notes: list[str] = []
-    multiple = False
     if kind == "logit":
         keep = (totals > 0) & (totals < sizes)
-        if not keep.any():
+        counts = {
+            "multiple": bool(np.any(totals > 1)),
+            "same": (int(np.sum(~keep)), int(sizes[~keep].sum())),
+        }
+    else:
+        single = sizes == 1
+        zero = (totals == 0) & ~single
+        keep = ~single & ~zero
+        counts = {
+            "multiple": False,
+            "single": (int(single.sum()), int(single.sum())),
+            "zero": (int(zero.sum()), int(sizes[zero].sum())),
+        }
+    counts["kept"] = int(keep.sum())
+    return keep, counts
+
+
+def add_counts(parts: Sequence[dict]) -> dict:
+    """The :func:`informative_groups` counts of several parts of the data, summed."""
+    out: dict = {"kept": 0, "multiple": False}
+    for c in parts:
+        for key, value in c.items():
+            if key == "multiple":
+                out[key] = out[key] or value
+            elif key == "kept":
+                out[key] += value
+            else:
+                old = out.get(key, (0, 0))
+                out[key] = (old[0] + value[0], old[1] + value[1])
+    return out
+
+
+def informative_notes(counts: dict, kind: str, outcome: str) -> list[str]:
+    """Stata's notes about the groups without information; an error when none is left."""
+    notes: list[str] = []
+    if kind == "logit":
+        if not counts["kept"]:
             raise DataError(
                 f"outcome {outcome} does not vary in any group: every group has all positive "
                 "or all negative outcomes, so the conditional likelihood carries no information"
             )
-        multiple = bool(np.any(totals > 1))
-        if multiple:
+        if counts["multiple"]:
             notes.append("note: multiple positive outcomes within groups encountered.")
-        ng, nobs = int(np.sum(~keep)), int(sizes[~keep].sum())
+        ng, nobs = counts["same"]
         if ng:
             notes.append(
                 f"note: {ng:,} group{_plural(ng)} ({nobs:,} obs) dropped because of all "
                 "positive or all negative outcomes."
             )
-        return keep, notes, multiple
-    single = sizes == 1
-    n1 = int(single.sum())
+        return notes
+    n1 = counts["single"][0]
     if n1:
         notes.append(
             f"note: {n1} group{_plural(n1)} ({n1} obs) dropped because of only one obs per group"
         )
-    zero = (totals == 0) & ~single
-    nz, nzobs = int(zero.sum()), int(sizes[zero].sum())
+    nz, nzobs = counts["zero"]
     if nz:
         notes.append(
             f"note: {nz} group{_plural(nz)} ({nzobs} obs) dropped because of all zero outcomes"
         )
-    keep = ~single & ~zero
-    if not keep.any():
+    if not counts["kept"]:
         raise DataError(
             f"no group carries information about the covariates: in every group outcome "
             f"{outcome} is all zero or there is only one observation"
         )
-    return keep, notes, multiple
+    return notes
 
 
-def _within_variance(Xk: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def within_variance(Xk: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """(p,) bool: the column varies within at least one group (exact comparison, as Stata)."""
     if Xk.shape[1] == 0:
         return np.zeros(0, dtype=bool)
@@ -182,11 +211,52 @@ def _within_variance(Xk: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.any(hi != lo_, axis=0)
 
 
-def _demean(Xk: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def demean(Xk: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Subtract each group's column means (the within transformation)."""
     sizes = np.diff(starts)
     means = np.add.reduceat(Xk, starts[:-1], axis=0) / sizes[:, None]
     return Xk - np.repeat(means, sizes, axis=0)
+
+
+def check_finite(Xk: np.ndarray, names: Sequence[str]) -> None:
+    """Refuse missing or infinite covariate values in the kept rows."""
+    if not np.all(np.isfinite(Xk)):
+        bad = [names[int(j)] for j in np.flatnonzero(~np.all(np.isfinite(Xk), axis=0))]
+        raise DataError(f"covariates have missing or infinite values: {', '.join(bad)}")
+
+
+def select_columns(
+    names: Sequence[str], varies: np.ndarray, gram: np.ndarray, kind: str, rtol: float = 1e-7
+) -> tuple[np.ndarray, tuple[OmittedColumn, ...], list[str]]:
+    """The identified covariates: those varying within some group (``varies``) and not
+    collinear after removing the group means (``gram``: the cross-products of the
+    within-transformed varying columns, possibly summed over parts of the data). Returns
+    the kept columns, the omitted ones and Stata's notes; an error when none is left."""
+    candidates = np.flatnonzero(varies)
+    dropped = find_collinear_gram(gram, rtol=rtol) if candidates.size else []
+    collinear = candidates[dropped] if dropped else np.zeros(0, dtype=np.int64)
+    columns = np.setdiff1d(candidates, collinear).astype(np.int64)
+    constant = [
+        OmittedColumn(int(j), names[int(j)], NO_WITHIN_VARIANCE) for j in np.flatnonzero(~varies)
+    ]
+    coll = [OmittedColumn(int(j), names[int(j)], COLLINEARITY) for j in collinear]
+    if kind == "logit":
+        # clogit: groups, then covariates constant within groups; collinearity after
+        notes = [f"note: {c.name} omitted because of no within-group variance." for c in constant]
+        notes += [f"note: {c.name} omitted because of collinearity." for c in coll]
+    else:
+        # xtpoisson, fe: _rmcoll runs before the check of within-group variation
+        notes = [f"note: {c.name} omitted because of collinearity." for c in coll]
+        notes += [f"note: {c.name} dropped because it is constant within group" for c in constant]
+    if columns.size == 0:
+        if not names:
+            raise DataError("the fixed-effects model needs at least one covariate")
+        raise DataError(
+            "no covariate is left to estimate: "
+            + "; ".join(f"{c.name} omitted because of {c.reason}" for c in constant + coll)
+        )
+    omitted = tuple(sorted(constant + coll, key=lambda c: c.index))
+    return columns, omitted, notes
 
 
 def prepare_within(
@@ -234,52 +304,32 @@ def prepare_within(
         raise ValueError("group_codes must have one entry per row")
     if y.size == 0:
         raise DataError("no observations")
-    _validate_outcome(y, kind, outcome)
-    starts_all = _group_starts(group_codes)
-    keep_group, notes, multiple = _informative_groups(y, starts_all, kind, outcome)
+    validate_outcome(y, kind, outcome)
+    starts_all = group_starts(group_codes)
+    keep_group, counts = informative_groups(y, starts_all, kind)
+    notes = informative_notes(counts, kind, outcome)
+    multiple = counts["multiple"]
 
     sizes_all = np.diff(starts_all)
     rows = np.repeat(keep_group, sizes_all)
     sizes = sizes_all[keep_group]
     starts = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
     Xk = X[rows]
-    if not np.all(np.isfinite(Xk)):
-        bad = [names[j] for j in np.flatnonzero(~np.all(np.isfinite(Xk), axis=0))]
-        raise DataError(f"covariates have missing or infinite values: {', '.join(bad)}")
-
-    varies = _within_variance(Xk, starts)
+    check_finite(Xk, names)
+    varies = within_variance(Xk, starts)
     candidates = np.flatnonzero(varies)
-    dropped = find_collinear(_demean(Xk[:, candidates], starts), rtol=collinear_rtol)
-    collinear = candidates[dropped] if dropped else np.zeros(0, dtype=np.int64)
-    columns = np.setdiff1d(candidates, collinear).astype(np.int64)
-
-    constant = [
-        OmittedColumn(int(j), names[j], NO_WITHIN_VARIANCE) for j in np.flatnonzero(~varies)
-    ]
-    coll = [OmittedColumn(int(j), names[j], COLLINEARITY) for j in collinear]
-    if kind == "logit":
-        # clogit: groups, then covariates constant within groups; collinearity after
-        notes += [f"note: {c.name} omitted because of no within-group variance." for c in constant]
-        notes += [f"note: {c.name} omitted because of collinearity." for c in coll]
-    else:
-        # xtpoisson, fe: _rmcoll runs before the check of within-group variation
-        notes += [f"note: {c.name} omitted because of collinearity." for c in coll]
-        notes += [f"note: {c.name} dropped because it is constant within group" for c in constant]
-
-    if columns.size == 0:
-        if not names:
-            raise DataError("the fixed-effects model needs at least one covariate")
-        raise DataError(
-            "no covariate is left to estimate: "
-            + "; ".join(f"{c.name} omitted because of {c.reason}" for c in constant + coll)
-        )
+    D = demean(Xk[:, candidates], starts)
+    columns, omitted, column_notes = select_columns(
+        names, varies, D.T @ D, kind, rtol=collinear_rtol
+    )
+    notes += column_notes
     group_codes_kept = np.asarray(group_codes).reshape(-1)[starts_all[:-1][keep_group]]
     return WithinDesign(
         kind=kind,
         rows=rows,
         columns=columns,
         names=tuple(names[j] for j in columns),
-        omitted=tuple(sorted(constant + coll, key=lambda c: c.index)),
+        omitted=omitted,
         starts=starts,
         group_codes=group_codes_kept,
         n_obs=int(sizes.sum()),

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
-from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import GroupInfo, ModelDesign, build_design, readable_name
 from mixedglm.design.checks import conditional_separation_notes, separation_suspected
 from mixedglm.design.missing import dropped_note
@@ -180,8 +180,19 @@ def fit_conditional(
     if group_weights is not None:  # frequency weights of the groups (kept groups' order)
         objective = weighted_conditional_objective(within.kind, Xk, yk, starts, off, group_weights)
 
-    beta0 = np.zeros(Xk.shape[1])
-    beta, ev, opt = newton_maximize(objective, beta0, gtol=GTOL, maxiter=maxiter, log=log)
+    return maximize_conditional(objective, Xk.shape[1], maxiter=maxiter, log=log)
+
+
+def maximize_conditional(
+    objective: Callable[[np.ndarray, int], Evaluation],
+    p: int,
+    *,
+    maxiter: int,
+    log: Callable[[str], None] | None,
+) -> tuple[np.ndarray, Evaluation, OptSummary, float, np.ndarray, bool]:
+    """Newton from ``beta = 0`` on a conditional log-likelihood (in memory, or summed over
+    Dask workers) and the observed-information covariance; see :func:`fit_conditional`."""
+    beta, ev, opt = newton_maximize(objective, np.zeros(p), gtol=GTOL, maxiter=maxiter, log=log)
     loglik_0 = opt.history[0].loglik  # iteration 0 is at beta = 0
     assert ev.hessian is not None
     cov, ok = covariance_from_hessian(ev.hessian)
@@ -204,12 +215,23 @@ def _fit(
     quiet: bool,
     vce: str | None = None,
     group_weights: str | None = None,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> ConditionalResults:
     command = _COMMAND[kind]
     parse_vce(vce)
     if group_weights is not None and parse_vce(vce) is not None:
         raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
     level, maxiter = check_level(level), check_maxiter(maxiter)
+    if check_engine(engine, data):
+        from mixedglm.models.dask_conditional import fit_conditional_on_dask  # Dask if asked
+
+        return fit_conditional_on_dask(
+            kind, formula, data, group, subset=subset, offset=offset, exposure=exposure,
+            eform=eform, level=level, maxiter=maxiter, nolog=nolog, quiet=quiet, vce=vce,
+            group_weights=group_weights, scheduler=scheduler, workers=workers,
+        )  # fmt: skip
     parsed = parse_formula(formula)
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, allow_cbind=False)
@@ -345,6 +367,9 @@ def clogit(
     quiet: bool = False,
     vce: str | None = None,
     group_weights: str | None = None,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> ConditionalResults:
     """Conditional (fixed-effects) logistic regression: Stata's ``xtlogit, fe`` / ``clogit``.
 
@@ -374,6 +399,9 @@ def clogit(
     group_weights
         A variable constant within groups: frequency weights of the groups (a group of
         weight 2 counts twice), as Stata's weights with ``clogit``.
+    engine, scheduler, workers
+        ``"dask"`` fits on a Dask cluster (implied by a Dask DataFrame; ``data`` may then be
+        a directory or glob of Parquet files), as :func:`mixedglm.glmm` (``docs/scale.md``).
     """
     return _fit(
         "logit",
@@ -390,6 +418,9 @@ def clogit(
         quiet=quiet,
         vce=vce,
         group_weights=group_weights,
+        engine=engine,
+        scheduler=scheduler,
+        workers=workers,
     )
 
 
@@ -408,13 +439,17 @@ def xtpoisson_fe(
     quiet: bool = False,
     vce: str | None = None,
     group_weights: str | None = None,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> ConditionalResults:
     """Conditional fixed-effects Poisson regression: Stata's ``xtpoisson, fe``.
 
     The counts of a group are multinomial given their total; groups with one observation
     or only zero counts are dropped with Stata's notes. ``exposure`` adds the log of a
     positive column to the linear predictor, ``offset`` a column; ``irr`` reports
-    incidence-rate ratios. The other arguments are those of :func:`clogit`.
+    incidence-rate ratios. The other arguments (``engine="dask"`` too) are those of
+    :func:`clogit`.
     """
     return _fit(
         "poisson",
@@ -431,6 +466,9 @@ def xtpoisson_fe(
         quiet=quiet,
         vce=vce,
         group_weights=group_weights,
+        engine=engine,
+        scheduler=scheduler,
+        workers=workers,
     )
 
 

@@ -9,20 +9,24 @@ partitions' sums, reduced once.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 from scipy import special
 
 from mixedglm.engines.dask_engine import DaskFactory
 from mixedglm.engines.rules import IntegrationRule
+from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import _quantile, aux_from_cutpoints
 from mixedglm.formula import ParsedFormula
+from mixedglm.inference.robust import parse_vce
+from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.models.glmm import choose_structure, fit_glmm
+from mixedglm.models.vce import robust_cov
 from mixedglm.results.dask_glmm import DaskGLMMResults
 from mixedglm.results.glmm import GLMMResults
-from mixedglm.scale.frame import as_dask_frame, distribute
+from mixedglm.scale.frame import DistributedData, as_dask_frame, distribute, with_idioms
 from mixedglm.scale.session import dask_client
 
 
@@ -86,13 +90,18 @@ def fit_on_dask(
     maxiter: int,
     nolog: bool,
     quiet: bool,
+    vce: str | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
 ) -> DaskGLMMResults:
     """``glmm()`` with ``engine="dask"`` (or Dask data): read, distribute, fit, release."""
     log = print if not nolog and not quiet else None
     with dask_client(scheduler, workers) as client:
-        ddf = as_dask_frame(data)
+        ddf, idioms = with_idioms(
+            as_dask_frame(data), parsed, offset=offset, trials=trials,
+            allow_cbind=family.is_binary,
+        )  # fmt: skip
+        parsed, offset, trials = idioms.formula, idioms.offset, idioms.trials
         dist = distribute(
             client,
             ddf,
@@ -104,37 +113,78 @@ def fit_on_dask(
             subset=subset,
             show_progress=log is not None,
         )
-        try:
-            fam = family.with_categories(dist.design.categories) if family.is_ordinal else family
-            structure = choose_structure(parsed, dist.design, cov)
-            if not quiet:
-                for note in dist.design.notes:
-                    print(note)
-            factory = DaskFactory(dist, fam, structure)
-            p = len(dist.design.x_names)
-            pooled = factory.pooled(lambda: pooled_start(dist.sums, fam, p))
-            fitted = fit_glmm(
-                dist.design,
-                fam,
-                structure,
-                rule,
-                maxiter=maxiter,
-                level=level,
-                log=log,
-                engines=(factory, pooled),
-            )
-            values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
-            res = DaskGLMMResults(
-                **{**values, "engine": None},
-                lazy=dist.lazy,
-                spec=dist.spec,
-                rule=rule,
-                n_partitions=dist.n_partitions,
-                n_workers=dist.n_workers,
-                timings=dist.timings,
-            )
-        finally:
-            dist.release()
+        res = fit_distributed(
+            dist, parsed, family, rule=rule, cov=cov, level=level, maxiter=maxiter, log=log,
+            quiet=quiet, vce=vce,
+        )  # fmt: skip
     if log:
         log("")
     return res
+
+
+def check_dask_vce(vce: str | None, group: str | None) -> None:
+    """On Dask the sandwich clusters at the grouping variable (``robust`` or ``cluster``
+    on it); another clustering variable is refused."""
+    choice = parse_vce(vce)
+    if choice is not None and choice[1] is not None and choice[1] != group:
+        raise MixedGLMError(
+            f"vce='cluster {choice[1]}' is not available on Dask yet (vce='robust', clustered "
+            f"at {group}, is): fit in memory for another clustering variable"
+        )
+
+
+def fit_distributed(
+    dist: DistributedData,
+    parsed: ParsedFormula,
+    family: Family,
+    *,
+    rule: IntegrationRule,
+    cov: str | None,
+    level: float,
+    maxiter: int,
+    log,
+    quiet: bool,
+    vce: str | None = None,
+) -> DaskGLMMResults:
+    """The in-memory driver on the model's distributed designs; they are released after."""
+    try:
+        fam = family.with_categories(dist.design.categories) if family.is_ordinal else family
+        structure = choose_structure(parsed, dist.design, cov)
+        if not quiet:
+            for note in dist.design.notes:
+                print(note)
+        factory = DaskFactory(dist, fam, structure)
+        p = len(dist.design.x_names)
+        pooled = factory.pooled(lambda: pooled_start(dist.sums, fam, p))
+        fitted = fit_glmm(
+            dist.design,
+            fam,
+            structure,
+            rule,
+            maxiter=maxiter,
+            level=level,
+            log=log,
+            engines=(factory, pooled),
+        )
+        if parse_vce(vce) is not None:  # one more map: the clusters' scores
+            assert fitted.engine is not None and vce is not None
+            scores = fitted.engine.contributions(fitted.params_all).score
+            out = robust_cov(
+                fitted.cov_all, scores, np.zeros(0, np.int64), dist.spec.group, vce, None, None
+            )
+            assert out is not None
+            fitted = replace(fitted, cov_all=out[0], vce=out[1])
+        values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
+        res = DaskGLMMResults(
+            **{**values, "engine": None},
+            lazy=dist.lazy,
+            spec=dist.spec,
+            rule=rule,
+            n_partitions=dist.n_partitions,
+            n_workers=dist.n_workers,
+            timings=dist.timings,
+        )
+    finally:
+        dist.release()
+    printed = () if quiet else dist.design.notes
+    return with_notes(res, singular_notes(res), printed)

@@ -84,6 +84,15 @@ def choose_structure(
     )
 
 
+def _refuse_on_dask(**given: object) -> None:
+    """Options the Dask fit does not offer yet: refused by name (never silently ignored)."""
+    asked = [f"{name}=" for name, value in given.items() if value]
+    if asked:
+        raise MixedGLMError(
+            f"{', '.join(asked)}: not available on Dask yet (vce='robust' is): fit in memory"
+        )
+
+
 def _refuse_with_several_factors(**given: object) -> None:
     """Options not available yet with several grouping factors: an error naming them, never
     silently ignored."""
@@ -382,12 +391,14 @@ def glmm(
     level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
     if check_engine(engine, data):
-        from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
+        from mixedglm.models.dask_glmm import check_dask_vce, fit_on_dask  # Dask if asked
 
+        _refuse_on_dask(reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights)
+        check_dask_vce(vce, parsed.groups[0] if len(parsed.groups) == 1 else None)
         return fit_on_dask(
             parsed, data, fam, rule=rule, cov=_one_factor_cov(cov), subset=subset, offset=offset,
             exposure=exposure, trials=trials, level=level, maxiter=maxiter, nolog=nolog,
-            quiet=quiet, scheduler=scheduler, workers=workers,
+            quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
         )  # fmt: skip
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)

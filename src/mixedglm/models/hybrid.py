@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from mixedglm.data import DataSource, apply_subset, load_data
+from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.checks import check_values
 from mixedglm.design.hybrid import HybridDecomposition, decompose
 from mixedglm.errors import FormulaError, MixedGLMError
@@ -94,6 +95,17 @@ def stata_command(
     return " ".join(parts)
 
 
+def _glmm_formula(dec: HybridDecomposition, randomslope: Sequence[str]) -> str:
+    """The mixed model on the decomposed columns, random slopes on their within parts."""
+    slopes = [dec.column_for(v) for v in randomslope]
+    if slopes:
+        random = f"(1 + {' + '.join(_quote(s) for s in slopes)} || {dec.cluster})"
+    else:
+        random = f"(1 | {dec.cluster})"
+    fixed = " + ".join(_quote(c) for c in dec.columns)
+    return f"{_quote(dec.response)} ~ {fixed} + {random}"
+
+
 def hybrid(
     formula: str,
     data: DataSource,
@@ -118,6 +130,9 @@ def hybrid(
     iterations: bool = False,
     quiet: bool = False,
     vce: str | None = None,
+    engine: str = "memory",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> HybridResults:
     """Fit a hybrid (within/between) or correlated-random-effects model, as ``xthybrid``.
 
@@ -160,6 +175,9 @@ def hybrid(
         Print nothing (no messages about skipped variables, no notes).
     vce
         ``"robust"`` or ``"cluster VAR"``: sandwich standard errors, as :func:`mixedglm.glmm`.
+    engine, scheduler, workers
+        ``"dask"`` fits on a Dask cluster (implied by a Dask DataFrame; ``data`` may then be
+        a directory or glob of Parquet files), as :func:`mixedglm.glmm` (``docs/scale.md``).
     """
     if cluster is None or not str(cluster):
         raise MixedGLMError("hybrid() needs cluster=, the cluster (level-2) variable")
@@ -174,47 +192,44 @@ def hybrid(
     vce_var = choice[1] if choice is not None and choice[1] != cluster else None
     integration_rule(method, nagq)  # so do impossible integration options
     level, percentage = check_level(level), check_percentage(percentage)
-    frame = apply_subset(load_data(data), subset)
     named = [response, *covariates, *(use or []), *(c for c in (offset, exposure, trials) if c)]
-    check_values(frame, [c for c in dict.fromkeys(named) if c in frame.columns])
-    dec = decompose(
-        frame,
-        response,
-        covariates,
-        cluster,
-        use=use,
-        cre=cre,
-        percentage=percentage,
-        nonlinearities=nonlinearities,
-        carry=[c for c in (offset, exposure, trials, vce_var) if c is not None],
-    )
-    if not quiet:
-        for note in dec.notes:
-            print(note)
-    slopes = [dec.column_for(v) for v in randomslope]
-    if slopes:
-        random = f"(1 + {' + '.join(_quote(s) for s in slopes)} || {cluster})"
+    carry = [c for c in (offset, exposure, trials, vce_var) if c is not None]
+    options: dict[str, Any] = dict(
+        family=family, link=link, nagq=nagq, method=method, cov=cov, offset=offset,
+        exposure=exposure, trials=trials, level=level, maxiter=maxiter,
+        nolog=not iterations, quiet=quiet, vce=vce,
+    )  # fmt: skip
+    if check_engine(engine, data):
+        from mixedglm.models.dask_hybrid import hybrid_on_dask  # Dask only when asked for
+
+        res: GLMMResults
+        dec, res = hybrid_on_dask(
+            data, response, covariates, cluster, lambda d: _glmm_formula(d, randomslope),
+            use=use, cre=cre, percentage=percentage, nonlinearities=nonlinearities,
+            carry=carry, named=named, subset=subset, scheduler=scheduler, workers=workers,
+            **options,
+        )  # fmt: skip
     else:
-        random = f"(1 | {cluster})"
-    fixed = " + ".join(_quote(c) for c in dec.columns)
-    res = glmm(
-        f"{_quote(response)} ~ {fixed} + {random}",
-        dec.frame,
-        family=family,
-        link=link,
-        nagq=nagq,
-        method=method,
-        cov=cov,
-        offset=offset,
-        exposure=exposure,
-        trials=trials,
-        level=level,
-        maxiter=maxiter,
-        nolog=not iterations,
-        quiet=quiet,
-        vce=vce,
-    )
-    assert isinstance(res, GLMMResults)  # one grouping factor: the cluster
+        frame = apply_subset(load_data(data), subset)
+        check_values(frame, [c for c in dict.fromkeys(named) if c in frame.columns])
+        dec = decompose(
+            frame,
+            response,
+            covariates,
+            cluster,
+            use=use,
+            cre=cre,
+            percentage=percentage,
+            nonlinearities=nonlinearities,
+            carry=carry,
+        )
+        if not quiet:
+            for note in dec.notes:
+                print(note)
+        fitted = glmm(_glmm_formula(dec, randomslope), dec.frame, **options)
+        assert isinstance(fitted, GLMMResults)  # one grouping factor: the cluster
+        res = fitted
+    slopes = [dec.column_for(v) for v in randomslope]
     if not quiet:  # the notes of the fit itself (boundary, singular, separation)
         for note in res.notes:
             if note not in res.notes_printed:

@@ -168,8 +168,10 @@ class DaskGLMMResults(GLMMResults):
         return self._lazy_accessor("resid_deviance")
 
     def to_dict(self, level: float | None = None) -> dict:
-        """The in-memory JSON document with ``engine``, ``partitions`` and ``workers``."""
+        """The in-memory JSON document with ``engine``, ``partitions`` and ``workers``;
+        ``sample`` is unknown (``None``)."""
         out = super().to_dict(level)
+        out["sample"] = None  # the rows have no global labels on Dask: not checked by lrtest
         out["engine"] = "dask"
         out["partitions"] = self.n_partitions
         out["workers"] = self.n_workers

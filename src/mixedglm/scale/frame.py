@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import dask.dataframe as dd
 import numpy as np
@@ -28,10 +29,12 @@ from distributed.diagnostics.progressbar import TextProgressBar
 
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.collinear import find_collinear_gram
-from mixedglm.errors import DataError, FormulaError
+from mixedglm.design.missing import missing_notes
+from mixedglm.errors import DataError, FormulaError, SubsetError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
 from mixedglm.formula import ParsedFormula
+from mixedglm.formula.idioms import Idioms, apply_idioms
 from mixedglm.scale import partition as part
 from mixedglm.scale.partition import DesignSpec
 
@@ -101,11 +104,32 @@ def as_dask_frame(data: object, npartitions: int | None = None) -> dd.DataFrame:
     raise DataError(f"'{text}' must name Parquet (.parquet) or CSV (.csv) files")
 
 
+def _idiom_data(frame: pd.DataFrame, parsed: ParsedFormula, options: dict) -> pd.DataFrame:
+    return apply_idioms(parsed, frame, **options).data
+
+
+def with_idioms(
+    ddf: dd.DataFrame,
+    parsed: ParsedFormula,
+    *,
+    offset: str | None = None,
+    trials: str | None = None,
+    allow_cbind: bool = True,
+) -> tuple[dd.DataFrame, Idioms]:
+    """``cbind()`` and ``offset()`` in the formula, as in memory: the new formula and names
+    from the columns (the frame's meta), the derived columns made per partition."""
+    options: dict[str, Any] = {"offset": offset, "trials": trials, "allow_cbind": allow_cbind}
+    idioms = apply_idioms(parsed, ddf._meta, **options)
+    if idioms.data is ddf._meta:
+        return ddf, idioms
+    return ddf.map_partitions(_idiom_data, parsed, options, meta=idioms.data), idioms
+
+
 def _is_text(dtype: np.dtype | pd.api.extensions.ExtensionDtype) -> bool:
     return pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
 
 
-def _level_columns(parsed: ParsedFormula, meta: pd.DataFrame, variables: list[str]) -> list[str]:
+def level_columns(parsed: ParsedFormula, meta: pd.DataFrame, variables: list[str]) -> list[str]:
     """The variables that formulaic turns into dummies: text, categoricals and ``C(x)``."""
     exprs = [parsed.fixed] + [t.expr for t in parsed.random]
     out = []
@@ -153,16 +177,6 @@ def _outcome(name: str, found: list[tuple]) -> tuple[tuple, tuple, list[str]]:
     return categories, tuple(unique), notes
 
 
-def _missing_note(missing: dict, dropped: int) -> list[str]:
-    if not dropped:
-        return []
-    detail = ", ".join(f"{k} {int(v)}" for k, v in missing.items() if v)
-    return [
-        f"note: {dropped} observation{'s' if dropped != 1 else ''} dropped because of "
-        f"missing values ({detail})"
-    ]
-
-
 class _StageBar(TextProgressBar):
     """Dask's text progress bar on standard error with the stage's name (standard output
     keeps the iteration log, identical to the in-memory fit's)."""
@@ -190,6 +204,79 @@ def _progress(futures: list, show: bool, stage: str) -> None:
         _StageBar(futures, stage)
 
 
+def shuffle_by(
+    client: Client,
+    ddf: dd.DataFrame,
+    group: str,
+    columns: list[str],
+    subset: str | None,
+    show_progress: bool,
+) -> tuple[list, dd.DataFrame, float]:
+    """Restrict the rows (``subset``) and columns, shuffle once on ``group`` so that every
+    cluster lies whole in one partition, and compute it on the workers: the partitions'
+    futures, the lazy shuffled frame (for results computed later) and the seconds taken."""
+    meta = ddf._meta
+    restricted = ddf.map_partitions(part.restrict, subset, columns, meta=meta[columns])
+    shuffled = restricted.shuffle(on=group)
+    t0 = time.perf_counter()
+    futures = client.compute(shuffled.to_delayed())
+    _progress(futures, show_progress, "shuffle")
+    client.gather(client.map(len, futures))  # wait for the shuffle (and read) to finish
+    return futures, shuffled, time.perf_counter() - t0
+
+
+def map_gather(client: Client, func, futures: list, show_progress: bool, stage: str, **kw) -> list:
+    """``func`` on every partition (its future), with a progress bar; the results."""
+    mapped = client.map(func, futures, **kw)
+    _progress(mapped, show_progress, stage)
+    return client.gather(mapped)
+
+
+def build_on_workers(
+    client: Client, op, futures: list, spec: object, show_progress: bool
+) -> tuple[str, dict[str, list[int]], list[dict]]:
+    """Run ``op(frame, spec, model_id, index)`` on every partition, which keeps its state in
+    its worker's memory: the model id, which partitions each worker holds, and the results
+    of the partitions that kept any rows (``op`` returns ``None`` for an empty one)."""
+    model_id = uuid.uuid4().hex
+    builds = [client.submit(op, f, spec, model_id, i, pure=False) for i, f in enumerate(futures)]
+    _progress(builds, show_progress, "design")
+    try:
+        built = client.gather(builds)
+    except BaseException:
+        client.run(part.op_release, model_id)  # no state left behind on the workers
+        raise
+    who = client.who_has(builds)
+    placement: dict[str, list[int]] = {}
+    for fut, b in zip(builds, built, strict=True):
+        if b is not None:
+            placement.setdefault(sorted(who[fut.key])[0], []).append(b["index"])
+    return model_id, placement, [b for b in built if b is not None]
+
+
+def worker_threads(client: Client, placement: dict[str, list[int]]) -> dict[str, int]:
+    """The threads of each worker holding partitions (the numba kernels' threads)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return {w: int(workers[w]["nthreads"]) for w in placement}
+
+
+def on_holders(client: Client, placement: dict[str, list[int]], op, model_id: str, *args) -> list:
+    """``op(model_id, partitions, *args)`` on every worker holding partitions of a model,
+    pinned to it; the per-partition lists it returns, concatenated in worker order."""
+    futures = {
+        w: client.submit(
+            op, model_id, ids, *args, workers=[w], allow_other_workers=False, pure=False
+        )
+        for w, ids in placement.items()
+    }
+    return [s for w in sorted(futures) for s in futures[w].result()]
+
+
+def total_missing(stats: list[dict], columns: list[str]) -> dict[str, int]:
+    """Missing values per variable, summed over the partitions' ``missing`` counts."""
+    return {c: sum(int(s["missing"][c]) for s in stats) for c in columns}
+
+
 def distribute(
     client: Client,
     ddf: dd.DataFrame,
@@ -201,8 +288,14 @@ def distribute(
     trials: str | None,
     subset: str | None,
     show_progress: bool,
+    partitioned: list | None = None,
 ) -> DistributedData:
-    """Shuffle, agree and build: the model's designs on the workers (module docstring)."""
+    """Shuffle, agree and build: the model's designs on the workers (module docstring).
+
+    ``partitioned``: the futures of ``ddf``'s partitions already on the workers with every
+    cluster whole in one partition (and ``subset`` applied), so that no shuffle is needed
+    (the hybrid model's decomposed data).
+    """
     meta = ddf._meta
     if parsed.response not in meta.columns:
         raise DataError(f"outcome '{parsed.response}' not found in the data")
@@ -228,36 +321,34 @@ def distribute(
             where[name] = f"{role} variable"
     wanted = list(dict.fromkeys([parsed.response, *fixed_vars, *random_vars, group, *extra]))
     _require_columns(wanted, meta, where)
-    level_cols = _level_columns(
+    level_cols = level_columns(
         parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
     )
     spec = DesignSpec(parsed, family, tuple(wanted), group, offset, exposure, trials)
 
-    restricted = ddf.map_partitions(part.restrict, subset, wanted, meta=meta[wanted])
-    shuffled = restricted.shuffle(on=group)
     t0 = time.perf_counter()
-    futures = client.compute(shuffled.to_delayed())
-    _progress(futures, show_progress, "shuffle")
-    client.gather(client.map(len, futures))  # wait for the shuffle (and read) to finish
-    t_shuffle = time.perf_counter() - t0
+    if partitioned is None:
+        futures, shuffled, t_shuffle = shuffle_by(client, ddf, group, wanted, subset, show_progress)
+    else:
+        futures, shuffled, t_shuffle = partitioned, ddf, 0.0
+    t0 += t_shuffle
 
-    counting = client.map(part.partition_stats, futures, spec=spec, level_columns=level_cols)
-    _progress(counting, show_progress, "levels")
-    stats = client.gather(counting)
+    stats = map_gather(
+        client, part.partition_stats, futures, show_progress, "levels",
+        spec=spec, level_columns=level_cols,
+    )  # fmt: skip
     rows = sum(s["rows"] for s in stats)
     if rows == 0:
-        raise DataError(f"no observations satisfy the condition '{subset}'")
-    missing = {c: sum(int(s["missing"][c]) for s in stats) for c in wanted}
+        raise SubsetError(f"no observations satisfy the condition '{subset}'")
+    missing = total_missing(stats, wanted)
     kept = sum(s["kept"] for s in stats)
     if kept == 0:
         raise DataError(
             f"no observations left after dropping {rows} with missing values (missing per "
             f"variable: {', '.join(f'{k} {v}' for k, v in missing.items())})"
         )
-    levels = tuple(
-        (c, _levels(c, [s["values"][c] for s in stats if s["kept"]])) for c in level_cols
-    )
-    notes = _missing_note(missing, rows - kept)
+    levels = agreed_levels(stats, level_cols)
+    notes = missing_notes(missing, rows - kept)
     outcome_categories = None
     fam = family
     if family.is_ordinal:
@@ -267,26 +358,13 @@ def distribute(
         fam = family.with_categories(categories)
         notes += outcome_notes
     else:
-        col = meta[parsed.response]
-        if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories) == 2:
-            cats = list(col.cat.categories)
-            notes.append(f"note: outcome {parsed.response} coded 0 = {cats[0]}, 1 = {cats[1]}")
+        notes += outcome_note(meta, parsed.response)
     spec = replace(spec, levels=levels, outcome_categories=outcome_categories)
 
-    model_id = uuid.uuid4().hex
-    builds = [
-        client.submit(part.op_build, f, spec, model_id, i, pure=False)
-        for i, f in enumerate(futures)
-    ]
-    _progress(builds, show_progress, "design")
-    built = client.gather(builds)
-    who = client.who_has(builds)
-    placement: dict[str, list[int]] = {}
-    for fut, b in zip(builds, built, strict=True):
-        if b is not None:
-            placement.setdefault(sorted(who[fut.key])[0], []).append(b["index"])
-    del futures, builds
-    done = [b for b in built if b is not None]
+    model_id, placement, done = build_on_workers(
+        client, part.op_build, futures, spec, show_progress
+    )
+    del futures
     gram = sum(b["gram"] for b in done)
     names = done[0]["names"]
     dropped = tuple(names[j] for j in find_collinear_gram(gram))
@@ -298,8 +376,23 @@ def distribute(
         client.run(part.op_release, model_id)  # no design left behind on the workers
         raise
     data.design = replace(data.design, n_dropped_missing=rows - kept)
-    data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0 - t_shuffle}
+    data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0}
     return data
+
+
+def agreed_levels(stats: list[dict], columns: list[str]) -> tuple[tuple[str, tuple], ...]:
+    """The global levels of the variables that become dummies, from the partitions that
+    kept rows."""
+    return tuple((c, _levels(c, [s["values"][c] for s in stats if s["kept"]])) for c in columns)
+
+
+def outcome_note(meta: pd.DataFrame, response: str) -> list[str]:
+    """The in-memory note about a two-category outcome's 0/1 coding."""
+    col = meta[response]
+    if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories) == 2:
+        cats = list(col.cat.categories)
+        return [f"note: outcome {response} coded 0 = {cats[0]}, 1 = {cats[1]}"]
+    return []
 
 
 def _finalize(
@@ -312,21 +405,8 @@ def _finalize(
     notes: list[str],
     lazy: dd.DataFrame,
 ) -> DistributedData:
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    threads = {w: int(workers[w]["nthreads"]) for w in placement}
-    parts = {
-        w: client.submit(
-            part.op_finalize,
-            model_id,
-            ids,
-            spec,
-            workers=[w],
-            allow_other_workers=False,
-            pure=False,
-        )
-        for w, ids in placement.items()
-    }
-    sums = [s for w in sorted(parts) for s in parts[w].result()]
+    threads = worker_threads(client, placement)
+    sums = on_holders(client, placement, part.op_finalize, model_id, spec)
     labels = np.concatenate([s["labels"] for s in sums])
     sizes = np.concatenate([s["sizes"] for s in sums])
     order = np.argsort(labels, kind="stable")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numba
 import numpy as np
@@ -150,6 +151,7 @@ def build_partition(
         offset=spec.offset,
         exposure=spec.exposure,
         trials=spec.trials,
+        require_group=False,  # a random part was checked on the client, if the model has one
         collinear=record,
         whole=False,
         outcome_categories=spec.outcome_categories,
@@ -230,8 +232,22 @@ def pooled_engine(design: ModelDesign, family: Family) -> GLMObjective:
 
 @dataclass
 class _Part:
-    design: ModelDesign
-    engines: dict[str, AGHQEngine | GLMObjective] = field(default_factory=dict)
+    """A partition's design (a :class:`ModelDesign`, or another model's partition data)
+    and the engines built on it."""
+
+    design: Any
+    engines: dict = field(default_factory=dict)
+
+
+def keep(model_id: str, index: int, design: object) -> None:
+    """Keep partition ``index``'s design of model ``model_id`` in this worker's memory."""
+    with _LOCK:
+        _MODELS.setdefault(model_id, {})[index] = _Part(design)
+
+
+def kept(model_id: str, index: int) -> Any:
+    """The design kept for partition ``index`` of model ``model_id``."""
+    return _MODELS[model_id][index].design
 
 
 _LOCK = threading.Lock()
@@ -243,8 +259,7 @@ def op_build(frame: pd.DataFrame, spec: DesignSpec, model_id: str, index: int) -
     design, gram = build_partition(frame, spec, with_gram=True)
     if design is None:
         return None
-    with _LOCK:
-        _MODELS.setdefault(model_id, {})[index] = _Part(design)
+    keep(model_id, index, design)
     header = replace(
         design,
         y=design.y[:0],
@@ -284,7 +299,9 @@ def _engine(model_id: str, i: int, key: str, setup: tuple) -> AGHQEngine | GLMOb
     part = _MODELS[model_id][i]
     engine = part.engines.get(key)
     if engine is None:
-        if setup[0] == "pooled":
+        if callable(setup[0]):  # another model's engine: a builder and its arguments
+            engine = setup[0](part.design, *setup[1:])
+        elif setup[0] == "pooled":
             engine = pooled_engine(part.design, setup[1])
         else:
             engine = memory_engine(part.design, *setup[1:])
