@@ -133,6 +133,8 @@ def plot_coefficients(
     """The fixed effects with their confidence intervals (``level``%, the fit's by default);
     ``eform=True`` plots ``exp(b)`` (odds ratios, incidence-rate ratios) against 1 on a log
     axis. The terms in ``drop`` (the constant by default) are left out."""
+    if not isinstance(eform, bool | np.bool_):
+        raise MixedGLMError(f"eform must be True or False in a plot, not {eform!r}")
     frame = _coef_frame(res, level, eform)
     frame = frame.loc[[t for t in frame.index if t not in set(drop)]]
     if frame.empty:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numba
 import numpy as np
@@ -22,6 +22,7 @@ import pandas as pd
 
 from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
 from mixedglm.engines.aghq import AGHQEngine
+from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.rules import IntegrationRule
@@ -316,6 +317,14 @@ def _aghq_engine(model_id: str, i: int, key: str, setup: tuple) -> AGHQEngine:
     return engine
 
 
+def _cluster_engine(model_id: str, i: int, key: str, setup: tuple) -> Engine:
+    """The partition's engine ``key`` that answers per cluster (quadrature, or another
+    model's engine such as the conditional logit's; never the pooled GLM)."""
+    engine = _engine(model_id, i, key, setup)
+    assert not isinstance(engine, GLMObjective)
+    return cast(Engine, engine)
+
+
 def op_evaluate(
     model_id: str,
     parts: list[int],
@@ -364,7 +373,7 @@ def op_clusters(
     with _LOCK:
         numba.set_num_threads(max(1, min(threads, _max_threads())))
         for i in parts:
-            engine = _aghq_engine(model_id, i, key, setup)
+            engine = _cluster_engine(model_id, i, key, setup)
             group = _MODELS[model_id][i].design.group
             assert group is not None  # a partition holds whole clusters of the one group
             labels = group.labels
