@@ -96,13 +96,19 @@ def _begin_node(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
         f.fi[d, I_C] = tr.cstart[tr.coff[d] + f.fi[d, I_UNIT]]
 
 
-@kernel
-def _begin_pass(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int, kind: int, order: int, r0: int):
+@kernel(inline=True)
+def _next(f: Frames, d: int, phase: int, kind: int, order: int, r0: int) -> None:
+    """Set level ``d``'s next pass (begun by :func:`eval_top`)."""
+    f.fi[d, I_PHASE] = phase
     f.fi[d, I_KIND] = kind
     f.fi[d, I_PORD] = order
     f.fi[d, I_PR0] = r0
+
+
+@kernel(inline=True)
+def _begin_pass(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
     f.fi[d, I_K] = 0
-    f.fi[d, I_NPTS] = tr.nk[d] if kind == KIND_GRID else 1
+    f.fi[d, I_NPTS] = tr.nk[d] if f.fi[d, I_KIND] == KIND_GRID else 1
     _begin_node(nd, tr, s, f, d)
 
 
@@ -131,7 +137,7 @@ def _end_node(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
                 s.hacc[d, r, c] += pk * s.hh[d, r, c] + v * s.hg[d, c]
 
 
-@kernel
+@kernel(inline=True)
 def _leaf_pass(fam, nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
     """The rest of a leaf unit's pass, all its nodes at once (order 0: a tight loop)."""
     order = f.fi[d, I_PORD]
@@ -190,16 +196,15 @@ def _add_child(s: Scratch, f: Frames, d: int) -> None:
                 s.hh[d, r, c] += s.uh[d + 1, r, c]
 
 
-@kernel
+@kernel(inline=True)
 def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
-    """Begin the search for the mode of h (Newton from 0)."""
+    """Set up the search for the mode of h (Newton from 0)."""
     q = tr.qoff[d + 1] - tr.qoff[d]
     for a in range(q):
         s.centre[d, a] = 0.0
         f.pt[d, a] = 0.0
-    f.fi[d, I_PHASE] = PH_MODE
     f.fi[d, I_IT] = 0
-    _begin_pass(nd, tr, s, f, d, KIND_POINT, 2, n_par(nd))
+    _next(f, d, PH_MODE, KIND_POINT, 2, n_par(nd))
 
 
 @kernel(inline=True)
@@ -207,9 +212,8 @@ def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
     """A unit's first pass: mean-variance from its warm grid, else the mode search."""
     f.fi[d, I_STATUS] = 0
     if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH]):
-        f.fi[d, I_PHASE] = PH_MVW
         f.fi[d, I_IT] = 0
-        _begin_pass(nd, tr, s, f, d, KIND_GRID, 0, 0)
+        _next(f, d, PH_MVW, KIND_GRID, 0, 0)
     else:
         _start_mode(nd, tr, s, f, d)
 
@@ -223,7 +227,7 @@ def _use_mode_grid(tr: Tree, s: Scratch, f: Frames, d: int) -> None:
             s.chol[d, a, b] = f.mode_r[d, a, b]
 
 
-@kernel
+@kernel(inline=True)
 def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, lse: float) -> bool:
     """The grid is placed: store it, the log-likelihood; start the derivative pass (returns
     False) or finish the unit (True)."""
@@ -260,12 +264,11 @@ def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, l
         s.ug[d, r] = 0.0
         for c in range(r0, n_ext):
             s.hacc[d, r, c] = 0.0
-    f.fi[d, I_PHASE] = PH_DERIV
-    _begin_pass(nd, tr, s, f, d, KIND_GRID, order, r0)
+    _next(f, d, PH_DERIV, KIND_GRID, order, r0)
     return False
 
 
-@kernel
+@kernel(inline=True)
 def _finish_deriv(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
     """Gradient (with the grid's motion) and Louis Hessian of the unit."""
     p_all = n_par(nd)
@@ -278,7 +281,7 @@ def _finish_deriv(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
                 inside = r < e_own and c < e_own
                 s.uh[d, r, c] = s.hacc[d, r, c] - s.ug[d, r] * s.ug[d, c] if inside else 0.0
     if f.fi[d, I_STATUS] == 0:
-        motion(tr, s, d, p_all, r0)
+        motion(tr.qoff, tr.nk, tr.nodes, s.sc, s.post, s.ug, s.chol, d, p_all, r0)
     for r in range(e_own, n_ext):
         s.ug[d, r] = 0.0
 
@@ -326,7 +329,7 @@ def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
     return (dec < MODE_TOL and tau == 0.0) or f.fi[d, I_IT] >= MODE_MAXIT
 
 
-@kernel
+@kernel(inline=True)
 def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) -> bool:
     """Level ``d``'s pass is complete: choose the next pass, or finish the unit (True)."""
     o = tr.qoff[d]
@@ -353,10 +356,9 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
                 for a in range(q):
                     s.centre[d, a] = f.pt[d, a]
                 f.fi[d, I_IT] += 1
-                f.fi[d, I_PHASE] = PH_MODE
                 for a in range(q):
                     f.pt[d, a] = s.centre[d, a]
-                _begin_pass(nd, tr, s, f, d, KIND_POINT, 2, p_all)
+                _next(f, d, PH_MODE, KIND_POINT, 2, p_all)
                 return False
             f.ff[d, F_STEP] *= 0.5
             done = f.ff[d, F_STEP] < 1e-10
@@ -364,21 +366,19 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             for a in range(q):
                 f.mode_c[d, a] = s.centre[d, a]
             _use_mode_grid(tr, s, f, d)
-            f.fi[d, I_PHASE] = PH_MV
             f.fi[d, I_IT] = 0
-            _begin_pass(nd, tr, s, f, d, KIND_GRID, 0, 0)
+            _next(f, d, PH_MV, KIND_GRID, 0, 0)
             return False
         for a in range(q):
             f.pt[d, a] = s.centre[d, a] + f.ff[d, F_STEP] * f.delta[d, a]
-        f.fi[d, I_PHASE] = PH_LINE
-        _begin_pass(nd, tr, s, f, d, KIND_POINT, 0, p_all)
+        _next(f, d, PH_LINE, KIND_POINT, 0, p_all)
         return False
     lse = log_sum_terms(tr, s, d)
-    if phase == PH_FALL:
+    finish = phase == PH_FALL
+    if finish:
         f.fi[d, I_STATUS] = 2
-        return _finish_grid(nd, tr, wm, s, f, d, lse)
     # mean-variance iteration
-    ok = math.isfinite(lse)
+    ok = not finish and math.isfinite(lse)
     if ok:
         moments(tr, s, d, lse)
         ok = chol_into(s.cov[d], s.newchol[d])
@@ -389,40 +389,50 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             change = max(change, abs(s.mean[d, a] - s.centre[d, a]) / scale)
             for b in range(a + 1):
                 change = max(change, abs(s.newchol[d, a, b] - s.chol[d, a, b]) / scale)
-        if change < MV_TOL:
-            return _finish_grid(nd, tr, wm, s, f, d, lse)
-        if f.fi[d, I_IT] < MV_MAXIT:
+        finish = change < MV_TOL
+        if not finish and f.fi[d, I_IT] < MV_MAXIT:
             for a in range(q):
                 s.centre[d, a] = s.mean[d, a]
                 for b in range(q):
                     s.chol[d, a, b] = s.newchol[d, a, b]
             f.fi[d, I_IT] += 1
-            _begin_pass(nd, tr, s, f, d, KIND_GRID, 0, 0)
+            _next(f, d, phase, KIND_GRID, 0, 0)
             return False
+    if finish:
+        return _finish_grid(nd, tr, wm, s, f, d, lse)
     if phase == PH_MVW:  # the warm start failed: from the mode
         _start_mode(nd, tr, s, f, d)
         return False
     _use_mode_grid(tr, s, f, d)  # no fixed point: the mode-curvature grid
-    f.fi[d, I_PHASE] = PH_FALL
-    _begin_pass(nd, tr, s, f, d, KIND_GRID, 0, 0)
+    _next(f, d, PH_FALL, KIND_GRID, 0, 0)
     return False
 
 
 @kernel
 def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, order: int):
     """Top-level cluster ``i``: the log of its integral (without constants); the gradient
-    in ``s.ug[0]``, the Hessian in ``s.uh[0]``."""
+    in ``s.ug[0]``, the Hessian in ``s.uh[0]``. One loop, everything inlined: calls with
+    the records as arguments cost more than the work of a small unit."""
     leaf = tr.nk.shape[0] - 1
     f.fi[0, I_UNIT] = i
     f.fi[0, I_PATH] = 0
     f.fi[0, I_ORDER] = order
     f.fi[0, I_R0] = 0
     status = 0
-    _start_unit(nd, tr, wm, s, f, 0)
     d = 0
+    start = True
+    begin = False
     while True:
+        if start:
+            _start_unit(nd, tr, wm, s, f, d)
+            start = False
+            begin = True
+        if begin:
+            _begin_pass(nd, tr, s, f, d)
+            begin = False
         if f.fi[d, I_K] >= f.fi[d, I_NPTS]:
             if not _after_pass(nd, tr, wm, s, f, d):
+                begin = True
                 continue
             status = max(status, f.fi[d, I_STATUS])
             if d == 0:
@@ -443,7 +453,7 @@ def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, 
             f.fi[d + 1, I_ORDER] = f.fi[d, I_PORD]
             f.fi[d + 1, I_R0] = f.fi[d, I_PR0]
             d += 1
-            _start_unit(nd, tr, wm, s, f, d)
+            start = True
             continue
         _end_node(nd, tr, s, f, d)
         f.fi[d, I_K] += 1

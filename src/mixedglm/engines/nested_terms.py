@@ -247,54 +247,57 @@ def moments(tr: Tree, s: Scratch, d: int, lse: float) -> None:
 
 
 @kernel
-def motion(tr: Tree, s: Scratch, d: int, p_all: int, r0: int) -> None:
+def motion(
+    qoff: np.ndarray, nk: np.ndarray, nodes: np.ndarray, sc: np.ndarray, post: np.ndarray,
+    ug: np.ndarray, chol: np.ndarray, d: int, p_all: int, r0: int,
+) -> None:  # fmt: skip
     """Subtract the derivative of the mean-variance fixed point's movement from
-    ``s.ug[d]`` (coordinates ``r0 .. p_all + qoff[d]``): the one-factor engine's
+    ``ug[d]`` (coordinates ``r0 .. p_all + qoff[d]``): the one-factor engine's
     ``meanvar_motion`` with the node scores of the extended coordinates."""
-    o = tr.qoff[d]
-    q = tr.qoff[d + 1] - o
-    n_nodes = tr.nk[d]
+    o = qoff[d]
+    q = qoff[d + 1] - o
+    n_nodes = nk[d]
     r1 = p_all + o
     n_a = q + q * (q + 1) // 2
     g = np.empty((n_nodes, n_a))
     mom = np.empty((n_nodes, n_a))
     for k in range(n_nodes):
         for a in range(q):
-            g[k, a] = s.sc[d, k, p_all + o + a]
-            mom[k, a] = tr.nodes[d, k, a]
+            g[k, a] = sc[d, k, p_all + o + a]
+            mom[k, a] = nodes[d, k, a]
         idx = q
         for c in range(q):
             for e in range(c + 1):
-                g[k, idx] = s.sc[d, k, p_all + o + c] * tr.nodes[d, k, e]
-                mom[k, idx] = tr.nodes[d, k, c] * tr.nodes[d, k, e]
+                g[k, idx] = sc[d, k, p_all + o + c] * nodes[d, k, e]
+                mom[k, idx] = nodes[d, k, c] * nodes[d, k, e]
                 idx += 1
     g_bar = np.zeros(n_a)
     for k in range(n_nodes):
         for f in range(n_a):
-            g_bar[f] += s.post[d, k] * g[k, f]
+            g_bar[f] += post[d, k] * g[k, f]
     j_a_t = np.zeros((n_a, n_a))
     j_th = np.zeros((n_a, max(r1 - r0, 0)))
     for k in range(n_nodes):
-        pk = s.post[d, k]
+        pk = post[d, k]
         for e in range(n_a):
             wgt = pk * mom[k, e]
             for f in range(n_a):
                 j_a_t[f, e] += wgt * (g[k, f] - g_bar[f])
             for r in range(r0, r1):
-                j_th[e, r - r0] += wgt * (s.sc[d, k, r] - s.ug[d, r])
+                j_th[e, r - r0] += wgt * (sc[d, k, r] - ug[d, r])
     f_a = g_bar.copy()
     idx = q
     for c in range(q):
         for e in range(c + 1):
             if c == e:
-                f_a[idx] += 1.0 / s.chol[d, c, c]
+                f_a[idx] += 1.0 / chol[d, c, c]
             idx += 1
     v = solve_small(j_a_t, f_a)
     for r in range(r0, r1):
         tot = 0.0
         for e in range(n_a):
             tot += v[e] * j_th[e, r - r0]
-        s.ug[d, r] -= tot
+        ug[d, r] -= tot
 
 
 @kernel(inline=True)
