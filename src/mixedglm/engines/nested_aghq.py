@@ -30,6 +30,7 @@ from mixedglm.families import Family
 from mixedglm.optim import Evaluation
 
 MAX_WARM = 20_000_000  # stored warm-start grids per level before falling back to one per unit
+MAX_POSTERIOR = 100_000_000  # node weights stored for the posterior means
 
 
 def _runs(codes: np.ndarray) -> np.ndarray:
@@ -236,6 +237,12 @@ class NestedAGHQEngine:
         sizes = [self.n_units[d] * int(self.npath[d]) for d in range(n_levels)]
         pwoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sum(sizes))
+        if total * int(tr.nodes.shape[1]) > MAX_POSTERIOR:
+            raise MixedGLMError(
+                f"the posterior means need {total * int(tr.nodes.shape[1]):,} stored node "
+                f"weights (units x paths of outer nodes x points, more than "
+                f"{MAX_POSTERIOR:,}): use fewer points (nagq=) or kind='modes'"
+            )
         w = self._warm
         warm = nk.Warm(
             w.gm, w.gr, w.valid, w.goff, np.zeros(total * int(tr.nodes.shape[1])),

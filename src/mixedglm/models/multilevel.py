@@ -127,7 +127,9 @@ def fit_multilevel(
         log("Fitting full model:" if rule.is_laplace else "Fitting Laplace model:")
         log("")
     laplace.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
-    x, ev, opt = newton_maximize(laplace, x0, log=log, maxiter=maxiter)
+    # as start values for quadrature the Laplace estimates need not be tight
+    gtol = 1e-9 if rule.is_laplace else 1e-2
+    x, ev, opt = newton_maximize(laplace, x0, log=log, maxiter=maxiter, gtol=gtol)
     laplace.exact = True
     engine: JointLaplaceEngine | NestedAGHQEngine = laplace
     if not rule.is_laplace:
@@ -147,7 +149,8 @@ def fit_multilevel(
             "note: a variance component is estimated at zero (on the boundary of the "
             "parameter space)"
         )
-    ev = engine(x, 2)
+    if boundary.any() or rule.is_laplace or ev.hessian is None:
+        ev = engine(x, 2)  # Laplace: the exact Hessian (Newton used a cheaper one)
     flags = np.zeros(x.shape[0], dtype=bool)
     flags[p : p + engine.n_theta] = boundary
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
@@ -159,7 +162,11 @@ def fit_multilevel(
             f"note: in {n_bad} top-level cluster{'s' if n_bad != 1 else ''} a unit's "
             "mean-variance grid did not converge; its mode-curvature grid was used"
         )
-    posterior = engine.posterior(x)
+    try:
+        posterior = engine.posterior(x)
+    except MixedGLMError:  # quadrature paths too many to store: the Laplace modes instead
+        posterior = engine.posterior(x, "modes")
+        notes.append("note: random effects are the joint Laplace modes (too many quadrature paths)")
     if not opt.converged:
         warnings.warn(
             ConvergenceWarning(
