@@ -205,6 +205,23 @@ def test_routing_and_refusals():
         NestedAGHQEngine(design, BERNOULLI, make_rule("laplace"))
 
 
+def test_one_interaction_factor_equals_the_one_factor_fit():
+    """``(1 | a:b)`` alone goes through the nested engine with one level: the same fit as the
+    one-factor engine on the combined column."""
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(
+        {"a": rng.integers(0, 10, 400), "b": rng.integers(0, 4, 400), "x": rng.normal(size=400)}
+    )
+    u = rng.normal(0, 0.8, 40)[data["a"] * 4 + data["b"]]
+    data["y"] = rng.binomial(1, 1 / (1 + np.exp(-(0.3 * data["x"] + u))))
+    data["ab"] = data["a"] * 4 + data["b"]
+    nested = mg.glmm("y ~ x + (1 | a:b)", data, nolog=True, quiet=True)
+    one = mg.glmm("y ~ x + (1 | ab)", data, nolog=True, quiet=True)
+    assert nested.method == "mvaghermite"
+    assert nested.loglik == pytest.approx(one.loglik, abs=1e-7)
+    np.testing.assert_allclose(nested.params, one.params, atol=1e-5)
+
+
 def _family_data(seed: int = 11) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n_top, n_mid, per = 25, 4, 4

@@ -17,6 +17,8 @@ one-factor engine's with ``mvaghermite``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mixedglm.design.multilevel import MultilevelDesign
@@ -28,6 +30,9 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.optim import Evaluation
+
+if TYPE_CHECKING:
+    from mixedglm.engines.laplace_joint import JointLaplaceEngine
 
 MAX_WARM = 20_000_000  # stored warm-start grids per level before falling back to one per unit
 MAX_POSTERIOR = 100_000_000  # node weights stored for the posterior means
@@ -131,7 +136,7 @@ class NestedAGHQEngine:
         self.top_starts = starts[0]
         self._last: tuple[np.ndarray, np.ndarray] | None = None
         self.last_status = np.zeros(n_units[0], dtype=np.int64)
-        self._laplace = None
+        self._laplace: JointLaplaceEngine | None = None
 
     # -- parameters -------------------------------------------------------------------
     @property

@@ -153,6 +153,7 @@ def fit_multilevel(
         ev = engine(x, 2)  # Laplace: the exact Hessian (Newton used a cheaper one)
     flags = np.zeros(x.shape[0], dtype=bool)
     flags[p : p + engine.n_theta] = boundary
+    assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
     if not hess_ok:
         notes.append("note: Hessian is not negative definite; standard errors may be unreliable")
@@ -162,11 +163,14 @@ def fit_multilevel(
             f"note: in {n_bad} top-level cluster{'s' if n_bad != 1 else ''} a unit's "
             "mean-variance grid did not converge; its mode-curvature grid was used"
         )
-    try:
+    if isinstance(engine, NestedAGHQEngine):
+        try:
+            posterior = engine.posterior(x)
+        except MixedGLMError:  # too many quadrature paths to store: the Laplace modes
+            posterior = engine.posterior(x, "modes")
+            notes.append("note: random effects are the joint Laplace modes (too many paths)")
+    else:
         posterior = engine.posterior(x)
-    except MixedGLMError:  # quadrature paths too many to store: the Laplace modes instead
-        posterior = engine.posterior(x, "modes")
-        notes.append("note: random effects are the joint Laplace modes (too many quadrature paths)")
     if not opt.converged:
         warnings.warn(
             ConvergenceWarning(
