@@ -249,9 +249,9 @@ def _run_fit(args: argparse.Namespace) -> None:
     res = glmm(
         args.formula,
         args.data,
-        nagq=rule.nagq,
-        method=rule.method,
-        curvature=rule.curvature,
+        nagq=args.nagq,  # as given: None lets several crossed factors default to Laplace
+        method="laplace" if rule.is_laplace else args.method,
+        curvature=args.curvature,
         **_options(args, "family", "link", "cov", "subset", "offset", "exposure", "trials"),
         **_options(args, "dispersion", "level", "nolog"),
         **_options(args, "vce", "reml", "fweight", "pweight"),

@@ -91,3 +91,11 @@ def test_cli_refuses_plot_and_eform_before_the_fit(nested, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--plot, --or: not available yet with several grouping factors" in err
     assert err.count("\n") == 1 and not plot.exists()
+
+
+def test_crossed_factors_default_to_laplace_and_refuse_explicit_quadrature(nested):
+    crossed = "y ~ x + (1 | g) + (1 | f)"
+    res = mg.glmm(crossed, nested, quiet=True)
+    assert res.rule.is_laplace
+    with pytest.raises(MixedGLMError, match="crossed"):
+        mg.glmm(crossed, nested, nagq=7, quiet=True)

@@ -1,9 +1,13 @@
-"""Models with several grouping factors: parse -> multilevel design -> joint Laplace engine
--> Newton -> covariance -> :class:`~mixedglm.results.multilevel.MultilevelResults`.
+"""Models with several grouping factors: parse -> multilevel design -> engine -> Newton ->
+covariance -> :class:`~mixedglm.results.multilevel.MultilevelResults`.
 
-Nested and crossed factors are both fitted by the joint Laplace approximation
-(:mod:`mixedglm.engines.laplace_joint`), lme4's ``glmer`` with ``nAGQ = 1``. Adaptive
-quadrature with several factors is refused with a message saying what to use instead.
+Nested factors are integrated by adaptive quadrature level by level
+(:mod:`mixedglm.engines.nested_aghq`, Stata's ``melogit y x || comm: || mom:``): the default
+without ``method`` is Stata's, ``mvaghermite`` with 7 points per random effect at every
+level; the fit starts from the joint Laplace estimates. ``method="laplace"`` (or
+``nagq=1``) uses the joint Laplace approximation (:mod:`mixedglm.engines.laplace_joint`),
+lme4's ``glmer`` with ``nAGQ = 1``; crossed factors always use it (as Stata does), and
+quadrature asked for with crossed factors is an error that says so.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import pandas as pd
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
-from mixedglm.engines.rules import DEFAULT_NAGQ, IntegrationRule, make_rule
+from mixedglm.engines.nested_aghq import NestedAGHQEngine
+from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
@@ -35,15 +40,18 @@ def needs_multilevel(formula: ParsedFormula) -> bool:
 
 
 def check_rule(design: MultilevelDesign, rule: IntegrationRule) -> None:
-    """Several factors are fitted by Laplace; say so when quadrature was asked for."""
+    """Nested factors: Laplace or mean-variance quadrature; crossed factors: Laplace only.
+    Say what to use instead of a rule that does not apply."""
     if rule.is_laplace:
         return
     if design.nested:
-        raise MixedGLMError(
-            f"the grouping factors {', '.join(design.display)} are nested; adaptive "
-            "quadrature over several levels is not available yet: use method='laplace' "
-            "(or --laplace / nagq=1), the joint Laplace approximation as lme4's glmer"
-        )
+        if not rule.is_meanvar:
+            raise MixedGLMError(
+                f"method='{rule.method}' is not available with several nested levels "
+                f"({', '.join(design.display)}): use method='mvaghermite' (the default, "
+                "Stata's) or method='laplace'"
+            )
+        return
     raise MixedGLMError(
         f"the grouping factors {', '.join(f.name for f in design.factors)} are crossed: "
         "adaptive quadrature does not apply to crossed random effects (Stata also uses "
@@ -77,7 +85,7 @@ def _start(
     return best
 
 
-def _boundary(engine: JointLaplaceEngine, theta: np.ndarray) -> np.ndarray:
+def _boundary(engine: JointLaplaceEngine | NestedAGHQEngine, theta: np.ndarray) -> np.ndarray:
     """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
     linear predictor's scale)."""
     flags = np.zeros(theta.shape[0], dtype=bool)
@@ -113,15 +121,25 @@ def fit_multilevel(
         log("")
     x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
     p = base.X.shape[1]
-    engine = JointLaplaceEngine(design, family)
-    x0 = _start(engine, x_pooled[:p], x_pooled[p:], log)
+    laplace = JointLaplaceEngine(design, family)
+    x0 = _start(laplace, x_pooled[:p], x_pooled[p:], log)
     if log:
         log("")
-        log("Fitting full model:")
+        log("Fitting full model:" if rule.is_laplace else "Fitting Laplace model:")
         log("")
-    engine.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
-    x, ev, opt = newton_maximize(engine, x0, log=log, maxiter=maxiter)
-    engine.exact = True
+    laplace.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
+    # as start values for quadrature the Laplace estimates need not be tight
+    gtol = 1e-9 if rule.is_laplace else 1e-2
+    x, ev, opt = newton_maximize(laplace, x0, log=log, maxiter=maxiter, gtol=gtol)
+    laplace.exact = True
+    engine: JointLaplaceEngine | NestedAGHQEngine = laplace
+    if not rule.is_laplace:
+        engine = NestedAGHQEngine(design, family, rule)
+        if log:
+            log("")
+            log(f"Fitting full model ({rule.method}, {rule.nagq} points per level):")
+            log("")
+        x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter)
     notes = list(base.notes)
     theta = x[p : p + engine.n_theta]
     boundary = _boundary(engine, theta)
@@ -132,14 +150,28 @@ def fit_multilevel(
             "note: a variance component is estimated at zero (on the boundary of the "
             "parameter space)"
         )
-    ev = engine(x, 2)
+    if boundary.any() or rule.is_laplace or ev.hessian is None:
+        ev = engine(x, 2)  # Laplace: the exact Hessian (Newton used a cheaper one)
     flags = np.zeros(x.shape[0], dtype=bool)
     flags[p : p + engine.n_theta] = boundary
     assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
     if not hess_ok:
         notes.append(NOT_DEFINITE_NOTE)
-    posterior = engine.posterior(x)
+    if isinstance(engine, NestedAGHQEngine) and np.any(engine.last_status):
+        n_bad = int(np.count_nonzero(engine.last_status))
+        notes.append(
+            f"note: in {n_bad} top-level cluster{'s' if n_bad != 1 else ''} a unit's "
+            "mean-variance grid did not converge; its mode-curvature grid was used"
+        )
+    if isinstance(engine, NestedAGHQEngine):
+        try:
+            posterior = engine.posterior(x)
+        except MixedGLMError:  # too many quadrature paths to store: the Laplace modes
+            posterior = engine.posterior(x, "modes")
+            notes.append("note: random effects are the joint Laplace modes (too many paths)")
+    else:
+        posterior = engine.posterior(x)
     if not opt.converged:
         warnings.warn(
             ConvergenceWarning(
@@ -170,9 +202,10 @@ def fit_multilevel(
 def multilevel_rule(
     design: MultilevelDesign, method: str | None, nagq: object, curvature: str | None
 ) -> IntegrationRule:
-    """The rule for several factors: Laplace (asked for, or by default for crossed factors,
-    as Stata's default for crossed models); adaptive quadrature is refused with a message."""
-    default_points = nagq in (None, DEFAULT_NAGQ)  # glmm()'s default is 7
+    """The rule for several factors: nested ones by default ``mvaghermite`` with 7 points
+    (Stata's default), crossed ones Laplace (asked for, or by default, as Stata); quadrature
+    that does not apply is refused with a message."""
+    default_points = nagq is None  # an explicit nagq with crossed factors is refused
     if (method is None and default_points and not design.nested) or (
         isinstance(method, str) and method.strip().lower() == "laplace" and default_points
     ):

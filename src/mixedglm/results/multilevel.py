@@ -235,8 +235,10 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
 
     # -- random effects and predictions --------------------------------------------------
     def random_effects(self, se: bool = True) -> dict[str, pd.DataFrame]:
-        """Conditional modes of each factor's random effects with their conditional SDs
-        (lme4's ``ranef(condVar = TRUE)``), one DataFrame per factor keyed by its name."""
+        """Each factor's predicted random effects with their SDs, one DataFrame per factor
+        keyed by its name: after Laplace the conditional modes and conditional SDs (lme4's
+        ``ranef(condVar = TRUE)``), after adaptive quadrature the posterior means and SDs
+        given all the data of the top-level cluster (Stata's ``predict, reffects``)."""
         out: dict[str, pd.DataFrame] = {}
         for k, f in enumerate(self.factors):
             post = self.posterior[f.name]

@@ -48,7 +48,14 @@ def multilevel_table(res, level: float) -> CoefTable:
     header.append(HeaderLine(f"Random effects: {design.kind}"))
     if base.binomial_trials:
         header.append(HeaderLine(f"Binomial variable: {base.trials_name}"))
-    header.append(HeaderLine(f"Integration method: {'Laplace':>11}"))
+    if res.rule.is_laplace:
+        header.append(HeaderLine(f"Integration method: {'Laplace':>11}"))
+    else:
+        header.append(
+            HeaderLine(
+                f"Integration method: {res.rule.method:>11}", "Integration pts.", str(res.nagq)
+            )
+        )
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
     header.append(HeaderLine(f"Log likelihood = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))

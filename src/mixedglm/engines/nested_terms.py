@@ -1,0 +1,332 @@
+"""The pieces of nested adaptive quadrature that act on one unit at one level: the records
+the kernels share, the prior and row terms of ``h`` at a point, the grid's nodes and
+moments, the derivative of the mean-variance grid's movement, and the warm starts. The
+state machine that runs the levels is :mod:`mixedglm.engines.nested_kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from mixedglm.engines.aghq.linalg import solve_small
+from mixedglm.families.dispatch import aux_derivs, eta_derivs
+from mixedglm.jit import kernel
+
+MV_TOL = 1e-10
+MV_MAXIT = 100
+MODE_TOL = 1e-10
+MODE_MAXIT = 100
+
+
+class NData(NamedTuple):
+    """Rows sorted by unit at every level. ``xb`` ``(N,)``; ``X`` ``(N, p)``; ``W`` = Z Lambda
+    ``(N, Q)``; ``ZE`` ``(N, T, Q)`` with ``ZE[j, t] = Z_j' E_t`` (d eta / d theta_t =
+    ``ZE[j, t] . u``); ``y``, ``ntr`` ``(N,)``; ``aux``."""
+
+    xb: np.ndarray
+    X: np.ndarray
+    W: np.ndarray
+    ZE: np.ndarray
+    y: np.ndarray
+    ntr: np.ndarray
+    aux: np.ndarray
+
+
+class Tree(NamedTuple):
+    """Units and grids per level (flat arrays with per-level offsets).
+
+    Unit ``w`` of level ``d`` holds rows ``ustart[uoff[d] + w] .. ustart[uoff[d] + w + 1]``
+    and (``d < D - 1``) the level-``d+1`` units ``cstart[coff[d] + w] .. + 1``; ``qoff``
+    ``(D + 1,)``; ``nodes`` ``(D, K, q)`` and ``logw`` (log weights + t't/2) of each level's
+    rule, ``nk`` their sizes; ``spath`` the number of stored warm starts per unit (one per
+    path of ancestors' nodes, or one)."""
+
+    ustart: np.ndarray
+    uoff: np.ndarray
+    cstart: np.ndarray
+    coff: np.ndarray
+    qoff: np.ndarray
+    nodes: np.ndarray
+    logw: np.ndarray
+    nk: np.ndarray
+    spath: np.ndarray
+
+
+class Warm(NamedTuple):
+    """Grids kept between calls (warm starts only) and, on request, node posteriors.
+
+    ``gm``/``gr``: flat, level ``d`` unit ``w`` stored path ``s`` at
+    ``(goff[d] + w * spath[d] + s)`` times ``qmax`` / ``qmax**2``; ``valid`` flags them.
+    ``pw``: node posterior weights ``(pwoff[d] + (w * npath[d] + path) * K + k)``, or empty.
+    ``pm``/``pc``: the conditional posterior mean and covariance for the same index without
+    ``k`` (times ``qmax``, ``qmax**2``), or empty."""
+
+    gm: np.ndarray
+    gr: np.ndarray
+    valid: np.ndarray
+    goff: np.ndarray
+    pw: np.ndarray
+    pm: np.ndarray
+    pc: np.ndarray
+    pwoff: np.ndarray
+    npath: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Per-level work arrays of one thread (level ``d`` uses row ``d`` only)."""
+
+    up: np.ndarray  # (Q,) the current path of node values
+    lt: np.ndarray  # (D, K) log terms
+    post: np.ndarray  # (D, K)
+    sc: np.ndarray  # (D, K, E) node scores
+    hg: np.ndarray  # (D, E) gradient of h at a point
+    hh: np.ndarray  # (D, E, E)
+    ug: np.ndarray  # (D, E) gradient of a unit's l
+    uh: np.ndarray  # (D, E, E)
+    hacc: np.ndarray  # (D, E, E)
+    centre: np.ndarray  # (D, q)
+    chol: np.ndarray  # (D, q, q)
+    mean: np.ndarray  # (D, q)
+    cov: np.ndarray  # (D, q, q)
+    newchol: np.ndarray  # (D, q, q)
+    sq1: np.ndarray  # (D, q, q)
+    sq2: np.ndarray  # (D, q, q)
+    sq3: np.ndarray  # (D, q, q)
+    v1: np.ndarray  # (D, q)
+    v2: np.ndarray  # (D, q)
+    xt: np.ndarray  # (E,) one row's eta-derivatives
+    la: np.ndarray  # (4, n_aux): l_a, l_ea, l_eea, scratch
+    laa: np.ndarray  # (n_aux, n_aux)
+    status: np.ndarray  # (1,)
+
+
+@kernel(inline=True)
+def n_par(nd: NData) -> int:
+    return nd.X.shape[1] + nd.ZE.shape[1] + nd.aux.shape[0]
+
+
+@kernel(inline=True)
+def h_init(d: int, tr: Tree, s: Scratch, p_all: int, order: int, r0: int) -> float:
+    """The prior term -|u_d|^2/2 and its derivatives (row ``d`` of hg, hh)."""
+    n_ext = s.hg.shape[1]
+    h = 0.0
+    for a in range(tr.qoff[d], tr.qoff[d + 1]):
+        h -= 0.5 * s.up[a] * s.up[a]
+    if order >= 1:
+        for r in range(r0, n_ext):
+            s.hg[d, r] = 0.0
+        for a in range(tr.qoff[d], tr.qoff[d + 1]):
+            s.hg[d, p_all + a] = -s.up[a]
+    if order >= 2:
+        for r in range(r0, n_ext):
+            for c in range(r0, n_ext):
+                s.hh[d, r, c] = 0.0
+        for a in range(tr.qoff[d], tr.qoff[d + 1]):
+            s.hh[d, p_all + a, p_all + a] = -1.0
+    return h
+
+
+@kernel(inline=True)
+def leaf_terms(fam, nd: NData, tr: Tree, s: Scratch, d: int, w: int, order: int, r0: int):
+    """The leaf unit's rows' log-likelihoods at ``s.up``, their derivatives added to rows
+    ``d`` of hg, hh."""
+    p = nd.X.shape[1]
+    n_theta = nd.ZE.shape[1]
+    n_aux = nd.aux.shape[0]
+    p_all = p + n_theta + n_aux
+    n_ext = s.hg.shape[1]
+    q_end = tr.qoff[d + 1]
+    h = 0.0
+    lo = tr.ustart[tr.uoff[d] + w]
+    hi = tr.ustart[tr.uoff[d] + w + 1]
+    xt = s.xt
+    for j in range(lo, hi):
+        eta = nd.xb[j]
+        for a in range(q_end):
+            eta += nd.W[j, a] * s.up[a]
+        l0, d1, d2, _ = eta_derivs(fam, nd.y[j], nd.ntr[j], eta, nd.aux)
+        h += l0
+        if order == 0:
+            continue
+        for r in range(r0, n_ext):
+            xt[r] = 0.0
+        if r0 == 0:
+            for r in range(p):
+                xt[r] = nd.X[j, r]
+            for t in range(n_theta):
+                v = 0.0
+                for b in range(q_end):
+                    v += nd.ZE[j, t, b] * s.up[b]
+                xt[p + t] = v
+        for a in range(q_end):
+            xt[p_all + a] = nd.W[j, a]
+        for r in range(r0, n_ext):
+            s.hg[d, r] += d1 * xt[r]
+        if r0 == 0 and n_aux > 0:
+            aux_derivs(fam, nd.y[j], nd.ntr[j], eta, nd.aux, s.la[0], s.la[1], s.la[2], s.laa)
+            for a in range(n_aux):
+                s.hg[d, p + n_theta + a] += s.la[0, a]
+        if order < 2:
+            continue
+        for r in range(r0, n_ext):
+            v = d2 * xt[r]
+            if v != 0.0:
+                for c in range(r0, n_ext):
+                    s.hh[d, r, c] += v * xt[c]
+        if r0 == 0:
+            for t in range(n_theta):
+                for b in range(q_end):
+                    v = d1 * nd.ZE[j, t, b]
+                    s.hh[d, p + t, p_all + b] += v
+                    s.hh[d, p_all + b, p + t] += v
+            for a in range(n_aux):
+                row = p + n_theta + a
+                for r in range(n_ext):
+                    if r < p + n_theta or r >= p_all:
+                        v = s.la[1, a] * xt[r]
+                        s.hh[d, row, r] += v
+                        s.hh[d, r, row] += v
+                for b in range(n_aux):
+                    s.hh[d, row, p + n_theta + b] += s.laa[a, b]
+    return h
+
+
+@kernel(inline=True)
+def set_node(tr: Tree, s: Scratch, d: int, k: int) -> None:
+    """``u_d = m + R t_k`` into the path vector."""
+    o = tr.qoff[d]
+    q = tr.qoff[d + 1] - o
+    for a in range(q):
+        v = s.centre[d, a]
+        for b in range(a + 1):
+            v += s.chol[d, a, b] * tr.nodes[d, k, b]
+        s.up[o + a] = v
+
+
+@kernel(inline=True)
+def log_sum_terms(tr: Tree, s: Scratch, d: int) -> float:
+    top = -np.inf
+    for k in range(tr.nk[d]):
+        if s.lt[d, k] > top:
+            top = s.lt[d, k]
+    if not math.isfinite(top):
+        return -np.inf
+    acc = 0.0
+    for k in range(tr.nk[d]):
+        acc += math.exp(s.lt[d, k] - top)
+    return top + math.log(acc)
+
+
+@kernel(inline=True)
+def moments(tr: Tree, s: Scratch, d: int, lse: float) -> None:
+    """Posterior weights, mean and covariance of ``u_d`` on the current grid."""
+    o = tr.qoff[d]
+    q = tr.qoff[d + 1] - o
+    for a in range(q):
+        s.mean[d, a] = 0.0
+        for b in range(q):
+            s.cov[d, a, b] = 0.0
+    for k in range(tr.nk[d]):
+        pk = math.exp(s.lt[d, k] - lse)
+        s.post[d, k] = pk
+        set_node(tr, s, d, k)
+        for a in range(q):
+            s.v1[d, a] = s.up[o + a] - s.centre[d, a]
+            s.mean[d, a] += pk * s.v1[d, a]
+        for a in range(q):
+            for b in range(q):
+                s.cov[d, a, b] += pk * s.v1[d, a] * s.v1[d, b]
+    for a in range(q):
+        for b in range(q):
+            s.cov[d, a, b] -= s.mean[d, a] * s.mean[d, b]
+    for a in range(q):
+        s.mean[d, a] += s.centre[d, a]
+
+
+@kernel
+def motion(
+    qoff: np.ndarray, nk: np.ndarray, nodes: np.ndarray, sc: np.ndarray, post: np.ndarray,
+    ug: np.ndarray, chol: np.ndarray, d: int, p_all: int, r0: int,
+) -> None:  # fmt: skip
+    """Subtract the derivative of the mean-variance fixed point's movement from
+    ``ug[d]`` (coordinates ``r0 .. p_all + qoff[d]``): the one-factor engine's
+    ``meanvar_motion`` with the node scores of the extended coordinates."""
+    o = qoff[d]
+    q = qoff[d + 1] - o
+    n_nodes = nk[d]
+    r1 = p_all + o
+    n_a = q + q * (q + 1) // 2
+    g = np.empty((n_nodes, n_a))
+    mom = np.empty((n_nodes, n_a))
+    for k in range(n_nodes):
+        for a in range(q):
+            g[k, a] = sc[d, k, p_all + o + a]
+            mom[k, a] = nodes[d, k, a]
+        idx = q
+        for c in range(q):
+            for e in range(c + 1):
+                g[k, idx] = sc[d, k, p_all + o + c] * nodes[d, k, e]
+                mom[k, idx] = nodes[d, k, c] * nodes[d, k, e]
+                idx += 1
+    g_bar = np.zeros(n_a)
+    for k in range(n_nodes):
+        for f in range(n_a):
+            g_bar[f] += post[d, k] * g[k, f]
+    j_a_t = np.zeros((n_a, n_a))
+    j_th = np.zeros((n_a, max(r1 - r0, 0)))
+    for k in range(n_nodes):
+        pk = post[d, k]
+        for e in range(n_a):
+            wgt = pk * mom[k, e]
+            for f in range(n_a):
+                j_a_t[f, e] += wgt * (g[k, f] - g_bar[f])
+            for r in range(r0, r1):
+                j_th[e, r - r0] += wgt * (sc[d, k, r] - ug[d, r])
+    f_a = g_bar.copy()
+    idx = q
+    for c in range(q):
+        for e in range(c + 1):
+            if c == e:
+                f_a[idx] += 1.0 / chol[d, c, c]
+            idx += 1
+    v = solve_small(j_a_t, f_a)
+    for r in range(r0, r1):
+        tot = 0.0
+        for e in range(n_a):
+            tot += v[e] * j_th[e, r - r0]
+        ug[d, r] -= tot
+
+
+@kernel(inline=True)
+def load_warm(tr: Tree, wm: Warm, s: Scratch, d: int, w: int, path: int) -> bool:
+    q = tr.qoff[d + 1] - tr.qoff[d]
+    qm = s.centre.shape[1]
+    slot = wm.goff[d] + w * tr.spath[d] + path % tr.spath[d]
+    if wm.valid[slot] == 0:
+        return False
+    for a in range(q):
+        s.centre[d, a] = wm.gm[slot * qm + a]
+        for b in range(q):
+            s.chol[d, a, b] = wm.gr[(slot * qm + a) * qm + b]
+    return True
+
+
+@kernel(inline=True)
+def store_warm(tr: Tree, wm: Warm, s: Scratch, d: int, w: int, path: int) -> None:
+    q = tr.qoff[d + 1] - tr.qoff[d]
+    qm = s.centre.shape[1]
+    slot = wm.goff[d] + w * tr.spath[d] + path % tr.spath[d]
+    ok = True
+    for a in range(q):
+        ok = ok and math.isfinite(s.centre[d, a]) and s.chol[d, a, a] > 0.0
+    if not ok:
+        wm.valid[slot] = 0
+        return
+    for a in range(q):
+        wm.gm[slot * qm + a] = s.centre[d, a]
+        for b in range(q):
+            wm.gr[(slot * qm + a) * qm + b] = s.chol[d, a, b]
+    wm.valid[slot] = 1

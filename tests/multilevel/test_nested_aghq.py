@@ -1,0 +1,306 @@
+"""Nested adaptive quadrature (``engines/nested_aghq.py``): the log-likelihood against a
+brute-force nested Gauss-Hermite integral written here with numpy, the gradient and Hessian
+against finite differences, the one-factor engine when the inner variance is zero,
+convergence in the number of points, every family through the engine, and guImmun against
+the published 12-point quadrature fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import gammaln
+
+import mixedglm as mg
+from mixedglm.design.multilevel import build_multilevel_design
+from mixedglm.engines.nested_aghq import NestedAGHQEngine
+from mixedglm.engines.rules import make_rule
+from mixedglm.errors import MixedGLMError
+from mixedglm.families import Family, get_family
+from mixedglm.formula import parse_formula
+
+from refdata import load_reference_data
+
+BERNOULLI = Family("bernoulli", "logit")
+
+
+def _sim(seed: int = 1, n_top: int = 6, n_mid: int = 3, per: int = 4) -> pd.DataFrame:
+    """``n_top`` clusters x ``n_mid`` units x ``per`` rows, three outcomes."""
+    rng = np.random.default_rng(seed)
+    top = np.repeat(np.arange(n_top), n_mid * per)
+    mid = np.repeat(np.arange(n_top * n_mid), per)
+    x = rng.normal(size=top.size)
+    eta = 0.2 + 0.5 * x + rng.normal(0, 0.8, n_top)[top] + rng.normal(0, 0.6, n_top * n_mid)[mid]
+    return pd.DataFrame(
+        {
+            "top": top,
+            "mid": mid,
+            "x": x,
+            "yb": rng.binomial(1, 1 / (1 + np.exp(-eta))),
+            "yp": rng.poisson(np.exp(eta)),
+        }
+    )
+
+
+def _engine(formula: str, data: pd.DataFrame, family: Family, nagq: int = 7):
+    design = build_multilevel_design(parse_formula(formula), data, family)
+    return NestedAGHQEngine(design, family, make_rule("mvaghermite", nagq))
+
+
+def _brute_force(data, y, kind, cons, slope, s_top, s_mid, n_points=60) -> float:
+    """The nested integral by plain (non-adaptive) Gauss-Hermite, ``n_points`` per level."""
+    t, w = np.polynomial.hermite_e.hermegauss(n_points)
+    w = w / np.sqrt(2 * np.pi)
+    total = 0.0
+    for _, dg in data.groupby("top"):
+        log_inner = np.zeros(n_points)
+        for _, dm in dg.groupby("mid"):
+            xb = cons + slope * dm["x"].to_numpy()
+            yy = dm[y].to_numpy()
+            eta = xb[None, None, :] + s_top * t[:, None, None] + s_mid * t[None, :, None]
+            if kind == "bernoulli":
+                ll = yy * eta - np.logaddexp(0.0, eta)
+            else:
+                ll = yy * eta - np.exp(eta) - gammaln(yy + 1)
+            log_inner += np.log(np.exp(ll.sum(axis=-1)) @ w)
+        total += np.log(np.exp(log_inner) @ w)
+    return float(total)
+
+
+@pytest.mark.parametrize("y,kind", [("yb", "bernoulli"), ("yp", "poisson")])
+def test_loglik_equals_brute_force_nested_integral(y, kind):
+    data = _sim()
+    family = BERNOULLI if kind == "bernoulli" else get_family("poisson")
+    x = np.array([0.5, 0.2, 0.8, 0.6])  # [x, _cons, sd(top), sd(top>mid)]
+    want = _brute_force(data, y, kind, 0.2, 0.5, 0.8, 0.6)
+    engine = _engine(f"{y} ~ x + (1 | top/mid)", data, family, nagq=20)
+    assert engine.loglik(x) == pytest.approx(want, abs=1e-6)
+    # Stata's default 7 points: close, not exact
+    seven = _engine(f"{y} ~ x + (1 | top/mid)", data, family, nagq=7)
+    assert abs(seven.loglik(x) - want) < 1e-3
+    assert not np.any(seven.last_status)
+
+
+def _fd_gradient(engine, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    eye = np.eye(x.size)
+    return np.array([(engine.loglik(x + h * e) - engine.loglik(x - h * e)) / (2 * h) for e in eye])
+
+
+def _fd_hessian(engine, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    eye = np.eye(x.size)
+    cols = [(engine.gradient(x + h * e)[1] - engine.gradient(x - h * e)[1]) / (2 * h) for e in eye]
+    return np.array(cols).T
+
+
+GRADIENT_CASES = [
+    ("yb ~ x + (1 | top/mid)", BERNOULLI, [0.5, 0.2, 0.8, 0.6]),
+    (
+        "yp ~ x + (1 + x | top) + (1 | top:mid)",
+        get_family("poisson"),
+        [0.5, 0.2, 0.7, 0.1, 0.3, 0.5],
+    ),
+    ("yb ~ x + (1 | top) + (1 + x || top:mid)", BERNOULLI, [0.5, 0.2, 0.8, 0.6, 0.4]),
+]
+
+
+@pytest.mark.parametrize("formula,family,x", GRADIENT_CASES)
+def test_gradient_and_hessian_against_finite_differences(formula, family, x):
+    x = np.asarray(x, dtype=float)
+    engine = _engine(formula, _sim(), family)
+    ev = engine.evaluate(x, 2)
+    fd = _fd_gradient(engine, x)
+    # the gradient is exact for the quadrature (the grids' movement included)
+    np.testing.assert_allclose(ev.gradient, fd, rtol=1e-6, atol=1e-6)
+    # the Hessian is the fixed-grid (Louis) one: exact up to the quadrature error, which
+    # vanishes as the number of points grows
+    many = _engine(formula, _sim(), family, nagq=20)
+    ev20 = many.evaluate(x, 2)
+    fd20 = _fd_hessian(many, x)
+    np.testing.assert_allclose(ev20.hessian, fd20, rtol=1e-4, atol=1e-4)
+    assert np.max(np.abs(ev.hessian - _fd_hessian(engine, x))) < 0.05 * np.max(np.abs(fd20))
+
+
+def test_three_nested_factors_gradient_and_brute_force():
+    """Four levels (three nested factors): exact gradient and the 2-factor integral when the
+    innermost variance is zero."""
+    rng = np.random.default_rng(4)
+    data = _sim(seed=3, n_top=4, n_mid=3, per=6)
+    data["low"] = data["mid"] * 2 + rng.integers(0, 2, len(data))
+    engine = _engine("yb ~ x + (1 | top/mid/low)", data, BERNOULLI)
+    x = np.array([0.5, 0.2, 0.8, 0.6, 0.5])
+    ev = engine.evaluate(x, 1)
+    np.testing.assert_allclose(ev.gradient, _fd_gradient(engine, x), rtol=1e-6, atol=1e-6)
+    zero = np.array([0.5, 0.2, 0.8, 0.6, 0.0])
+    two = _engine("yb ~ x + (1 | top/mid)", data, BERNOULLI, nagq=20)
+    many = _engine("yb ~ x + (1 | top/mid/low)", data, BERNOULLI, nagq=20)
+    want = _brute_force(data, "yb", "bernoulli", 0.2, 0.5, 0.8, 0.6)
+    assert two.loglik(zero[:4]) == pytest.approx(want, abs=1e-6)
+    assert many.loglik(zero) == pytest.approx(want, abs=1e-6)
+
+
+def test_zero_inner_variance_equals_one_factor_engine():
+    data = _sim(seed=7, n_top=10)
+    one = mg.glmm("yb ~ x + (1 | top)", data, nolog=True, quiet=True)
+    x = np.concatenate([one.params_all, [0.0]])
+    engine = _engine("yb ~ x + (1 | top/mid)", data, BERNOULLI)
+    assert engine.loglik(x) == pytest.approx(one.loglik, abs=1e-8)
+
+
+def test_contributions_sum_to_the_totals_and_posterior_means():
+    data = _sim()
+    engine = _engine("yb ~ x + (1 | top/mid)", data, BERNOULLI)
+    x = np.array([0.5, 0.2, 0.8, 0.6])
+    contrib = engine.contributions(x)
+    ev = engine.evaluate(x, 1)
+    assert contrib.loglik.shape == (6,) and contrib.score.shape == (6, 4)
+    assert contrib.loglik.sum() == pytest.approx(ev.loglik, abs=1e-10)
+    np.testing.assert_allclose(contrib.score.sum(axis=0), ev.gradient, atol=1e-10)
+    post = engine.posterior(x)
+    assert set(post) == {"top", "top:mid"} and post["top:mid"].mean.shape == (18, 1)
+    # the posterior mean of a top effect by brute force on a fine grid
+    t, w = np.polynomial.hermite_e.hermegauss(60)
+    w = w / np.sqrt(2 * np.pi)
+    dg = data[data["top"] == 0]
+    log_inner = np.zeros(60)
+    inner_means = []
+    for _, dm in dg.groupby("mid"):
+        yy = dm["yb"].to_numpy()
+        eta = 0.2 + 0.5 * dm["x"].to_numpy()[None, None, :] + 0.8 * t[:, None, None]
+        eta = eta + 0.6 * t[None, :, None]
+        lik = np.exp((yy * eta - np.logaddexp(0.0, eta)).sum(axis=-1))  # (top node, mid node)
+        log_inner += np.log(lik @ w)
+        inner_means.append((lik * t[None, :]) @ w / (lik @ w))  # E[u_mid | u_top, data]
+    post_top = np.exp(log_inner) * w
+    post_top /= post_top.sum()
+    assert post["top"].mean[0, 0] == pytest.approx(post_top @ t, abs=1e-4)
+    assert post["top:mid"].mean[0, 0] == pytest.approx(post_top @ inner_means[0], abs=1e-4)
+    modes = engine.posterior(x, "modes")
+    assert modes["top"].kind == "modes"
+
+
+def test_fitted_loglik_settles_as_points_grow():
+    data = _sim(seed=2, n_top=30, n_mid=4, per=3)
+    fits = [
+        mg.glmm("yb ~ x + (1 | top/mid)", data, nagq=n, nolog=True, quiet=True) for n in (7, 12, 20)
+    ]
+    assert all(f.opt.converged and f.method == "mvaghermite" for f in fits)
+    d1 = abs(fits[1].loglik - fits[0].loglik)
+    d2 = abs(fits[2].loglik - fits[1].loglik)
+    assert d2 < d1 and d2 < 1e-3
+    assert "Integration pts.  =         12" in str(fits[1].summary())
+
+
+def test_routing_and_refusals():
+    data = _sim(seed=5, n_top=12)
+    res = mg.glmm("yb ~ x + (1 | top/mid)", data, nolog=True, quiet=True)
+    assert res.method == "mvaghermite" and res.nagq == 7
+    text = str(res.summary())
+    assert "Integration method: mvaghermite" in text and "Integration pts.  =          7" in text
+    lap = mg.glmm("yb ~ x + (1 | top/mid)", data, method="laplace", nolog=True, quiet=True)
+    assert lap.method == "laplace" and "Integration method:     Laplace" in str(lap.summary())
+    with pytest.raises(MixedGLMError, match=r"mcaghermite.*nested"):
+        mg.glmm("yb ~ x + (1 | top/mid)", data, method="mcaghermite", nolog=True, quiet=True)
+    design = build_multilevel_design(parse_formula("yb ~ x + (1 | top/mid)"), data, BERNOULLI)
+    with pytest.raises(MixedGLMError, match="mvaghermite"):
+        NestedAGHQEngine(design, BERNOULLI, make_rule("laplace"))
+
+
+def test_one_interaction_factor_equals_the_one_factor_fit():
+    """``(1 | a:b)`` alone goes through the nested engine with one level: the same fit as the
+    one-factor engine on the combined column."""
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(
+        {"a": rng.integers(0, 10, 400), "b": rng.integers(0, 4, 400), "x": rng.normal(size=400)}
+    )
+    u = rng.normal(0, 0.8, 40)[data["a"] * 4 + data["b"]]
+    data["y"] = rng.binomial(1, 1 / (1 + np.exp(-(0.3 * data["x"] + u))))
+    data["ab"] = data["a"] * 4 + data["b"]
+    nested = mg.glmm("y ~ x + (1 | a:b)", data, nolog=True, quiet=True)
+    one = mg.glmm("y ~ x + (1 | ab)", data, nolog=True, quiet=True)
+    assert nested.method == "mvaghermite"
+    assert nested.loglik == pytest.approx(one.loglik, abs=1e-7)
+    np.testing.assert_allclose(nested.params, one.params, atol=1e-5)
+
+
+def _family_data(seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n_top, n_mid, per = 25, 4, 4
+    top = np.repeat(np.arange(n_top), n_mid * per)
+    mid = np.repeat(np.arange(n_top * n_mid), per)
+    x = rng.normal(size=top.size)
+    eta = 0.3 + 0.5 * x + rng.normal(0, 0.6, n_top)[top] + rng.normal(0, 0.5, n_top * n_mid)[mid]
+    mu = np.exp(eta)
+    expo = rng.uniform(0.5, 2.0, top.size)
+    latent = eta + rng.logistic(size=top.size)
+    trials = rng.integers(1, 6, top.size)
+    return pd.DataFrame(
+        {
+            "top": top,
+            "mid": mid,
+            "x": x,
+            "n": trials,
+            "yk": rng.binomial(trials, 1 / (1 + np.exp(-eta))),
+            "yp": rng.poisson(mu * expo),
+            "expo": expo,
+            "yg": eta + rng.normal(0, 0.5, top.size),
+            "yn": rng.negative_binomial(2, 2 / (2 + mu)),
+            "ygam": rng.gamma(3.0, mu / 3.0),
+            "yo": np.digitize(latent, [-0.5, 0.8, 2.0]),
+        }
+    )
+
+
+FAMILY_CASES = [
+    ("yk ~ x + (1 | top/mid)", {"family": "binomial", "trials": "n"}),
+    ("yp ~ x + (1 | top/mid)", {"family": "poisson", "exposure": "expo"}),
+    ("yg ~ x + (1 | top/mid)", {"family": "gaussian"}),
+    ("yn ~ x + (1 | top/mid)", {"family": "nbinomial"}),
+    ("ygam ~ x + (1 | top/mid)", {"family": "gamma"}),
+    ("yo ~ x + (1 | top/mid)", {"family": "ologit"}),
+    ("yk ~ x + (1 | top/mid)", {"family": "binomial", "link": "probit", "trials": "n"}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("formula,options", FAMILY_CASES)
+def test_every_family_fits_through_the_engine(formula, options):
+    data = _family_data()
+    res = mg.glmm(formula, data, nolog=True, quiet=True, **options)
+    assert res.method == "mvaghermite" and res.opt.converged
+    assert res.loglik >= res.loglik_pooled - 1e-6
+    design, family = res.design, res.family
+    engine = NestedAGHQEngine(design, family, res.rule)
+    ev = engine.evaluate(res.params_all, 1)
+    assert ev.loglik == pytest.approx(res.loglik, abs=1e-8)
+    assert np.max(np.abs(ev.gradient)) < 1e-3
+    np.testing.assert_allclose(
+        ev.gradient, _fd_gradient(engine, res.params_all), rtol=1e-5, atol=1e-5
+    )
+    assert np.all(np.isfinite(res.bse))
+
+
+GUIMMUN = (
+    "immun ~ kid2p + mom25p + C(ord) + C(ethn) + C(momEd) + C(husEd) + momWork + rural"
+    " + pcInd81 + (1 | comm/mom)"
+)
+
+
+@pytest.mark.slow
+def test_guimmun_three_levels_by_quadrature():
+    """Against Rodriguez's 12-point quadrature fit (lr3, http://data.princeton.edu/pop510/
+    maxlik.html: logL -1323.9618, log sigma_mom 0.839785, log sigma_comm 0.024317,
+    kid2p 1.716657, _cons -1.233400); the Laplace fit is far lower (-1355.70, lme4's)."""
+    data = load_reference_data("guimmun")
+    seven = mg.glmm(GUIMMUN, data, nolog=True, quiet=True)
+    twelve = mg.glmm(GUIMMUN, data, nagq=12, nolog=True, quiet=True)
+    assert seven.opt.converged and twelve.opt.converged
+    assert twelve.loglik == pytest.approx(-1323.9618, abs=5e-3)
+    sd = twelve.sd()["estimate"].to_numpy()
+    np.testing.assert_allclose(np.log(sd), [0.024317, 0.839785], atol=2e-3)
+    assert twelve.params["kid2p"] == pytest.approx(1.716657, abs=2e-3)
+    assert twelve.params["_cons"] == pytest.approx(-1.233400, abs=5e-3)
+    assert abs(seven.loglik - twelve.loglik) < 0.1
+    np.testing.assert_allclose(seven.params, twelve.params, atol=1e-2)
+    assert twelve.loglik > -1355.70 + 25  # well above lme4's Laplace
+    effects = twelve.random_effects()
+    assert effects["comm:mom"].shape == (1595, 2) and np.all(effects["comm"]["se(_cons)"] > 0)
