@@ -19,8 +19,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m mixedglm.demo
 
+# two test processes (pytest-xdist): the suite is mostly numba compilation, one family and
+# rule at a time, so two processes halve its wall time on a 2-core machine
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint typecheck docs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
