@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
+
+BLOCK_ROWS = 65_536  # rows per block of a per-cluster sum: no temporary of the data's length
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,28 @@ class ClusterArrays:
     @property
     def n_clusters(self) -> int:
         return self.starts.shape[0] - 1
+
+    def cluster_sums(self, per_row: Callable[[slice], np.ndarray]) -> np.ndarray:
+        """``(G,)`` sums over each cluster's rows of ``per_row(rows)`` (a function of a
+        slice of rows, such as a family's log-density constant), weighted by ``weights``;
+        computed in blocks of whole clusters, so no temporary has the data's length."""
+        starts = self.starts
+        g = self.n_clusters
+        sums = np.zeros(g)
+        if g == 0:
+            return sums
+        cuts = np.unique(np.searchsorted(starts, np.arange(0, self.n_obs, BLOCK_ROWS)))
+        cuts = np.unique(np.concatenate([cuts[cuts < g], [g]]))
+        for c0, c1 in pairwise(cuts):
+            rows = slice(int(starts[c0]), int(starts[c1]))
+            values = per_row(rows)
+            if self.weights is not None:
+                values = values * self.weights[rows]
+            sums[c0:c1] = np.add.reduceat(values, starts[c0:c1] - starts[c0])
+        return sums
+
+    def log_constants(self, family: object) -> np.ndarray:
+        """``(G,)`` per-cluster sums of ``family.log_constant(y, trials)``, the part of the
+        log-density free of parameters."""
+        log_constant = family.log_constant  # type: ignore[attr-defined]
+        return self.cluster_sums(lambda rows: log_constant(self.y[rows], self.trials[rows]))

@@ -23,6 +23,7 @@ from mixedglm.errors import DataError
 
 # beyond this magnitude a double's products and sums lose every digit that a fit needs
 MAX_ABS_VALUE = 1e15
+CHECK_BLOCK_ROWS = 65_536  # rows per block when a built matrix is checked
 # the linear program is skipped above this many (distinct rows x columns)
 MAX_LP_CELLS = 3_000_000
 _LP_TOL = 1e-7
@@ -72,6 +73,8 @@ def check_values(frame: Columns, columns: Sequence[str]) -> None:
         if not pd.api.types.is_numeric_dtype(col.dtype):
             continue
         values = col.to_numpy(dtype=float, na_value=np.nan)
+        if values.size and -MAX_ABS_VALUE <= values.min() <= values.max() <= MAX_ABS_VALUE:
+            continue  # the common case, without temporaries; NaN or a bad value: look closer
         _raise_bad(str(name), "variable", *_bad_values(values))
 
 
@@ -80,7 +83,15 @@ def check_matrix(matrix: np.ndarray, names: Sequence[str], what: str) -> None:
     (a transformation such as ``np.log(x)`` of a zero gives ``-inf``)."""
     if matrix.size == 0:
         return
-    bad_columns = ~np.all(np.isfinite(matrix) & (np.abs(matrix) <= MAX_ABS_VALUE), axis=0)
+    # the extremes of each column, block by block: no temporary the size of the matrix
+    low = np.full(matrix.shape[1], np.inf)
+    high = np.full(matrix.shape[1], -np.inf)
+    for lo in range(0, matrix.shape[0], CHECK_BLOCK_ROWS):
+        block = matrix[lo : lo + CHECK_BLOCK_ROWS]
+        np.minimum(low, block.min(axis=0), out=low)  # NaN propagates into low and high
+        np.maximum(high, block.max(axis=0), out=high)
+    with np.errstate(invalid="ignore"):
+        bad_columns = ~((low >= -MAX_ABS_VALUE) & (high <= MAX_ABS_VALUE))
     for j in np.flatnonzero(bad_columns).tolist():
         col = matrix[:, j]
         n_nan = int(np.sum(np.isnan(col)))
@@ -236,7 +247,7 @@ def separation_suspected(
 ) -> bool:
     """Estimates that look like separation: a covariate moving the linear predictor by more
     than 15 somewhere, or an SE that does (the linear program then checks)."""
-    reach = np.max(np.abs(X), axis=0)
+    reach = np.maximum(X.max(axis=0), -X.min(axis=0)) if X.shape[0] else np.zeros(X.shape[1])
     keep = np.array([n != "_cons" for n in names])
     with np.errstate(invalid="ignore", over="ignore"):
         big = (reach * np.abs(beta) > 15) | (reach * se > 50) | ~np.isfinite(se)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixedglm.design.arrays import BLOCK_ROWS
 from mixedglm.engines.parallel import row_bounds, run_chunks
 from mixedglm.families import Family
 from mixedglm.families.dispatch import aux_derivs, eta_derivs
@@ -85,13 +86,14 @@ class GLMObjective:
     weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        const = self.family.log_constant(self.y, self.trials)
-        if self.weights is None:
-            self._wts = np.zeros(0)
-        else:
+        self._wts = np.zeros(0)
+        if self.weights is not None:
             self._wts = np.ascontiguousarray(self.weights, dtype=float)
-            const = const * self._wts
-        self._const = float(np.sum(const))
+        self._const = 0.0
+        for lo in range(0, self.y.shape[0], BLOCK_ROWS):  # no temporary of the data's length
+            rows = slice(lo, lo + BLOCK_ROWS)
+            const = self.family.log_constant(self.y[rows], self.trials[rows])
+            self._const += float(np.sum(const * self._wts[rows] if self._wts.size else const))
 
     @property
     def n_params(self) -> int:
@@ -135,10 +137,14 @@ class GLMObjective:
         p = self.X.shape[1]
         beta = np.zeros(p)
         aux = self.family.aux_start(self.y, self.offset)
-        wts = self._wts if self._wts.size else np.ones_like(self.y)
-        total = np.sum(wts * self.trials) if self.family.is_binary else np.sum(wts)
-        mean = float(np.sum(wts * self.y) / total)
-        const_cols = np.flatnonzero(np.all(self.X == 1.0, axis=0))
+        if self._wts.size:
+            total = self._wts @ self.trials if self.family.is_binary else np.sum(self._wts)
+            mean = float(self._wts @ self.y / total)
+        else:
+            total = np.sum(self.trials) if self.family.is_binary else self.y.shape[0]
+            mean = float(np.sum(self.y) / total)
+        ones = (self.X.min(axis=0) == 1.0) & (self.X.max(axis=0) == 1.0)
+        const_cols = np.flatnonzero(ones) if self.X.shape[0] else np.zeros(0, np.int64)
         if const_cols.size and not self.family.is_ordinal:
             beta[const_cols[0]] = self.family.link_start(mean, float(np.mean(self.offset)))
         if self.family.name == "gaussian":

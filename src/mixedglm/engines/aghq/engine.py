@@ -71,12 +71,9 @@ class AGHQEngine:
         self._state = cluster.State(np.zeros((g, q)), np.zeros((g, q)), np.zeros((g, q, q)))
         self._warm = False
         self._token = family.token
-        const = family.log_constant(arrays.y, arrays.trials)
-        wts = _EMPTY if arrays.weights is None else np.ascontiguousarray(arrays.weights, float)
-        if wts.size:
-            const = const * wts
-        self._const = np.add.reduceat(const, arrays.starts[:-1]) if g else np.zeros(0)
-        self._wts = wts
+        self._const = arrays.log_constants(family)
+        weights = arrays.weights
+        self._wts = _EMPTY if weights is None else np.ascontiguousarray(weights, float)
         cw = arrays.cluster_weights
         self._cwts = _EMPTY if cw is None else np.ascontiguousarray(cw, dtype=float)
         self._rule_code = cluster.RULE_MEANVAR if self.rule.is_meanvar else cluster.RULE_MODE
