@@ -200,8 +200,15 @@ def build_multilevel_design(
     offset: str | None = None,
     exposure: str | None = None,
     trials: str | None = None,
+    part: dict | None = None,
 ) -> MultilevelDesign:
-    """The design of a model with several grouping factors (or one interaction factor)."""
+    """The design of a model with several grouping factors (or one interaction factor).
+
+    ``part``: for one partition of a larger data set (:mod:`mixedglm.scale.multilevel`), the
+    options passed on to :func:`~mixedglm.design.build.build_design` (``collinear``,
+    ``whole``, ``outcome_categories``); the checks that need all the data (two levels per
+    factor, random slopes varying within levels) are then the caller's.
+    """
     if not formula.random:
         raise FormulaError("the formula has no random-effect term")
     group_cols = list(dict.fromkeys(c for t in formula.random for c in t.factors))
@@ -232,6 +239,7 @@ def build_multilevel_design(
         exposure=exposure,
         trials=trials,
         require_group=False,
+        **(part or {}),
     )
     assert base.source_positions is not None  # build_design keeps the rows' positions
     rows = frame.iloc[base.source_positions]
@@ -241,7 +249,7 @@ def build_multilevel_design(
     factors: list[FactorDesign] = []
     for group, terms in by_group.items():
         codes, labels = _factor_codes(rows, tuple(group.split(":")))
-        if labels.shape[0] < 2:
+        if labels.shape[0] < 2 and part is None:
             raise DataError(
                 f"grouping factor '{group}' has a single level in the estimation sample: a "
                 "random effect needs at least two"
@@ -262,7 +270,8 @@ def build_multilevel_design(
         Z = np.ascontiguousarray(np.hstack(blocks))
         structure = _structure_for(group, terms, names, widths, cov)
         factors.append(FactorDesign(group, codes, labels, Z, structure, tuple(terms), tuple(specs)))
-    _check_slopes(factors)
+    if part is None:
+        _check_slopes(factors)
     nested, order = nesting_order(factors)
     display = _display_names(factors, nested, order)
     base = replace(

@@ -393,6 +393,18 @@ def glmm(
     if check_engine(engine, data):
         from mixedglm.models.dask_glmm import check_dask_vce, fit_on_dask  # Dask if asked
 
+        if needs_multilevel(parsed):  # nested factors: models/dask_multilevel.py
+            from mixedglm.models.dask_multilevel import fit_nested_on_dask
+
+            _refuse_with_several_factors(
+                vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
+                group_weights=group_weights,
+            )  # fmt: skip
+            return fit_nested_on_dask(
+                parsed, data, fam, method=method, nagq=nagq, curvature=curvature, cov=cov,
+                subset=subset, offset=offset, exposure=exposure, trials=trials, level=level,
+                maxiter=maxiter, nolog=nolog, quiet=quiet, scheduler=scheduler, workers=workers,
+            )  # fmt: skip
         _refuse_on_dask(reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights)
         check_dask_vce(vce, parsed.groups[0] if len(parsed.groups) == 1 else None)
         return fit_on_dask(

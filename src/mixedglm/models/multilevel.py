@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from functools import cached_property
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -59,14 +61,67 @@ def check_rule(design: MultilevelDesign, rule: IntegrationRule) -> None:
     )
 
 
+def theta_slices(design: MultilevelDesign) -> list[slice]:
+    """Each factor's part of ``theta`` (factors in the formula's order)."""
+    out, start = [], 0
+    for f in design.factors:
+        out.append(slice(start, start + f.structure.n_theta))
+        start += f.structure.n_theta
+    return out
+
+
+class Engines(Protocol):
+    """What :func:`fit_multilevel` needs of the data: its engines and the factors' scales."""
+
+    @property
+    def scales(self) -> list[np.ndarray]: ...
+
+    def pooled(self) -> Any: ...
+    def laplace(self) -> Any: ...
+    def nested(self, rule: IntegrationRule) -> Any: ...
+    def unconverged(self, engine: Any) -> int: ...
+
+
+class MemoryEngines:
+    """The engines of a fit on a design in memory; :func:`fit_multilevel` takes another
+    provider with the same methods (the Dask one,
+    :class:`~mixedglm.engines.dask_nested.DaskNestedEngines`, sums partitions' engines).
+
+    ``scales``: each factor's root mean squares of its random-effect columns."""
+
+    def __init__(self, design: MultilevelDesign, family: Family) -> None:
+        self.design, self.family = design, family
+
+    @cached_property
+    def scales(self) -> list[np.ndarray]:
+        return [np.sqrt(np.mean(f.Z**2, axis=0)) for f in self.design.factors]
+
+    def pooled(self) -> GLMObjective:
+        """The pooled GLM (no random effects), its ``start()`` the start values."""
+        base = self.design.base
+        return GLMObjective(base.X, base.y, base.trials, base.offset, self.family)
+
+    def laplace(self) -> JointLaplaceEngine:
+        return JointLaplaceEngine(self.design, self.family)
+
+    def nested(self, rule: IntegrationRule) -> NestedAGHQEngine:
+        return NestedAGHQEngine(self.design, self.family, rule)
+
+    def unconverged(self, engine: NestedAGHQEngine) -> int:
+        """Top-level clusters whose mean-variance grid fell back in the last evaluation."""
+        return int(np.count_nonzero(engine.last_status))
+
+
 def _start(
-    engine: JointLaplaceEngine, beta0: np.ndarray, aux0: np.ndarray, log: Callable | None
+    engine: Any,
+    design: MultilevelDesign,
+    scales: list[np.ndarray],
+    beta0: np.ndarray,
+    aux0: np.ndarray,
+    log: Callable | None,
 ) -> np.ndarray:
     """Pooled-GLM coefficients and the best of a few scalings of SD 0.5 per column."""
-    thetas = []
-    for f in engine.design.factors:
-        scales = np.sqrt(np.mean(f.Z**2, axis=0))
-        thetas.append(f.structure.start(scales))
+    thetas = [f.structure.start(s) for f, s in zip(design.factors, scales, strict=True)]
     theta0 = np.concatenate(thetas)
     best, best_ll = None, -np.inf
     if log:
@@ -85,20 +140,18 @@ def _start(
     return best
 
 
-def _boundary(engine: JointLaplaceEngine | NestedAGHQEngine, theta: np.ndarray) -> np.ndarray:
+def _boundary(design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray) -> np.ndarray:
     """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
     linear predictor's scale)."""
     flags = np.zeros(theta.shape[0], dtype=bool)
-    for k, f in enumerate(engine.design.factors):
-        th = engine.theta_of(theta, k)
-        lam = f.structure.lam(th)
-        scales = np.sqrt(np.mean(f.Z**2, axis=0))
+    for f, sl, sc in zip(design.factors, theta_slices(design), scales, strict=True):
+        lam = f.structure.lam(theta[sl])
         basis = f.structure.basis()
-        local = np.zeros(th.shape[0], dtype=bool)
+        local = np.zeros(sl.stop - sl.start, dtype=bool)
         for a in range(f.q):
-            if np.linalg.norm(lam[a]) * scales[a] < BOUNDARY_SD:
+            if np.linalg.norm(lam[a]) * sc[a] < BOUNDARY_SD:
                 local |= np.any(basis[:, a, :] != 0, axis=1)
-        flags[engine._theta_slices[k]] = local
+        flags[sl] = local
     return flags
 
 
@@ -110,19 +163,22 @@ def fit_multilevel(
     maxiter: int = 100,
     level: float = 95.0,
     log: Callable[[str], None] | None = None,
+    engines: Engines | None = None,
 ) -> MultilevelResults:
-    """Estimate a model with several grouping factors on a ready design."""
+    """Estimate a model with several grouping factors on a ready design; ``engines``
+    provides the engines (by default :class:`MemoryEngines` on ``design``)."""
     check_rule(design, rule)
     t0 = time.perf_counter()
     base = design.base
-    pooled = GLMObjective(base.X, base.y, base.trials, base.offset, family)
+    provider: Engines = engines or MemoryEngines(design, family)
+    pooled = provider.pooled()
     if log:
         log("Fitting fixed-effects model:")
         log("")
     x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
     p = base.X.shape[1]
-    laplace = JointLaplaceEngine(design, family)
-    x0 = _start(laplace, x_pooled[:p], x_pooled[p:], log)
+    laplace = provider.laplace()
+    x0 = _start(laplace, design, provider.scales, x_pooled[:p], x_pooled[p:], log)
     if log:
         log("")
         log("Fitting full model:" if rule.is_laplace else "Fitting Laplace model:")
@@ -132,20 +188,21 @@ def fit_multilevel(
     gtol = 1e-9 if rule.is_laplace else 1e-2
     x, ev, opt = newton_maximize(laplace, x0, log=log, maxiter=maxiter, gtol=gtol)
     laplace.exact = True
-    engine: JointLaplaceEngine | NestedAGHQEngine = laplace
+    engine = laplace
     if not rule.is_laplace:
-        engine = NestedAGHQEngine(design, family, rule)
+        engine = provider.nested(rule)
         if log:
             log("")
             log(f"Fitting full model ({rule.method}, {rule.nagq} points per level):")
             log("")
         x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter)
     notes = list(base.notes)
-    theta = x[p : p + engine.n_theta]
-    boundary = _boundary(engine, theta)
+    slices = theta_slices(design)
+    n_theta = slices[-1].stop
+    boundary = _boundary(design, provider.scales, x[p : p + n_theta])
     if boundary.any():
         x = x.copy()
-        x[p : p + engine.n_theta][boundary] = 0.0
+        x[p : p + n_theta][boundary] = 0.0
         notes.append(
             "note: a variance component is estimated at zero (on the boundary of the "
             "parameter space)"
@@ -153,18 +210,18 @@ def fit_multilevel(
     if boundary.any() or rule.is_laplace or ev.hessian is None:
         ev = engine(x, 2)  # Laplace: the exact Hessian (Newton used a cheaper one)
     flags = np.zeros(x.shape[0], dtype=bool)
-    flags[p : p + engine.n_theta] = boundary
+    flags[p : p + n_theta] = boundary
     assert ev.hessian is not None
     cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
     if not hess_ok:
         notes.append(NOT_DEFINITE_NOTE)
-    if isinstance(engine, NestedAGHQEngine) and np.any(engine.last_status):
-        n_bad = int(np.count_nonzero(engine.last_status))
+    n_bad = 0 if rule.is_laplace else provider.unconverged(engine)
+    if n_bad:
         notes.append(
             f"note: in {n_bad} top-level cluster{'s' if n_bad != 1 else ''} a unit's "
             "mean-variance grid did not converge; its mode-curvature grid was used"
         )
-    if isinstance(engine, NestedAGHQEngine):
+    if not rule.is_laplace:
         try:
             posterior = engine.posterior(x)
         except MixedGLMError:  # too many quadrature paths to store: the Laplace modes
@@ -192,7 +249,7 @@ def fit_multilevel(
         time_s=time.perf_counter() - t0,
         notes=tuple(notes),
         posterior=posterior,
-        theta_slices=tuple(engine._theta_slices),
+        theta_slices=tuple(slices),
         hessian_ok=hess_ok,
         boundary=boundary,
         level=level,
@@ -236,6 +293,27 @@ def multilevel_glmm(
     design = build_multilevel_design(
         parsed, frame, family, cov=cov, offset=offset, exposure=exposure, trials=trials
     )
+    return fit_design(
+        design, family, method=method, nagq=nagq, curvature=curvature, maxiter=maxiter,
+        level=level, quiet=quiet, log=log,
+    )  # fmt: skip
+
+
+def fit_design(
+    design: MultilevelDesign,
+    family: Family,
+    *,
+    method: str | None,
+    nagq: object,
+    curvature: str | None,
+    maxiter: int,
+    level: float,
+    quiet: bool,
+    log: Callable[[str], None] | None,
+    engines: Engines | None = None,
+) -> MultilevelResults:
+    """The rule, the design's notes and the fit of a several-factor design (in memory, or
+    on the ``engines`` of a Dask fit)."""
     if family.is_ordinal:
         family = family.with_categories(design.base.categories)
     rule = multilevel_rule(design, method, nagq, curvature)
@@ -247,4 +325,6 @@ def multilevel_glmm(
     if not quiet:
         for note in design.base.notes:
             print(note)
-    return fit_multilevel(design, family, rule, maxiter=maxiter, level=level, log=log)
+    return fit_multilevel(
+        design, family, rule, maxiter=maxiter, level=level, log=log, engines=engines
+    )

@@ -217,7 +217,7 @@ def shuffle_by(
     futures, the lazy shuffled frame (for results computed later) and the seconds taken."""
     meta = ddf._meta
     restricted = ddf.map_partitions(part.restrict, subset, columns, meta=meta[columns])
-    shuffled = restricted.shuffle(on=group)
+    shuffled = restricted.shuffle(on=group.split(":") if ":" in group else group)
     t0 = time.perf_counter()
     futures = client.compute(shuffled.to_delayed())
     _progress(futures, show_progress, "shuffle")
@@ -277,40 +277,43 @@ def total_missing(stats: list[dict], columns: list[str]) -> dict[str, int]:
     return {c: sum(int(s["missing"][c]) for s in stats) for c in columns}
 
 
-def distribute(
+@dataclass
+class Agreed:
+    """The data agreed over all partitions before the designs are built: the spec with the
+    global levels, the partitions' futures, the lazy shuffled frame, the family (an ordinal
+    outcome's categories), the notes, the rows read and kept, the seconds taken."""
+
+    spec: DesignSpec
+    futures: list
+    lazy: dd.DataFrame
+    family: Family
+    notes: list[str]
+    rows: int
+    kept: int
+    t_shuffle: float
+    t0: float
+
+
+def agree(
     client: Client,
     ddf: dd.DataFrame,
     parsed: ParsedFormula,
     family: Family,
     *,
+    group: str,
+    where: dict[str, str],
     offset: str | None,
     exposure: str | None,
     trials: str | None,
     subset: str | None,
     show_progress: bool,
     partitioned: list | None = None,
-) -> DistributedData:
-    """Shuffle, agree and build: the model's designs on the workers (module docstring).
-
-    ``partitioned``: the futures of ``ddf``'s partitions already on the workers with every
-    cluster whole in one partition (and ``subset`` applied), so that no shuffle is needed
-    (the hybrid model's decomposed data).
-    """
+    group_columns: tuple[str, ...] = (),
+) -> Agreed:
+    """Check the variables, shuffle once on ``group`` (every cluster of it whole in one
+    partition; ``a:b`` shuffles on both columns) and agree on the levels and the outcome's
+    categories; ``group_columns``: the grouping variables (``group`` by default)."""
     meta = ddf._meta
-    if parsed.response not in meta.columns:
-        raise DataError(f"outcome '{parsed.response}' not found in the data")
-    groups = parsed.groups
-    if len(groups) != 1:
-        raise FormulaError(
-            "engine='dask' fits models with one grouping variable (random intercepts and "
-            "slopes, nested effects coded as one top-level cluster variable): crossed or "
-            "several grouping factors do not split into independent clusters, so their "
-            "likelihood cannot be summed partition by partition; fit them in memory"
-            if groups
-            else "the formula has no random-effect term: add one such as (1 | group)"
-        )
-    group = groups[0]
-    where = {group: "grouping variable"}
     fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
     random_vars = []
     for term in parsed.random:
@@ -319,7 +322,8 @@ def distribute(
     for role, name in (("offset", offset), ("exposure", exposure), ("trials", trials)):
         if name is not None:
             where[name] = f"{role} variable"
-    wanted = list(dict.fromkeys([parsed.response, *fixed_vars, *random_vars, group, *extra]))
+    groups = list(group_columns or (group,))
+    wanted = list(dict.fromkeys([parsed.response, *fixed_vars, *random_vars, *groups, *extra]))
     _require_columns(wanted, meta, where)
     level_cols = level_columns(
         parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
@@ -360,23 +364,74 @@ def distribute(
     else:
         notes += outcome_note(meta, parsed.response)
     spec = replace(spec, levels=levels, outcome_categories=outcome_categories)
+    return Agreed(spec, futures, shuffled, fam, notes, rows, kept, t_shuffle, t0)
 
+
+def build_agreed(
+    client: Client, op, agreed: Agreed, show_progress: bool
+) -> tuple[str, dict[str, list[int]], list[dict]]:
+    """Build the partitions' designs with ``op`` (see :func:`build_on_workers`) and decide
+    the columns omitted for collinearity on the summed ``X'X`` (``agreed``'s spec and notes
+    updated; its futures released)."""
     model_id, placement, done = build_on_workers(
-        client, part.op_build, futures, spec, show_progress
+        client, op, agreed.futures, agreed.spec, show_progress
     )
-    del futures
+    agreed.futures = []
     gram = sum(b["gram"] for b in done)
     names = done[0]["names"]
     dropped = tuple(names[j] for j in find_collinear_gram(gram))
-    notes += [f"note: {n} omitted because of collinearity" for n in dropped]
-    spec = replace(spec, dropped=dropped)
+    agreed.notes += [f"note: {n} omitted because of collinearity" for n in dropped]
+    agreed.spec = replace(agreed.spec, dropped=dropped)
+    return model_id, placement, done
+
+
+def distribute(
+    client: Client,
+    ddf: dd.DataFrame,
+    parsed: ParsedFormula,
+    family: Family,
+    *,
+    offset: str | None,
+    exposure: str | None,
+    trials: str | None,
+    subset: str | None,
+    show_progress: bool,
+    partitioned: list | None = None,
+) -> DistributedData:
+    """Shuffle, agree and build: the model's designs on the workers (module docstring).
+
+    ``partitioned``: the futures of ``ddf``'s partitions already on the workers with every
+    cluster whole in one partition (and ``subset`` applied), so that no shuffle is needed
+    (the hybrid model's decomposed data).
+    """
+    meta = ddf._meta
+    if parsed.response not in meta.columns:
+        raise DataError(f"outcome '{parsed.response}' not found in the data")
+    groups = parsed.groups
+    if len(groups) != 1:
+        raise FormulaError(
+            "engine='dask' fits models with one grouping variable or nested ones (their "
+            "top-level clusters are independent): crossed grouping factors do not split into "
+            "independent clusters, so their likelihood cannot be summed partition by "
+            "partition; fit them in memory"
+            if groups
+            else "the formula has no random-effect term: add one such as (1 | group)"
+        )
+    group = groups[0]
+    agreed = agree(
+        client, ddf, parsed, family, group=group, where={group: "grouping variable"},
+        offset=offset, exposure=exposure, trials=trials, subset=subset,
+        show_progress=show_progress, partitioned=partitioned,
+    )  # fmt: skip
+    model_id, placement, done = build_agreed(client, part.op_build, agreed, show_progress)
+    spec, fam, notes, shuffled = agreed.spec, agreed.family, agreed.notes, agreed.lazy
     try:
         data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes, shuffled)
     except BaseException:
         client.run(part.op_release, model_id)  # no design left behind on the workers
         raise
-    data.design = replace(data.design, n_dropped_missing=rows - kept)
-    data.timings = {"shuffle": t_shuffle, "design": time.perf_counter() - t0}
+    data.design = replace(data.design, n_dropped_missing=agreed.rows - agreed.kept)
+    data.timings = {"shuffle": agreed.t_shuffle, "design": time.perf_counter() - agreed.t0}
     return data
 
 
@@ -416,18 +471,43 @@ def _finalize(
             f"grouping variable '{spec.group}' has a single group in the estimation sample: a "
             "random-effects model needs at least two groups"
         )
+    check_slopes(header.z_names, sums, f"group of '{spec.group}'")
+    header = part.drop_columns(header, spec.dropped, family.is_ordinal)
+    design = design_header(header, sums, family, notes, group=ginfo)
+    return DistributedData(
+        client,
+        model_id,
+        spec,
+        placement,
+        threads,
+        design,
+        totals(sums, family),
+        lazy,
+        lazy.npartitions,
+    )
+
+
+def check_slopes(names: tuple[str, ...], sums: list[dict], where: str) -> None:
+    """A random slope constant within every cluster (``where``: ``group of 'g'``) is an
+    error, from the partitions' ``z_within`` and ``z_max`` (the in-memory check)."""
     within = np.max([s["z_within"] for s in sums], axis=0)
     zmax = np.max([s["z_max"] for s in sums], axis=0)
-    for j, name in enumerate(header.z_names):
+    for j, name in enumerate(names):
         if name != "_cons" and within[j] <= 1e-12 * max(1.0, float(zmax[j])):
             raise DataError(
                 f"random slope on '{name}' cannot be estimated: '{name}' is constant within "
-                f"every group of '{spec.group}'"
+                f"every {where}"
             )
-    header = part.drop_columns(header, spec.dropped, family.is_ordinal)
+
+
+def design_header(
+    header: ModelDesign, sums: list[dict], family: Family, notes: list[str], **fields: Any
+) -> DistributedDesign:
+    """The global design without rows from a partition's header and the partitions'
+    summaries (:func:`~mixedglm.scale.partition.summary`); ``fields`` override."""
     n = int(sum(s["n"] for s in sums))
     empty = np.zeros(0)
-    design = DistributedDesign(
+    return DistributedDesign(
         **{
             **{f: getattr(header, f) for f in ModelDesign.__dataclass_fields__},
             "y": empty,
@@ -437,7 +517,6 @@ def _finalize(
             # one row whose squares are the mean squares of all the rows: the random
             # effects' scales (fit_glmm's start values and boundary check)
             "Z": np.sqrt(np.sum([s["zsq"] for s in sums], axis=0) / n)[None, :],
-            "group": ginfo,
             "group_codes": np.zeros(0, dtype=np.int64),
             "starts": np.zeros(1, dtype=np.int64),
             "row_index": pd.RangeIndex(0),
@@ -445,24 +524,18 @@ def _finalize(
             "notes": tuple(notes),
             "n_dropped_missing": 0,
             "categories": family.categories,
+            **fields,
         },
         n_rows=n,
     )
-    totals = {
-        "n": n,
+
+
+def totals(sums: list[dict], family: Family) -> dict:
+    """The partitions' sums behind the pooled GLM's start values, added."""
+    return {
+        "n": int(sum(s["n"] for s in sums)),
         "zsq": np.sum([s["zsq"] for s in sums], axis=0),
         "ones": np.all([s["ones"] for s in sums], axis=0),
         "sums": np.sum([s["sums"] for s in sums], axis=0),
         "counts": np.sum([s["counts"] for s in sums], axis=0) if family.is_ordinal else None,
     }
-    return DistributedData(
-        client,
-        model_id,
-        spec,
-        placement,
-        threads,
-        design,
-        totals,
-        lazy,
-        lazy.npartitions,
-    )

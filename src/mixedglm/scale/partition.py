@@ -13,6 +13,8 @@ process keyed by a model id and the partition's number; their per-cluster adapti
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -129,10 +131,12 @@ def gram_names(design: ModelDesign, ordinal: bool) -> list[str]:
 
 
 def build_partition(
-    frame: pd.DataFrame, spec: DesignSpec, with_gram: bool
-) -> tuple[ModelDesign | None, np.ndarray | None]:
+    frame: pd.DataFrame, spec: DesignSpec, with_gram: bool, builder=None
+) -> tuple[Any, np.ndarray | None]:
     """The partition's design with every column (collinear ones still in) and, when asked
-    for, the cross-product matrix of its fixed-effects columns (for the global check)."""
+    for, the cross-product matrix of its fixed-effects columns (for the global check).
+    ``builder(frame, spec, options)``: another model's design from the rows kept (with the
+    global levels) and ``build_design``'s partition options."""
     grams: list[np.ndarray] = []
 
     def record(X: np.ndarray) -> list[int]:
@@ -145,6 +149,13 @@ def build_partition(
     if not keep.any():
         return None, None
     data = data.loc[keep]  # listwise deletion (counted globally) before the levels are set
+    options: dict[str, Any] = {
+        "collinear": record,
+        "whole": False,
+        "outcome_categories": spec.outcome_categories,
+    }
+    if builder is not None:
+        return builder(with_levels(data, spec), spec, options), (grams[0] if grams else None)
     design = build_design(
         spec.formula,
         with_levels(data, spec),
@@ -153,9 +164,7 @@ def build_partition(
         exposure=spec.exposure,
         trials=spec.trials,
         require_group=False,  # a random part was checked on the client, if the model has one
-        collinear=record,
-        whole=False,
-        outcome_categories=spec.outcome_categories,
+        **options,
     )
     return design, (grams[0] if grams else None)
 
@@ -261,6 +270,12 @@ def op_build(frame: pd.DataFrame, spec: DesignSpec, model_id: str, index: int) -
     if design is None:
         return None
     keep(model_id, index, design)
+    return built(index, gram, design, spec.family)
+
+
+def built(index: int, gram: np.ndarray | None, design: ModelDesign, family: Family) -> dict:
+    """What a partition's build returns to the client: its number, ``X'X``, the columns'
+    names in the collinearity check's order, and its design without rows (the header)."""
     header = replace(
         design,
         y=design.y[:0],
@@ -275,7 +290,7 @@ def op_build(frame: pd.DataFrame, spec: DesignSpec, model_id: str, index: int) -
     return {
         "index": index,
         "gram": gram,
-        "names": gram_names(design, spec.family.is_ordinal),
+        "names": gram_names(design, family.is_ordinal),
         "header": header,
     }
 
@@ -323,6 +338,26 @@ def _cluster_engine(model_id: str, i: int, key: str, setup: tuple) -> Engine:
     engine = _engine(model_id, i, key, setup)
     assert not isinstance(engine, GLMObjective)
     return cast(Engine, engine)
+
+
+@contextmanager
+def partition_engines(
+    model_id: str, parts: list[int], key: str, setup: tuple, threads: int | None = None
+) -> Iterator[list[tuple[int, Any]]]:
+    """This worker's engines ``key`` of partitions ``parts`` (built on first use), under the
+    registry's lock, with numba's threads set to ``threads``."""
+    with _LOCK:
+        if threads is not None:
+            numba.set_num_threads(max(1, min(threads, _max_threads())))
+        yield [(i, _engine(model_id, i, key, setup)) for i in parts]
+
+
+def op_configure(model_id: str, parts: list[int], key: str, setup: tuple, attrs: dict) -> None:
+    """Set attributes of this worker's engines ``key`` (the Laplace engine's ``exact``)."""
+    with partition_engines(model_id, parts, key, setup) as engines:
+        for _, engine in engines:
+            for name, value in attrs.items():
+                setattr(engine, name, value)
 
 
 def op_evaluate(
