@@ -72,6 +72,4 @@ def fit_nested_on_dask(
             )
         finally:
             nested.data.release()
-    if log:
-        log("")
     return res

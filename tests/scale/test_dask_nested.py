@@ -1,0 +1,176 @@
+"""Nested models on Dask (whole top-level clusters per partition) equal the in-memory
+multilevel fit: estimates and standard errors to 1e-7 relative, log-likelihoods to 1e-5, the
+same iterations, iteration log, table (group summary included), JSON and random effects, on
+data whose clusters arrive cut across partitions; crossed factors are refused with a message
+saying why and what to do."""
+
+from __future__ import annotations
+
+import json
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special
+
+import mixedglm as mg
+from mixedglm.cli import main
+from mixedglm.errors import FormulaError, MixedGLMError
+from mixedglm.results.dask_multilevel import DaskMultilevelResults
+
+
+def simulate(family: str, seed: int = 5, n_top: int = 40) -> pd.DataFrame:
+    """Three levels (observations in ``mom`` in ``comm``; ``mom`` numbered within ``comm``),
+    a text covariate, an exposure, a few missing values; rows in random order."""
+    rng = np.random.default_rng(seed)
+    comm, mom, u = [], [], []
+    for c in range(n_top):
+        uc = rng.normal(scale=0.8)
+        for m in range(rng.integers(2, 5)):
+            um = rng.normal(scale=1.0 if family == "logit" else 0.5)
+            k = int(rng.integers(2, 7))
+            comm += [f"c{c:02d}"] * k
+            mom += [m] * k
+            u += [uc + um] * k
+    n = len(comm)
+    x = rng.normal(size=n)
+    region = rng.choice(["north", "south", "east"], n)
+    expo = rng.uniform(0.5, 2.0, n)
+    eta = -0.2 + 0.6 * x + 0.3 * (region == "south") + np.array(u)
+    if family == "logit":
+        y = rng.binomial(1, special.expit(eta))
+    else:
+        y = rng.poisson(np.exp(eta) * expo)
+    data = pd.DataFrame(
+        {"y": y.astype(float), "x": x, "region": region, "comm": comm, "mom": mom,
+         "lexpo": np.log(expo)}
+    )  # fmt: skip
+    data.loc[rng.choice(n, 4, replace=False), "x"] = np.nan
+    return data.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def both(capsys, formula: str, data: pd.DataFrame, **kw):
+    """The in-memory and the Dask fit (4 input partitions), with their printed logs."""
+    mem = mg.glmm(formula, data, **kw)
+    log_mem = capsys.readouterr().out
+    res = mg.glmm(formula, dd.from_pandas(data, npartitions=4, sort=False), **kw)
+    log_dask = capsys.readouterr().out
+    return mem, log_mem, res, log_dask
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def assert_same(mem, res, log_mem: str, log_dask: str, exact_text: bool = True) -> None:
+    assert isinstance(res, DaskMultilevelResults)
+    np.testing.assert_allclose(res.params_all, mem.params_all, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(res.bse, mem.bse, rtol=1e-7)
+    se_mem, se_dask = np.sqrt(np.diag(mem.cov_all)), np.sqrt(np.diag(res.cov_all))
+    np.testing.assert_allclose(se_dask, se_mem, rtol=1e-7)
+    assert abs(res.loglik - mem.loglik) < 1e-5
+    assert abs(res.loglik_pooled - mem.loglik_pooled) < 1e-5
+    assert res.opt.iterations == mem.opt.iterations
+    assert res.nobs == mem.nobs
+    assert res.notes == mem.notes
+    for f_mem, f_dask in zip(mem.factors, res.factors, strict=True):
+        assert f_dask.name == f_mem.name
+        np.testing.assert_array_equal(f_dask.labels, f_mem.labels)
+        np.testing.assert_array_equal(np.sort(f_dask.sizes), np.sort(f_mem.sizes))
+    mem_lines, dask_lines = str(mem.summary()).splitlines(), str(res.summary()).splitlines()
+    groups = slice(2, 9)  # the group summary: groups, min / avg / max observations per group
+    assert dask_lines[groups] == mem_lines[groups]
+    assert "Group Variable" in "\n".join(dask_lines[groups])
+    if exact_text:
+        assert log_dask == log_mem  # progress bars go to standard error
+        assert dask_lines == mem_lines
+    d_mem, d_dask = mem.to_dict(), res.to_dict()
+    assert (d_dask.pop("engine"), d_dask.pop("partitions"), d_dask.pop("workers")) == (
+        "dask",
+        4,
+        2,
+    )
+    assert d_dask["groups"] == d_mem["groups"]
+    for name, want in mem.random_effects().items():
+        got = res.random_effects()[name]
+        assert list(got.index) == list(want.index) and list(got.columns) == list(want.columns)
+        np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-6, atol=1e-9)
+    print(
+        f"max rel diff: estimates {rel(res.params_all, mem.params_all):.2e}, "
+        f"SEs {rel(se_dask, se_mem):.2e}, loglik {abs(res.loglik - mem.loglik):.2e}"
+    )
+
+
+@pytest.mark.slow
+def test_three_level_logit_equals_memory(client, capsys):
+    data = simulate("logit")
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x + C(region) + (1 | comm/mom)", data, family="binomial"
+    )
+    assert_same(mem, res, log_mem, log_dask)
+    assert res.rule.method == "mvaghermite" and res.nagq == 7
+    assert "comm>mom" in str(res.summary())
+
+
+@pytest.mark.slow
+def test_poisson_with_offset_equals_memory(client, capsys):
+    data = simulate("poisson", seed=8)
+    formula = "y ~ x + C(region) + (1 | comm) + (1 | comm:mom)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="poisson", offset="lexpo")
+    assert_same(mem, res, log_mem, log_dask)
+
+
+def test_laplace_equals_memory(client, capsys):
+    data = simulate("logit", seed=6)
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x + (1 | comm/mom)", data, family="binomial", method="laplace", nolog=True
+    )
+    # the joint Laplace modes stop at a relative tolerance of the whole sample's (in
+    # memory) or each partition's objective: the finite-difference Hessian differs in the
+    # last digits, so the printed table may differ in its last digit
+    assert_same(mem, res, log_mem, log_dask, exact_text=False)
+    assert res.rule.is_laplace
+
+
+def test_crossed_factors_are_refused_with_the_reason(client):
+    data = simulate("logit", seed=7)
+    data["item"] = np.arange(len(data)) % 9
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    with pytest.raises(FormulaError) as err:
+        mg.glmm("y ~ x + (1 | comm) + (1 | item)", ddf, family="binomial", nolog=True)
+    text = str(err.value)
+    assert "comm, item are crossed" in text
+    assert "do not split into independent clusters" in text
+    assert "fit them in memory" in text
+
+
+def test_weights_and_vce_with_nested_factors_are_refused_on_dask(client):
+    ddf = dd.from_pandas(simulate("logit", seed=7), npartitions=3, sort=False)
+    for option in ({"vce": "robust"}, {"fweight": "mom"}):
+        with pytest.raises(MixedGLMError, match="with several grouping factors is not"):
+            mg.glmm("y ~ x + (1 | comm/mom)", ddf, family="binomial", nolog=True, **option)
+
+
+def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys):
+    data = simulate("poisson", seed=9)
+    data.to_parquet(tmp_path / "all.parquet")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k in range(3):
+        data.iloc[k::3].to_parquet(folder / f"part-{k}.parquet")
+    common = ["y ~ x + (1 | comm/mom)", "--family", "poisson", "--nolog"]
+    mem_json, dask_json = str(tmp_path / "mem.json"), str(tmp_path / "dask.json")
+    assert main(["fit", str(tmp_path / "all.parquet"), *common, "--json", mem_json]) == 0
+    out_mem = capsys.readouterr().out
+    args = ["fit", str(folder), *common, "--dask", "--workers", "2", "--json", dask_json]
+    assert main(args) == 0
+    assert capsys.readouterr().out == out_mem
+    mine, want = json.loads(open(dask_json).read()), json.loads(open(mem_json).read())
+    assert (mine["engine"], mine["partitions"], mine["workers"]) == ("dask", 3, 2)
+    assert mine["groups"] == want["groups"]
+    for a, b in zip(mine["coef"], want["coef"], strict=True):
+        assert a["estimate"] == pytest.approx(b["estimate"], rel=1e-7)
+        assert a["se"] == pytest.approx(b["se"], rel=1e-7)
+    assert mine["loglik"] == pytest.approx(want["loglik"], abs=1e-5)
