@@ -45,7 +45,7 @@ from mixedglm.models.vce import glmm_robust
 from mixedglm.models.weights import row_weights, weighted_engines
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
-from mixedglm.options import check_level, check_maxiter, integration_rule
+from mixedglm.options import FitOptions, check_level, check_maxiter, integration_rule
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.multilevel import MultilevelResults
 
@@ -395,11 +395,13 @@ def glmm(
 
         _refuse_on_dask(reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights)
         check_dask_vce(vce, parsed.groups[0] if len(parsed.groups) == 1 else None)
-        return fit_on_dask(
-            parsed, data, fam, rule=rule, cov=_one_factor_cov(cov), subset=subset, offset=offset,
-            exposure=exposure, trials=trials, level=level, maxiter=maxiter, nolog=nolog,
-            quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
+        opts = FitOptions(
+            subset=subset, offset=offset, exposure=exposure, level=level, maxiter=maxiter,
+            nolog=nolog, quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
         )  # fmt: skip
+        return fit_on_dask(
+            parsed, data, fam, opts, rule=rule, cov=_one_factor_cov(cov), trials=trials
+        )
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)
     parsed, frame, offset, trials = idioms.formula, idioms.data, idioms.offset, idioms.trials
