@@ -40,6 +40,18 @@ def _same(a, b, path: str) -> None:
         assert a == b, path
 
 
+def parquet_parts(data: pd.DataFrame, tmp_path, parts: int = 3) -> tuple[str, str]:
+    """``data`` as one Parquet file and as a directory of ``parts`` files (every
+    ``parts``-th row in each): their paths."""
+    whole = tmp_path / "all.parquet"
+    data.to_parquet(whole)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k in range(parts):
+        data.iloc[k::parts].to_parquet(folder / f"part-{k}.parquet")
+    return str(whole), str(folder)
+
+
 def simulate_conditional(kind: str, seed: int = 1, n_groups: int = 150) -> pd.DataFrame:
     """Groups of 1 to 8 rows (some without information), a text covariate with a rare
     level, a column collinear with others and one constant within groups, missing values

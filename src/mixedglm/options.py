@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import SupportsInt, cast
 
 from mixedglm.engines.rules import IntegrationRule, make_rule
@@ -94,3 +96,26 @@ def integration_rule(
         raise
     except MixedGLMError as err:  # make_rule's errors are about options
         raise OptionError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What a fit on Dask takes from its command, checked there: the estimation sample and
+    offset columns, the optimiser's and the output's options, and where to run
+    (``scheduler``, ``workers``: :func:`mixedglm.scale.session.dask_client`)."""
+
+    subset: str | None = None
+    offset: str | None = None
+    exposure: str | None = None
+    level: float = 95.0
+    maxiter: int = 100
+    nolog: bool = False
+    quiet: bool = False
+    vce: str | None = None
+    scheduler: str | None = None
+    workers: int | None = None
+
+    @property
+    def log(self) -> Callable[[str], None] | None:
+        """``print`` for the iteration log; None with ``nolog`` or ``quiet``."""
+        return None if self.nolog or self.quiet else print

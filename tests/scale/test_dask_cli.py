@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mixedglm.cli import main
-from scale_checks import same_document, simulate_conditional
+from scale_checks import parquet_parts, same_document, simulate_conditional
 
 from refdata import REFERENCE
 
@@ -57,18 +57,13 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(capsys, monkeypatch):
 
 
 def test_xtpoisson_on_a_parquet_directory_with_a_scheduler(client, tmp_path, capsys):
-    data = simulate_conditional("poisson", seed=4)
-    data.to_parquet(tmp_path / "all.parquet")
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for k in range(3):
-        data.iloc[k::3].to_parquet(folder / f"part-{k}.parquet")
+    whole, folder = parquet_parts(simulate_conditional("poisson", seed=4), tmp_path)
     common = ["y ~ x1 + x2 + C(region)", "--group", "g", "--exposure", "expo", "--irr"]
     mem_json, dask_json = str(tmp_path / "mem.json"), str(tmp_path / "dask.json")
-    assert main(["xtpoisson", str(tmp_path / "all.parquet"), *common, "--json", mem_json]) == 0
+    assert main(["xtpoisson", whole, *common, "--json", mem_json]) == 0
     out_mem = capsys.readouterr().out
     address = client.scheduler.address
-    args = ["xtpoisson", str(folder), *common, "--dask", "--scheduler", address]
+    args = ["xtpoisson", folder, *common, "--dask", "--scheduler", address]
     args += ["--json", dask_json]
     assert main(args) == 0
     assert capsys.readouterr().out == out_mem  # notes, iteration log and table

@@ -284,7 +284,7 @@ def test_bad_input_on_dask_is_refused_with_reasons(client):
     data = simulate("logit", seed=2)
     data["h"] = data["g"].str[:3]
     ddf = dd.from_pandas(data, npartitions=2)
-    with pytest.raises(FormulaError, match="g, h are crossed .* not written in the formula"):
+    with pytest.raises(FormulaError, match=r"g, h are crossed .* not written in the formula"):
         mg.glmm("y ~ x1 + (1 | g) + (1 | h)", ddf, nolog=True)
     with pytest.raises(DataError, match="variable 'x9' not found"):
         mg.glmm("y ~ x9 + (1 | g)", ddf, nolog=True)

@@ -19,6 +19,7 @@ import mixedglm as mg
 from mixedglm.cli import main
 from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.results.dask_multilevel import DaskMultilevelResults
+from scale_checks import parquet_parts
 
 
 def simulate(family: str, seed: int = 5, n_top: int = 40, slope: float = 0.0) -> pd.DataFrame:
@@ -178,17 +179,12 @@ def test_weights_and_vce_with_nested_factors_are_refused_on_dask(client):
 
 
 def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys):
-    data = simulate("poisson", seed=9)
-    data.to_parquet(tmp_path / "all.parquet")
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for k in range(3):
-        data.iloc[k::3].to_parquet(folder / f"part-{k}.parquet")
+    whole, folder = parquet_parts(simulate("poisson", seed=9), tmp_path)
     common = ["y ~ x + (1 | comm/mom)", "--family", "poisson", "--nolog"]
     mem_json, dask_json = str(tmp_path / "mem.json"), str(tmp_path / "dask.json")
-    assert main(["fit", str(tmp_path / "all.parquet"), *common, "--json", mem_json]) == 0
+    assert main(["fit", whole, *common, "--json", mem_json]) == 0
     out_mem = capsys.readouterr().out
-    args = ["fit", str(folder), *common, "--dask", "--workers", "2", "--json", dask_json]
+    args = ["fit", folder, *common, "--dask", "--workers", "2", "--json", dask_json]
     assert main(args) == 0
     assert capsys.readouterr().out == out_mem
     mine, want = json.loads(open(dask_json).read()), json.loads(open(mem_json).read())

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from mixedglm.engines.rules import IntegrationRule
 from mixedglm.optim import Evaluation
+
+if TYPE_CHECKING:
+    from mixedglm.families import Family
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,83 @@ class Engine(Protocol):
     def __call__(self, params: np.ndarray, order: int) -> Evaluation:
         """Same as :meth:`evaluate`: the optimiser's interface."""
         ...
+
+
+class _Sized(Protocol):
+    """What :class:`ParameterVector` reads from its engine."""
+
+    @property
+    def family(self) -> Family: ...
+    @property
+    def n_beta(self) -> int: ...
+    @property
+    def n_theta(self) -> int: ...
+    @property
+    def n_aux(self) -> int: ...
+
+
+class _Factored(_Sized, Protocol):
+    """What :class:`FactorParameters` reads from its engine."""
+
+    @property
+    def X(self) -> np.ndarray: ...
+    @property
+    def _theta_slices(self) -> list[slice]: ...
+
+
+class _Ruled(Protocol):
+    """What :class:`RuleAccessors` reads from its engine."""
+
+    @property
+    def rule(self) -> IntegrationRule: ...
+
+
+class RuleAccessors:
+    """An engine's integration rule's ``nagq``, ``method`` and ``curvature`` (mixin; the
+    engine holds the rule as ``rule``)."""
+
+    @property
+    def nagq(self: _Ruled) -> int:
+        return self.rule.nagq
+
+    @property
+    def method(self: _Ruled) -> str:
+        return self.rule.method
+
+    @property
+    def curvature(self: _Ruled) -> str:
+        return self.rule.curvature
+
+
+class ParameterVector:
+    """The parts of an engine's ``[beta, theta, aux]`` (mixin): the engine defines
+    ``n_beta``, ``n_theta`` and ``family``."""
+
+    @property
+    def n_aux(self: _Sized) -> int:
+        return self.family.n_aux
+
+    @property
+    def n_params(self: _Sized) -> int:
+        return self.n_beta + self.n_theta + self.n_aux
+
+    def split(self: _Sized, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``params`` -> ``(beta, theta, aux)``."""
+        p, t = self.n_beta, self.n_theta
+        return params[:p], params[p : p + t], params[p + t :]
+
+
+class FactorParameters(ParameterVector):
+    """:class:`ParameterVector` of an engine of several grouping factors, with the fixed
+    effects' design ``X`` and each factor's slice of ``theta`` (``_theta_slices``)."""
+
+    @property
+    def n_beta(self: _Factored) -> int:
+        return self.X.shape[1]
+
+    def theta_of(self: _Factored, theta: np.ndarray, k: int) -> np.ndarray:
+        """Factor ``k``'s part of ``theta``."""
+        return theta[self._theta_slices[k]]
 
 
 EngineFactory = Callable[[IntegrationRule], Engine]

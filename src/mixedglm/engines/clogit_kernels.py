@@ -40,6 +40,32 @@ def pack_outer_acc(out, scale, d, p):
             idx += 1
 
 
+@numba.njit(cache=True, inline="always")
+def _event_row(y, lo, t, flip, s, order, xc, grad):
+    """Whether row ``t`` of the group is an event (after the flip); an event adds its
+    centred ``s x_t`` to the score."""
+    if (y[lo + t] != 0.0) == flip:
+        return False
+    if order >= 1:
+        for u in range(grad.shape[0]):
+            grad[u] += s * xc[t, u]
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _live_cells(t, n, kk):
+    """The cells ``m_lo..m_hi`` of the recursion that row ``t`` updates: those that can
+    still reach ``(n, kk)``."""
+    return max(1, kk - (n - 1 - t)), min(t + 1, kk)
+
+
+@numba.njit(cache=True)
+def chunk_accumulators(chunks, p):
+    """Per chunk of groups: the log-likelihood, score and packed Hessian, zeroed."""
+    n_chunks = chunks.shape[0] - 1
+    return np.zeros(n_chunks), np.zeros((n_chunks, p)), np.zeros((n_chunks, p * (p + 1) // 2))
+
+
 @numba.njit(cache=True)
 def _softmax_group(X, y, lo, hi, flip, s, order, e, w, xbar, diff, grad, hess):
     """One event among ``n`` rows (after the flip): ``eta_event - logsumexp(eta)``."""
@@ -106,13 +132,9 @@ def _recursion_group(X, y, lo, hi, kk, flip, s, order, e, xc, logb, mean, cov, d
     ll_num = 0.0
     for t in range(n):
         e_t = e[t]
-        if (y[lo + t] != 0.0) != flip:  # an event (after the flip)
+        if _event_row(y, lo, t, flip, s, order, xc, grad):
             ll_num += e_t
-            if order >= 1:
-                for u in range(p):
-                    grad[u] += s * xc[t, u]
-        m_hi = min(t + 1, kk)
-        m_lo = max(1, kk - (n - 1 - t))  # only cells that can still reach (n, kk)
+        m_lo, m_hi = _live_cells(t, n, kk)
         for m in range(m_hi, m_lo - 1, -1):
             # B(t+1, m) = B(t, m) + w_t B(t, m-1) = a-part + b-part, a + b = 1
             la = logb[m]
@@ -216,13 +238,9 @@ def _ratio_group(X, y, lo, hi, kk, flip, s, order, e, xc, work, d, mean, cov, gr
     for t in range(n):
         et = e[t] - c
         wt = math.exp(et)
-        if (y[lo + t] != 0.0) != flip:  # an event (after the flip)
+        if _event_row(y, lo, t, flip, s, order, xc, grad):
             ll_num += et
-            if order >= 1:
-                for u in range(p):
-                    grad[u] += s * xc[t, u]
-        m_hi = min(t + 1, kk)
-        m_lo = max(1, kk - (n - 1 - t))  # only cells that can still reach (n, kk)
+        m_lo, m_hi = _live_cells(t, n, kk)
         if m_lo > 1:
             a[m_lo - 1] = R[m_lo - 1] / (R[m_lo - 1] + wt)
         for m in range(m_lo, m_hi + 1):
@@ -355,12 +373,8 @@ def _clogit_chunk(X, y, beta, offset, starts, k, g0, g1, order, grad, hess):
 
 @numba.njit(cache=True, parallel=True)
 def clogit_parallel(X, y, beta, offset, starts, k, chunks, order):
-    p = X.shape[1]
-    n_chunks = chunks.shape[0] - 1
-    ll = np.zeros(n_chunks)
-    grad = np.zeros((n_chunks, p))
-    hess = np.zeros((n_chunks, p * (p + 1) // 2))
-    for c in prange(n_chunks):
+    ll, grad, hess = chunk_accumulators(chunks, X.shape[1])
+    for c in prange(ll.shape[0]):
         ll[c] = _clogit_chunk(
             X, y, beta, offset, starts, k, chunks[c], chunks[c + 1], order, grad[c], hess[c]
         )

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from functools import partial
 
 import numba
 import numpy as np
@@ -37,6 +39,7 @@ from numba import prange
 from scipy.special import gammaln, logsumexp
 
 from mixedglm.engines.clogit_kernels import (
+    chunk_accumulators,
     clogit_parallel,
     clogit_serial,
     count_events,
@@ -92,6 +95,32 @@ def _linear_predictor(beta: np.ndarray, X: np.ndarray, offset: np.ndarray | None
     return eta + _check_offset(offset, X.shape[0]) if offset is not None else eta
 
 
+_Terms = tuple[float, np.ndarray, np.ndarray]
+
+
+def _reference_sum(
+    group_terms: Callable[[np.ndarray, np.ndarray, np.ndarray], _Terms | None],
+    beta: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    offset: np.ndarray | None,
+    starts: np.ndarray,
+    order: int,
+) -> Evaluation:
+    """A NumPy reference: ``group_terms(X_g, y_g, eta_g)`` (log-likelihood, score and
+    Hessian of one group, None for a group without information) summed over the groups."""
+    eta = _linear_predictor(beta, X, offset)
+    p = X.shape[1]
+    ll, grad, hess = 0.0, np.zeros(p), np.zeros((p, p))
+    for lo, hi in itertools.pairwise(starts):
+        terms = group_terms(X[lo:hi], y[lo:hi], eta[lo:hi])
+        if terms is not None:
+            ll += terms[0]
+            grad += terms[1]
+            hess += terms[2]
+    return Evaluation(ll, grad if order >= 1 else None, hess if order == 2 else None)
+
+
 def _unpack(ll: float, grad: np.ndarray, packed: np.ndarray, p: int, order: int) -> Evaluation:
     """Evaluation from summed chunk results; ``packed`` is the upper triangle, row-major."""
     if order == 0:
@@ -112,6 +141,8 @@ def clogit_evaluate(
     starts: np.ndarray,
     order: int = 2,
     offset: np.ndarray | None = None,
+    *,
+    reference: bool = False,
 ) -> Evaluation:
     """Conditional (fixed-effects) logit log-likelihood, score and Hessian at ``beta``.
 
@@ -123,6 +154,8 @@ def clogit_evaluate(
     starts : (G + 1,) int64, first row of each group and N at the end.
     order : 0 for the log-likelihood only, 1 adds the gradient, 2 the Hessian.
     offset : (N,) optional term added to the linear predictor with coefficient 1.
+    reference : the NumPy version of the same recursion, vectorised over the cells (slow,
+        for tests; also :func:`clogit_evaluate_reference`).
 
     Returns
     -------
@@ -132,6 +165,8 @@ def clogit_evaluate(
         conditional covariance of the sufficient statistic, computed exactly.
     """
     beta, X, y, starts = _check_arrays(beta, X, y, starts, order)
+    if reference:
+        return _reference_sum(_clogit_group_reference, beta, X, y, offset, starts, order)
     offset = _check_offset(offset, y.shape[0])
     k = count_events(y, starts)
     n = np.diff(starts)
@@ -150,59 +185,90 @@ def clogit_evaluate(
 # Conditional logit: NumPy reference
 
 
-def clogit_evaluate_reference(
-    beta: np.ndarray,
-    X: np.ndarray,
-    y: np.ndarray,
-    starts: np.ndarray,
-    order: int = 2,
-    offset: np.ndarray | None = None,
-) -> Evaluation:
-    """The same as :func:`clogit_evaluate`, vectorised over ``m`` in NumPy (slow, for tests)."""
-    beta, X, y, starts = _check_arrays(beta, X, y, starts, order)
-    eta = _linear_predictor(beta, X, offset)
-    p = X.shape[1]
-    ll, grad, hess = 0.0, np.zeros(p), np.zeros((p, p))
-    for lo, hi in itertools.pairwise(starts):
-        n = hi - lo
-        d = y[lo:hi] != 0.0
-        k = int(d.sum())
-        if k == 0 or k == n:
-            continue
-        s = -1.0 if 2 * k > n else 1.0
-        if s < 0:
-            d, k = ~d, n - k
-        e = s * eta[lo:hi]
-        x = X[lo:hi] - X[lo:hi].mean(axis=0)
-        logb = np.full(k + 1, -np.inf)
-        logb[0] = 0.0
-        mean = np.zeros((k + 1, p))
-        cov = np.zeros((k + 1, p, p))
-        for t in range(n):
-            m = min(t + 1, k)  # cells 1..m change
-            la, lb = logb[1 : m + 1], e[t] + logb[:m]
-            # a = B(t, m) / B(t+1, m), b = 1 - a, each computed without cancellation
-            r = np.exp(-np.abs(la - lb))
-            big, small = 1.0 / (1.0 + r), r / (1.0 + r)
-            a, b = np.where(la >= lb, big, small), np.where(la >= lb, small, big)
-            new = np.maximum(la, lb) + np.log1p(r)
-            with_t = mean[:m] + x[t]
-            dm = with_t - mean[1 : m + 1]
-            cov[1 : m + 1] = (
-                a[:, None, None] * cov[1 : m + 1]
-                + b[:, None, None] * cov[:m]
-                + (a * b)[:, None, None] * dm[:, :, None] * dm[:, None, :]
-            )
-            mean[1 : m + 1] = a[:, None] * mean[1 : m + 1] + b[:, None] * with_t
-            logb[1 : m + 1] = new
-        ll += e[d].sum() - logb[k]
-        grad += s * (x[d].sum(axis=0) - mean[k])
-        hess -= cov[k]
-    return Evaluation(ll, grad if order >= 1 else None, hess if order == 2 else None)
+def _clogit_group_reference(X: np.ndarray, y: np.ndarray, eta: np.ndarray) -> _Terms | None:
+    """One group's conditional logit terms, the recursion vectorised over the cells
+    (see :func:`clogit_evaluate`, ``reference=True``)."""
+    n, p = X.shape
+    d = y != 0.0
+    k = int(d.sum())
+    if k == 0 or k == n:
+        return None
+    s = -1.0 if 2 * k > n else 1.0
+    if s < 0:
+        d, k = ~d, n - k
+    e = s * eta
+    x = X - X.mean(axis=0)
+    logb = np.full(k + 1, -np.inf)
+    logb[0] = 0.0
+    mean = np.zeros((k + 1, p))
+    cov = np.zeros((k + 1, p, p))
+    for t in range(n):
+        m = min(t + 1, k)  # cells 1..m change
+        la, lb = logb[1 : m + 1], e[t] + logb[:m]
+        # a = B(t, m) / B(t+1, m), b = 1 - a, each computed without cancellation
+        r = np.exp(-np.abs(la - lb))
+        big, small = 1.0 / (1.0 + r), r / (1.0 + r)
+        a, b = np.where(la >= lb, big, small), np.where(la >= lb, small, big)
+        new = np.maximum(la, lb) + np.log1p(r)
+        with_t = mean[:m] + x[t]
+        dm = with_t - mean[1 : m + 1]
+        cov[1 : m + 1] = (
+            a[:, None, None] * cov[1 : m + 1]
+            + b[:, None, None] * cov[:m]
+            + (a * b)[:, None, None] * dm[:, :, None] * dm[:, None, :]
+        )
+        mean[1 : m + 1] = a[:, None] * mean[1 : m + 1] + b[:, None] * with_t
+        logb[1 : m + 1] = new
+    return e[d].sum() - logb[k], s * (x[d].sum(axis=0) - mean[k]), -cov[k]
+
+
+clogit_evaluate_reference = partial(clogit_evaluate, reference=True)
+"""The NumPy version of :func:`clogit_evaluate` (slow, for tests)."""
 
 
 # ---------------------------------------------------------------------------------------------
 # Conditional Poisson
+
+
+@numba.njit(cache=True)
+def _cpoisson_group(X, y, beta, offset, lo, hi, order, e, xbar, diff, grad, hess):
+    """The group of rows ``lo:hi``: add its score and packed Hessian into ``grad``, ``hess``;
+    return its log-likelihood (``e``, ``xbar``, ``diff``: scratch)."""
+    p = X.shape[1]
+    total = 0.0
+    for i in range(lo, hi):
+        total += y[i]
+    if total == 0.0:
+        return 0.0  # all zeros: probability 1 whatever beta
+    eta_rows(X, beta, offset, lo, hi, 1.0, e)
+    mx = -np.inf
+    for t in range(hi - lo):
+        mx = max(mx, e[t])
+    tot = 0.0
+    for t in range(hi - lo):
+        tot += math.exp(e[t] - mx)
+    lse = mx + math.log(tot)
+    llg = math.lgamma(total + 1.0)
+    for t in range(hi - lo):
+        if y[lo + t] != 0.0:
+            llg += y[lo + t] * (e[t] - lse) - math.lgamma(y[lo + t] + 1.0)
+    if order == 0:
+        return llg
+    for u in range(p):
+        xbar[u] = 0.0
+    for t in range(hi - lo):
+        e[t] = math.exp(e[t] - lse)  # now the multinomial probabilities
+        for u in range(p):
+            xbar[u] += e[t] * X[lo + t, u]
+    for t in range(hi - lo):
+        for u in range(p):
+            diff[u] = X[lo + t, u] - xbar[u]
+        if y[lo + t] != 0.0:
+            for u in range(p):
+                grad[u] += y[lo + t] * diff[u]
+        if order == 2:
+            pack_outer_acc(hess, -total * e[t], diff, p)
+    return llg
 
 
 @numba.njit(cache=True)
@@ -217,53 +283,16 @@ def _cpoisson_chunk(X, y, beta, offset, starts, g0, g1, order, grad, hess):
     diff = np.empty(p)
     ll = 0.0
     for g in range(g0, g1):
-        lo = starts[g]
-        hi = starts[g + 1]
-        total = 0.0
-        for i in range(lo, hi):
-            total += y[i]
-        if total == 0.0:
-            continue  # all zeros: probability 1 whatever beta
-        eta_rows(X, beta, offset, lo, hi, 1.0, e)
-        mx = -np.inf
-        for t in range(hi - lo):
-            mx = max(mx, e[t])
-        tot = 0.0
-        for t in range(hi - lo):
-            tot += math.exp(e[t] - mx)
-        lse = mx + math.log(tot)
-        llg = math.lgamma(total + 1.0)
-        for t in range(hi - lo):
-            if y[lo + t] != 0.0:
-                llg += y[lo + t] * (e[t] - lse) - math.lgamma(y[lo + t] + 1.0)
-        ll += llg
-        if order == 0:
-            continue
-        for u in range(p):
-            xbar[u] = 0.0
-        for t in range(hi - lo):
-            e[t] = math.exp(e[t] - lse)  # now the multinomial probabilities
-            for u in range(p):
-                xbar[u] += e[t] * X[lo + t, u]
-        for t in range(hi - lo):
-            for u in range(p):
-                diff[u] = X[lo + t, u] - xbar[u]
-            if y[lo + t] != 0.0:
-                for u in range(p):
-                    grad[u] += y[lo + t] * diff[u]
-            if order == 2:
-                pack_outer_acc(hess, -total * e[t], diff, p)
+        ll += _cpoisson_group(
+            X, y, beta, offset, starts[g], starts[g + 1], order, e, xbar, diff, grad, hess
+        )
     return ll
 
 
 @numba.njit(cache=True, parallel=True)
 def _cpoisson_parallel(X, y, beta, offset, starts, chunks, order):
-    p = X.shape[1]
-    n_chunks = chunks.shape[0] - 1
-    ll = np.zeros(n_chunks)
-    grad = np.zeros((n_chunks, p))
-    hess = np.zeros((n_chunks, p * (p + 1) // 2))
-    for c in prange(n_chunks):
+    ll, grad, hess = chunk_accumulators(chunks, X.shape[1])
+    for c in prange(ll.shape[0]):
         ll[c] = _cpoisson_chunk(
             X, y, beta, offset, starts, chunks[c], chunks[c + 1], order, grad[c], hess[c]
         )
@@ -286,17 +315,15 @@ def cpoisson_evaluate(
     offset: np.ndarray | None,
     starts: np.ndarray,
     order: int = 2,
+    *,
+    reference: bool = False,
 ) -> Evaluation:
     """Conditional (fixed-effects) Poisson log-likelihood, score and Hessian at ``beta``.
 
-    Parameters
-    ----------
-    beta : (p,) coefficients.
-    X : (N, p) covariates, rows sorted by group.
-    y : (N,) non-negative counts.
-    offset : (N,) or None, added to the linear predictor (log exposure for ``exposure()``).
-    starts : (G + 1,) int64, first row of each group and N at the end.
-    order : 0 for the log-likelihood only, 1 adds the gradient, 2 the Hessian.
+    The parameters are those of :func:`clogit_evaluate` (``offset`` before ``starts``),
+    except ``y``: (N,) non-negative counts; ``offset`` (N,) or None is the log exposure for
+    ``exposure()``; ``reference=True`` computes the same in plain NumPy (slow, for tests;
+    also :func:`cpoisson_evaluate_reference`).
 
     Returns
     -------
@@ -306,6 +333,8 @@ def cpoisson_evaluate(
         exp(eta_s))]``. Groups whose counts are all zero contribute 0.
     """
     beta, X, y, starts = _check_arrays(beta, X, y, starts, order)
+    if reference:
+        return _reference_sum(_cpoisson_group_reference, beta, X, y, offset, starts, order)
     offset = _check_offset(offset, y.shape[0])
     cost = np.diff(starts).astype(np.float64) + 1.0
     if use_threads(cost):
@@ -318,27 +347,16 @@ def cpoisson_evaluate(
     return _unpack(ll, grad, packed, X.shape[1], order)
 
 
-def cpoisson_evaluate_reference(
-    beta: np.ndarray,
-    X: np.ndarray,
-    y: np.ndarray,
-    offset: np.ndarray | None,
-    starts: np.ndarray,
-    order: int = 2,
-) -> Evaluation:
-    """The same as :func:`cpoisson_evaluate` in plain NumPy (for tests)."""
-    beta, X, y, starts = _check_arrays(beta, X, y, starts, order)
-    eta = _linear_predictor(beta, X, offset)
-    p = X.shape[1]
-    ll, grad, hess = 0.0, np.zeros(p), np.zeros((p, p))
-    for lo, hi in itertools.pairwise(starts):
-        yg, eg, xg = y[lo:hi], eta[lo:hi], X[lo:hi]
-        total = yg.sum()
-        if total == 0:
-            continue
-        prob = np.exp(eg - logsumexp(eg))
-        ll += gammaln(total + 1) - gammaln(yg + 1).sum() + yg @ (eg - logsumexp(eg))
-        dx = xg - prob @ xg
-        grad += yg @ dx
-        hess -= total * (dx.T * prob) @ dx
-    return Evaluation(ll, grad if order >= 1 else None, hess if order == 2 else None)
+def _cpoisson_group_reference(X: np.ndarray, y: np.ndarray, eta: np.ndarray) -> _Terms | None:
+    """One group's conditional Poisson terms in NumPy (see :func:`cpoisson_evaluate`)."""
+    total = y.sum()
+    if total == 0:
+        return None
+    prob = np.exp(eta - logsumexp(eta))
+    ll = gammaln(total + 1) - gammaln(y + 1).sum() + y @ (eta - logsumexp(eta))
+    dx = X - prob @ X
+    return ll, y @ dx, -(total * (dx.T * prob) @ dx)
+
+
+cpoisson_evaluate_reference = partial(cpoisson_evaluate, reference=True)
+"""The NumPy version of :func:`cpoisson_evaluate` (slow, for tests)."""

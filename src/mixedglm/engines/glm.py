@@ -9,7 +9,7 @@ import numpy as np
 from mixedglm.design.arrays import BLOCK_ROWS
 from mixedglm.engines.parallel import row_bounds, run_chunks
 from mixedglm.families import Family
-from mixedglm.families.dispatch import aux_derivs, eta_derivs
+from mixedglm.families.dispatch import aux_buffers, aux_derivs, eta_derivs
 from mixedglm.jit import kernel
 from mixedglm.optim import Evaluation
 
@@ -34,10 +34,7 @@ def _glm_block(
     ``[beta, aux]`` accumulated into ``grad`` and ``hess`` (lower triangle)."""
     p = X.shape[1]
     n_aux = aux.shape[0]
-    l_a = np.zeros(n_aux)
-    l_ea = np.zeros(n_aux)
-    l_eea = np.zeros(n_aux)
-    l_aa = np.zeros((n_aux, n_aux))
+    l_a, l_ea, l_eea, l_aa = aux_buffers(n_aux)
     loglik = 0.0
     for j in range(lo, hi):
         eta = offset[j]

@@ -33,7 +33,7 @@ import scipy.sparse.csgraph
 
 from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import laplace_kernels as kern
-from mixedglm.engines.base import Contributions, Posterior
+from mixedglm.engines.base import Contributions, FactorParameters, Posterior
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.optim import Evaluation
@@ -50,7 +50,7 @@ class _NotFinite(Exception):
     """PIRLS met a non-positive-definite or non-finite system."""
 
 
-class JointLaplaceEngine:
+class JointLaplaceEngine(FactorParameters):
     """The joint Laplace log-likelihood of ``[beta, theta_1 .. theta_K, aux]``; ``theta_k``
     parameterises factor ``k``'s ``Lambda`` (formula order, see
     :mod:`mixedglm.engines.covariance`)."""
@@ -186,27 +186,7 @@ class JointLaplaceEngine:
                 da[t, :, first : first + f.q] = f.Z @ e
         return da
 
-    # -- parameters -------------------------------------------------------------------
-    @property
-    def n_beta(self) -> int:
-        return self.X.shape[1]
-
-    @property
-    def n_aux(self) -> int:
-        return self.family.n_aux
-
-    @property
-    def n_params(self) -> int:
-        return self.n_beta + self.n_theta + self.n_aux
-
-    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p, t = self.n_beta, self.n_theta
-        return params[:p], params[p : p + t], params[p + t :]
-
-    def theta_of(self, theta: np.ndarray, k: int) -> np.ndarray:
-        """Factor ``k``'s part of ``theta``."""
-        return theta[self._theta_slices[k]]
-
+    # -- parameters (n_beta, n_aux, n_params, split, theta_of: FactorParameters) ------
     def _row_values(self, theta: np.ndarray) -> np.ndarray:
         """``a`` = the rows of ``A = Z Lambda`` on their coordinates ``(N, J)``."""
         return np.ascontiguousarray(np.tensordot(theta, self._da, axes=1))
@@ -248,23 +228,29 @@ class JointLaplaceEngine:
         x1 = kern.back_substitute(r1, x2, fac["Dinv"], fac["F"], self.kptr, self.kpos, self.q1)
         return np.concatenate([x1, x2])
 
+    def _rows(
+        self, xb: np.ndarray, a: np.ndarray, u: np.ndarray, aux: np.ndarray, out: tuple
+    ) -> float:
+        """The penalised log-likelihood at ``u``; the rows' ``eta`` and kernel derivatives
+        into the five arrays of ``out``."""
+        val = kern.row_terms(xb, self.pos, a, u, self.y, self.trials, aux, self.family.token, *out)
+        return val - 0.5 * float(u @ u)
+
     def _pirls(self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray) -> dict:
-        """The joint mode of ``u`` and everything at it (rows' derivatives, factors)."""
+        """The joint mode of ``u`` and everything at it (rows' derivatives, factors).
+
+        Each trial point of the step halving is evaluated into the spare set of row arrays,
+        so that an accepted step's values serve the next iteration as they are."""
         n = self.y.shape[0]
-        fam, link = self.family.token, 0
-        eta, l0, l1, l2, l3 = (np.empty(n) for _ in range(5))
+        rows, spare = (tuple(np.empty(n) for _ in range(5)) for _ in range(2))
         u = self.u.copy()
         if not np.all(np.isfinite(u)):
             u[:] = 0.0
+        obj = self._rows(xb, a, u, aux, rows)
+        if not np.isfinite(obj):
+            raise _NotFinite
         for _ in range(PIRLS_MAXITER):
-            obj = kern.row_terms(
-                xb, self.pos, a, u, self.y, self.trials, aux, fam, link, eta, l0, l1, l2, l3
-            )
-            obj -= 0.5 * float(u @ u)
-            if not np.isfinite(obj):
-                raise _NotFinite
-            w = -l2
-            fac = self._factorise(a, l1, w, u)
+            fac = self._factorise(a, rows[2], -rows[3], u)
             delta = self._solve(fac, fac["grad"])
             decrement = float(fac["grad"] @ delta)
             if decrement < PIRLS_TOL * max(1.0, abs(obj)) or decrement < 1e-24:
@@ -272,16 +258,17 @@ class JointLaplaceEngine:
             step = 1.0
             for _ in range(60):
                 trial = u + step * delta
-                val = kern.row_loglik(xb, self.pos, a, trial, self.y, self.trials, aux, fam, link)
-                val -= 0.5 * float(trial @ trial)
+                val = self._rows(xb, a, trial, aux, spare)
                 if np.isfinite(val) and val >= obj - 1e-12 * abs(obj):
                     break
                 step *= 0.5
             else:
                 break
-            u = trial
+            u, obj = trial, val
+            rows, spare = spare, rows
         else:
             raise _NotFinite
+        eta, l0, l1, l2, l3 = rows
         self.u = u
         return {
             "u": u,
@@ -351,7 +338,6 @@ class JointLaplaceEngine:
             self.trials,
             aux,
             self.family.token,
-            0,
             st["l1"],
             st["w"],
             st["l3"],

@@ -10,48 +10,22 @@ in the rest, at local indices ``loc[i, :]`` into the list of rest positions its 
 meets (``kpos[kptr[g]:kptr[g + 1]]``). The coupling ``B`` between block level ``g`` and the
 rest is stored densely on that list: ``q1 x n_g`` values from ``kptr[g] q1``.
 
-The family enters through :func:`family_derivs` and :func:`family_aux_derivs` only (one call
-site each), so that a per-family compiled plug-in can replace them.
+The family enters through its token (:mod:`mixedglm.families.dispatch`): ``eta_derivs`` in
+:func:`row_terms`, ``aux_derivs`` in :func:`gradient_rows`.
 """
 
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from mixedglm.families.dispatch import aux_derivs, eta_derivs
+from mixedglm.engines.aghq.linalg import spd_inverse_into
+from mixedglm.families.dispatch import aux_buffers, aux_derivs, eta_derivs
+from mixedglm.jit import kernel
 
 
-@numba.njit(cache=True, inline="always")
-def family_derivs(
-    family: object, link: int, y: float, n: float, eta: float, aux: np.ndarray
-) -> tuple[float, float, float, float]:
-    """The family's log-likelihood kernel and its first three eta-derivatives (one site):
-    ``family`` is the family's token (:mod:`mixedglm.families.dispatch`); ``link`` is
-    unused (the token knows its link)."""
-    return eta_derivs(family, y, n, eta, aux)
-
-
-@numba.njit(cache=True, inline="always")
-def family_aux_derivs(
-    family: object,
-    link: int,
-    y: float,
-    n: float,
-    eta: float,
-    aux: np.ndarray,
-    l_a: np.ndarray,
-    l_ea: np.ndarray,
-    l_eea: np.ndarray,
-    l_aa: np.ndarray,
-) -> None:
-    """The kernel's derivatives in the family's auxiliary parameters (one site)."""
-    aux_derivs(family, y, n, eta, aux, l_a, l_ea, l_eea, l_aa)
-
-
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def cidx(p1: int, p2: int, layout: tuple) -> int:
     """Index of ``S[p1, p2]`` in the flat storage of the rest's dense component blocks
     (``p1`` and ``p2`` in the same component). ``layout`` = ``(rest_comp, comp_first,
@@ -62,7 +36,7 @@ def cidx(p1: int, p2: int, layout: tuple) -> int:
     return comp_base[c] + (p1 - comp_first[c]) * comp_size[c] + (p2 - comp_first[c])
 
 
-@numba.njit(cache=True)
+@kernel
 def row_terms(
     xb: np.ndarray,
     pos: np.ndarray,
@@ -72,14 +46,14 @@ def row_terms(
     ntr: np.ndarray,
     aux: np.ndarray,
     family: object,
-    link: int,
     eta: np.ndarray,
     l0: np.ndarray,
     l1: np.ndarray,
     l2: np.ndarray,
     l3: np.ndarray,
 ) -> float:
-    """Linear predictors and the kernel's derivatives per row; returns the kernel's sum."""
+    """Linear predictors and the kernel's derivatives per row; returns the kernel's sum
+    (``family`` is the family's token, :mod:`mixedglm.families.dispatch`)."""
     n, width = a.shape
     total = 0.0
     for i in range(n):
@@ -87,7 +61,7 @@ def row_terms(
         for j in range(width):
             e += a[i, j] * u[pos[i, j]]
         eta[i] = e
-        f0, f1, f2, f3 = family_derivs(family, link, y[i], ntr[i], e, aux)
+        f0, f1, f2, f3 = eta_derivs(family, y[i], ntr[i], e, aux)
         l0[i] = f0
         l1[i] = f1
         l2[i] = f2
@@ -96,31 +70,7 @@ def row_terms(
     return total
 
 
-@numba.njit(cache=True)
-def row_loglik(
-    xb: np.ndarray,
-    pos: np.ndarray,
-    a: np.ndarray,
-    u: np.ndarray,
-    y: np.ndarray,
-    ntr: np.ndarray,
-    aux: np.ndarray,
-    family: object,
-    link: int,
-) -> float:
-    """The kernel's sum at ``u`` (the step-halving check of PIRLS)."""
-    n, width = a.shape
-    total = 0.0
-    for i in range(n):
-        e = xb[i]
-        for j in range(width):
-            e += a[i, j] * u[pos[i, j]]
-        f0, _, _, _ = family_derivs(family, link, y[i], ntr[i], e, aux)
-        total += f0
-    return total
-
-
-@numba.njit(cache=True)
+@kernel
 def assemble(
     c1: np.ndarray,
     pos: np.ndarray,
@@ -176,45 +126,20 @@ def assemble(
                     C[cidx(pt, p2, layout)] += at * a[i, q1 + t2]
 
 
-@numba.njit(cache=True)
-def _small_inverse(m: np.ndarray, out: np.ndarray) -> float:
-    """Inverse of a small symmetric positive definite matrix by Cholesky; returns its log
-    determinant (``nan`` when it is not positive definite)."""
-    q = m.shape[0]
-    low = np.zeros((q, q))
+@kernel
+def _small_inverse(m: np.ndarray, out: np.ndarray, low: np.ndarray, work: np.ndarray) -> float:
+    """Inverse of a small symmetric positive definite matrix into ``out`` by Cholesky
+    (``low``, ``work`` scratch); returns its log determinant (``nan`` when it is not
+    positive definite)."""
+    if not spd_inverse_into(m, low, work, out):
+        return np.nan
     logdet = 0.0
-    for j in range(q):
-        s = m[j, j]
-        for k in range(j):
-            s -= low[j, k] * low[j, k]
-        if not s > 0.0:
-            return np.nan
-        d = math.sqrt(s)
-        low[j, j] = d
-        logdet += 2.0 * math.log(d)
-        for i in range(j + 1, q):
-            t = m[i, j]
-            for k in range(j):
-                t -= low[i, k] * low[j, k]
-            low[i, j] = t / d
-    inv_low = np.zeros((q, q))
-    for j in range(q):
-        inv_low[j, j] = 1.0 / low[j, j]
-        for i in range(j + 1, q):
-            t = 0.0
-            for k in range(j, i):
-                t -= low[i, k] * inv_low[k, j]
-            inv_low[i, j] = t / low[i, i]
-    for i in range(q):
-        for j in range(q):
-            t = 0.0
-            for k in range(max(i, j), q):
-                t += inv_low[k, i] * inv_low[k, j]
-            out[i, j] = t
+    for j in range(m.shape[0]):
+        logdet += 2.0 * math.log(low[j, j])
     return logdet
 
 
-@numba.njit(cache=True)
+@kernel
 def schur(
     D: np.ndarray,
     B: np.ndarray,
@@ -230,8 +155,10 @@ def schur(
     """``Dinv = D^-1`` per level (log determinants in ``logdet_d``), ``F = D^-1 B`` and the
     Schur complement ``S <- C - B' D^-1 B`` in place. False when a ``D`` block is not
     positive definite."""
+    low = np.empty((q1, q1))
+    work = np.empty((q1, q1))
     for g in range(D.shape[0]):
-        ld = _small_inverse(D[g], Dinv[g])
+        ld = _small_inverse(D[g], Dinv[g], low, work)
         if not np.isfinite(ld):
             return False
         logdet_d[g] = ld
@@ -265,7 +192,7 @@ def schur(
     return True
 
 
-@numba.njit(cache=True)
+@kernel
 def reduce_rhs(
     rhs1: np.ndarray, rhs2: np.ndarray, F: np.ndarray, kptr: np.ndarray, kpos: np.ndarray, q1: int
 ) -> np.ndarray:
@@ -282,7 +209,7 @@ def reduce_rhs(
     return out
 
 
-@numba.njit(cache=True)
+@kernel
 def back_substitute(
     rhs1: np.ndarray,
     x2: np.ndarray,
@@ -307,7 +234,7 @@ def back_substitute(
     return out
 
 
-@numba.njit(cache=True)
+@kernel
 def selected_inverse(
     q1: int,
     kptr: np.ndarray,
@@ -348,7 +275,7 @@ def selected_inverse(
     return P, H11
 
 
-@numba.njit(cache=True)
+@kernel
 def row_leverages(
     c1: np.ndarray,
     pos: np.ndarray,
@@ -393,7 +320,7 @@ def row_leverages(
     return h
 
 
-@numba.njit(cache=True)
+@kernel
 def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
     """``A' c``."""
     out = np.zeros(size)
@@ -404,7 +331,7 @@ def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np
     return out
 
 
-@numba.njit(cache=True)
+@kernel
 def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``A s``."""
     n, width = a.shape
@@ -417,7 +344,7 @@ def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@kernel
 def gradient_rows(
     X: np.ndarray,
     pos: np.ndarray,
@@ -427,7 +354,6 @@ def gradient_rows(
     ntr: np.ndarray,
     aux: np.ndarray,
     family: object,
-    link: int,
     l1: np.ndarray,
     w: np.ndarray,
     l3: np.ndarray,
@@ -451,10 +377,7 @@ def gradient_rows(
     n_theta = da.shape[0]
     width = pos.shape[1]
     n_aux = aux.shape[0]
-    l_a = np.zeros(n_aux)
-    l_ea = np.zeros(n_aux)
-    l_eea = np.zeros(n_aux)
-    l_aa = np.zeros((n_aux, n_aux))
+    l_a, l_ea, l_eea, l_aa = aux_buffers(n_aux)
     for i in range(n):
         gt = top[i]
         ci = 0.5 * h[i] * l3[i]
@@ -473,12 +396,12 @@ def gradient_rows(
                     dv += d * v[i, j]
             out[gt, p + t] += de * du + l1[i] * ds - w[i] * dv
         if n_aux > 0:
-            family_aux_derivs(family, link, y[i], ntr[i], eta[i], aux, l_a, l_ea, l_eea, l_aa)
+            aux_derivs(family, y[i], ntr[i], eta[i], aux, l_a, l_ea, l_eea, l_aa)
             for k in range(n_aux):
                 out[gt, p + n_theta + k] += l_a[k] + 0.5 * h[i] * l_eea[k] + As[i] * l_ea[k]
 
 
-@numba.njit(cache=True)
+@kernel
 def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray) -> bool:
     """Cholesky factor of each component block in place (lower triangle, row-major);
     ``logdet[p]`` = ``2 log L_pp``. False when a block is not positive definite."""
@@ -505,7 +428,7 @@ def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray) -> bool:
     return True
 
 
-@numba.njit(cache=True)
+@kernel
 def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
     """``S^-1 rhs`` from the blocks' Cholesky factors."""
     _, comp_first, comp_size, comp_base = layout
@@ -528,7 +451,7 @@ def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
     return x
 
 
-@numba.njit(cache=True)
+@kernel
 def block_inverse(L: np.ndarray, layout: tuple) -> np.ndarray:
     """``S^-1`` on the component blocks from their Cholesky factors (same layout)."""
     _, comp_first, comp_size, comp_base = layout

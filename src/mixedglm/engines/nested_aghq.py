@@ -23,7 +23,7 @@ import numpy as np
 
 from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import nested_kernels as nk
-from mixedglm.engines.base import Contributions, Posterior
+from mixedglm.engines.base import Contributions, FactorParameters, Posterior, RuleAccessors
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.engines.quadrature import gauss_hermite_rule
 from mixedglm.engines.rules import IntegrationRule
@@ -45,7 +45,7 @@ def _runs(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], change, [n]]).astype(np.int64)
 
 
-class NestedAGHQEngine:
+class NestedAGHQEngine(FactorParameters, RuleAccessors):
     """The nested-AGHQ log-likelihood of ``[beta, theta_1 .. theta_K, aux]``."""
 
     def __init__(self, design: MultilevelDesign, family: Family, rule: IntegrationRule) -> None:
@@ -138,34 +138,7 @@ class NestedAGHQEngine:
         self.last_status = np.zeros(n_units[0], dtype=np.int64)
         self._laplace: JointLaplaceEngine | None = None
 
-    # -- parameters -------------------------------------------------------------------
-    @property
-    def nagq(self) -> int:
-        return self.rule.nagq
-
-    @property
-    def method(self) -> str:
-        return self.rule.method
-
-    @property
-    def n_beta(self) -> int:
-        return self.X.shape[1]
-
-    @property
-    def n_aux(self) -> int:
-        return self.family.n_aux
-
-    @property
-    def n_params(self) -> int:
-        return self.n_beta + self.n_theta + self.n_aux
-
-    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p, t = self.n_beta, self.n_theta
-        return params[:p], params[p : p + t], params[p + t :]
-
-    def theta_of(self, theta: np.ndarray, k: int) -> np.ndarray:
-        """Factor ``k``'s part of ``theta``."""
-        return theta[self._theta_slices[k]]
+    # -- parameters: FactorParameters; nagq, method, curvature: RuleAccessors -----------
 
     # -- evaluation -------------------------------------------------------------------
     def _data(self, params: np.ndarray) -> nk.NData:

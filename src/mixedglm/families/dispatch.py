@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numba
+import numpy as np
 from numba.core import types
 from numba.extending import (
     NativeValue,
@@ -50,6 +51,13 @@ def no_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
 def no_fisher_weight(n: float, eta: float) -> tuple[float, float]:
     """For families fitted with the observed curvature only."""
     return 0.0, 0.0
+
+
+@kernel(inline=True)
+def aux_buffers(n_aux: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Zeroed ``l_a``, ``l_ea``, ``l_eea`` ``(n_aux,)`` and ``l_aa`` ``(n_aux, n_aux)``: the
+    arrays :func:`aux_derivs` writes into."""
+    return np.zeros(n_aux), np.zeros(n_aux), np.zeros(n_aux), np.zeros((n_aux, n_aux))
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,7 @@ def _fisher_weight(fam, n, eta):
 __all__ = [
     "FamilyToken",
     "KernelSet",
+    "aux_buffers",
     "aux_derivs",
     "eta_derivs",
     "fisher_weight",

@@ -19,15 +19,19 @@ from mixedglm.families.polygamma import count_differences
 from mixedglm.jit import kernel
 
 
+@kernel(inline=True)
+def _nb2_scale(eta: float, aux: np.ndarray) -> tuple[float, float, float, float]:
+    """NB2's ``r = 1/alpha``, ``x = eta + log alpha``, ``p = expit(x)`` and ``q = 1 - p``."""
+    r = math.exp(-aux[0])
+    x = eta + aux[0]
+    return r, x, expit(x), expit(-x)
+
+
 @kernel
 def nb2_derivs(y: float, n: float, eta: float, aux: np.ndarray):
     """NB2 (size r = 1/alpha) and three eta-derivatives: l = lgamma(y + r) - lgamma(r)
     + y log p - r log(1 + alpha mu) with p = alpha mu / (1 + alpha mu) = expit(eta + a)."""
-    a = aux[0]
-    r = math.exp(-a)
-    x = eta + a
-    p = expit(x)
-    q = expit(-x)
+    r, x, p, q = _nb2_scale(eta, aux)
     g0, _, _, _ = count_differences(y, r)
     l0 = g0 - r * log1pexp(x)
     if y != 0.0:
@@ -39,11 +43,7 @@ def nb2_derivs(y: float, n: float, eta: float, aux: np.ndarray):
 @kernel
 def nb2_aux_derivs(y, n, eta, aux, l_a, l_ea, l_eea, l_aa) -> None:
     # a = log alpha, r = 1/alpha; dl/dr = D1 + log(1 - p) + 1 - (r + y)/(r + mu)
-    a = aux[0]
-    r = math.exp(-a)
-    x = eta + a
-    p = expit(x)
-    q = expit(-x)
+    r, x, p, q = _nb2_scale(eta, aux)
     _, d1, d2, _ = count_differences(y, r)
     g = d1 - log1pexp(x) + p - y * q / r
     l_a[0] = -r * g

@@ -43,11 +43,11 @@ from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
-from mixedglm.options import check_level, check_maxiter
+from mixedglm.options import FitOptions, check_level, check_maxiter
 from mixedglm.results.conditional import ConditionalResults, stata_note_lines
 from mixedglm.results.tables import factor_parts
 
-__all__ = ["GTOL", "clogit", "fit_conditional", "warm_up", "xtpoisson_fe"]
+__all__ = ["GTOL", "clogit", "fit_conditional", "request_fields", "warm_up", "xtpoisson_fe"]
 
 # Convergence on the scaled gradient g'(-H)^-1 g, which is the squared distance to the
 # maximum in standard-error units (to second order). The GLMM default of 1e-9 leaves the
@@ -148,6 +148,25 @@ def _check_group(data: pd.DataFrame, group: str | None, command: str) -> str:
     return group
 
 
+def request_fields(
+    kind: str,
+    parsed: ParsedFormula,
+    offset: str | None,
+    exposure: str | None,
+    eform: bool,
+    level: float,
+) -> dict:
+    """The fields of the conditional results that echo the command (in memory and on Dask)."""
+    return {
+        "kind": kind,
+        "formula": parsed.text,
+        "offset_name": offset,
+        "exposure_name": exposure,
+        "eform": eform,
+        "level": level,
+    }
+
+
 def fit_conditional(
     within: WithinDesign,
     y: np.ndarray,
@@ -227,11 +246,13 @@ def _fit(
     if check_engine(engine, data):
         from mixedglm.models.dask_conditional import fit_conditional_on_dask  # Dask if asked
 
-        return fit_conditional_on_dask(
-            kind, formula, data, group, subset=subset, offset=offset, exposure=exposure,
-            eform=eform, level=level, maxiter=maxiter, nolog=nolog, quiet=quiet, vce=vce,
-            group_weights=group_weights, scheduler=scheduler, workers=workers,
+        opts = FitOptions(
+            subset=subset, offset=offset, exposure=exposure, level=level, maxiter=maxiter,
+            nolog=nolog, quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
         )  # fmt: skip
+        return fit_conditional_on_dask(
+            kind, formula, data, group, opts, eform=eform, group_weights=group_weights
+        )
     parsed = parse_formula(formula)
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, allow_cbind=False)
@@ -326,7 +347,7 @@ def _fit(
     opt.warn_if_not_converged(stacklevel=3)
     sizes = np.diff(within.starts)
     return ConditionalResults(
-        kind=kind,
+        **request_fields(kind, parsed, offset, exposure, eform, level),
         response=design.response,
         group=GroupInfo(group, labels[within.group_codes], sizes),
         names=tuple(names[j] for j in within.columns),
@@ -342,12 +363,7 @@ def _fit(
         n_obs_dropped=within.n_obs_dropped,
         n_groups_dropped=within.n_groups_dropped,
         multiple_positive=within.multiple_positive,
-        offset_name=offset,
-        exposure_name=exposure,
-        eform=eform,
-        level=level,
         hessian_ok=ok,
-        formula=parsed.text,
         value_labels=design.value_labels,
         vce=vce_info,
     )

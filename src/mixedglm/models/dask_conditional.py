@@ -34,8 +34,10 @@ from mixedglm.models.conditional import (
     _design_family,
     _fixed_terms,
     maximize_conditional,
+    request_fields,
     stata_term_name,
 )
+from mixedglm.options import FitOptions
 from mixedglm.results.conditional import stata_note_lines
 from mixedglm.results.dask_conditional import DaskConditionalResults
 from mixedglm.scale import conditional as cond
@@ -108,33 +110,24 @@ def fit_conditional_on_dask(
     formula: str,
     data: object,
     group: str | None,
+    opts: FitOptions,
     *,
-    subset: str | None,
-    offset: str | None,
-    exposure: str | None,
     eform: bool,
-    level: float,
-    maxiter: int,
-    nolog: bool,
-    quiet: bool,
-    vce: str | None,
     group_weights: str | None,
-    scheduler: str | None = None,
-    workers: int | None = None,
 ) -> DaskConditionalResults:
     """``clogit()`` / ``xtpoisson_fe()`` with ``engine="dask"``: read, shuffle, agree,
     build on the workers, fit on the client, release."""
     command = _COMMAND[kind]
-    log = print if not (nolog or quiet) else None
-    with dask_client(scheduler, workers) as client:
+    log, quiet, exposure, subset = opts.log, opts.quiet, opts.exposure, opts.subset
+    with dask_client(opts.scheduler, opts.workers) as client:
         ddf, idioms = with_idioms(
-            as_dask_frame(data), parse_formula(formula), offset=offset, allow_cbind=False
+            as_dask_frame(data), parse_formula(formula), offset=opts.offset, allow_cbind=False
         )
         parsed, offset = idioms.formula, idioms.offset
         fixed, explicit_constant = _fixed_terms(parsed, command)
         meta = ddf._meta
         group = _check_group(meta, group, command)
-        cluster = _carried(meta, vce, group, group_weights)
+        cluster = _carried(meta, opts.vce, group, group_weights)
         parsed = replace(parsed, fixed=fixed)
         where = {n: f"{r} variable" for r, n in (("offset", offset), ("exposure", exposure)) if n}
         variables = _formula_variables(fixed, meta, "fixed part")
@@ -162,7 +155,7 @@ def fit_conditional_on_dask(
         )
         del futures
         try:
-            res = _fit(client, model_id, placement, done, spec, notes, log, quiet, maxiter, vce)
+            res = _fit(client, model_id, placement, done, spec, notes, opts)
         finally:
             client.run(part.op_release, model_id)
         n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -173,12 +166,7 @@ def fit_conditional_on_dask(
         if not quiet:
             print(note)
     return DaskConditionalResults(
-        kind=kind,
-        offset_name=offset,
-        exposure_name=exposure,
-        eform=eform,
-        level=level,
-        formula=parsed.text,
+        **request_fields(kind, parsed, offset, exposure, eform, opts.level),
         n_partitions=shuffled.npartitions,
         n_workers=n_workers,
         timings={"shuffle": t_shuffle, **timings},
@@ -213,8 +201,9 @@ def _sample_notes(stats, wanted, group, subset, explicit_constant, meta, parsed)
     return notes + missing_notes(missing, rows - kept) + outcome_note(meta, parsed.response)
 
 
-def _fit(client, model_id, placement, done, spec, notes, log, quiet, maxiter, vce) -> dict:
+def _fit(client, model_id, placement, done, spec, notes, opts: FitOptions) -> dict:
     """Decide the groups and columns, maximise, and the results' fields."""
+    quiet, vce = opts.quiet, opts.vce
     kind, group = spec.kind, spec.design.group
     names = done[0]["names"]
     stata_names = [stata_term_name(n) for n in names]
@@ -239,7 +228,7 @@ def _fit(client, model_id, placement, done, spec, notes, log, quiet, maxiter, vc
     engine = DaskEngine(dist, "conditional", (cond.conditional_engine,), len(columns))
     t0 = time.perf_counter()
     beta, ev, opt, loglik_0, cov, ok = maximize_conditional(
-        engine, len(columns), maxiter=maxiter, log=log
+        engine, len(columns), maxiter=opts.maxiter, log=opts.log
     )
     vce_info = None
     if parse_vce(vce) is not None:

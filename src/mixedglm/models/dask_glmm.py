@@ -23,8 +23,11 @@ from mixedglm.formula import ParsedFormula
 from mixedglm.inference.robust import parse_vce
 from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.models.glmm import choose_structure, fit_glmm
+from mixedglm.models.multilevel import needs_multilevel
 from mixedglm.models.vce import robust_cov
+from mixedglm.options import FitOptions
 from mixedglm.results.dask_glmm import DaskGLMMResults
+from mixedglm.results.dask_multilevel import DaskMultilevelResults
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.scale.frame import DistributedData, as_dask_frame, distribute, with_idioms
 from mixedglm.scale.session import dask_client
@@ -79,44 +82,43 @@ def fit_on_dask(
     parsed: ParsedFormula,
     data: object,
     family: Family,
+    opts: FitOptions,
     *,
     rule: IntegrationRule,
-    cov: str | None,
-    subset: str | None,
-    offset: str | None,
-    exposure: str | None,
+    cov: str | dict | None,
     trials: str | None,
-    level: float,
-    maxiter: int,
-    nolog: bool,
-    quiet: bool,
-    vce: str | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-) -> DaskGLMMResults:
-    """``glmm()`` with ``engine="dask"`` (or Dask data): read, distribute, fit, release."""
-    log = print if not nolog and not quiet else None
-    with dask_client(scheduler, workers) as client:
+    asked: tuple = (None, None, None),
+) -> DaskGLMMResults | DaskMultilevelResults:
+    """``glmm()`` with ``engine="dask"`` (or Dask data): read, distribute, fit, release.
+    Nested factors: :func:`~mixedglm.models.dask_multilevel.fit_nested` with the
+    ``method``, ``nagq`` and ``curvature`` ``asked`` for (the multilevel rule's choice)."""
+    log = opts.log
+    with dask_client(opts.scheduler, opts.workers) as client:
         ddf, idioms = with_idioms(
-            as_dask_frame(data), parsed, offset=offset, trials=trials,
+            as_dask_frame(data), parsed, offset=opts.offset, trials=trials,
             allow_cbind=family.is_binary,
         )  # fmt: skip
         parsed, offset, trials = idioms.formula, idioms.offset, idioms.trials
+        if needs_multilevel(parsed):
+            from mixedglm.models.dask_multilevel import fit_nested  # imports this module
+
+            opts = replace(opts, offset=offset)
+            return fit_nested(
+                client, ddf, parsed, family, opts, cov=cov, trials=trials, asked=asked
+            )
+        assert not isinstance(cov, dict)  # glmm() refuses it with one factor
         dist = distribute(
             client,
             ddf,
             parsed,
             family,
             offset=offset,
-            exposure=exposure,
+            exposure=opts.exposure,
             trials=trials,
-            subset=subset,
+            subset=opts.subset,
             show_progress=log is not None,
         )
-        res = fit_distributed(
-            dist, parsed, family, rule=rule, cov=cov, level=level, maxiter=maxiter, log=log,
-            quiet=quiet, vce=vce,
-        )  # fmt: skip
+        res = fit_distributed(dist, parsed, family, opts, rule=rule, cov=cov)
     if log:
         log("")
     return res
@@ -137,16 +139,13 @@ def fit_distributed(
     dist: DistributedData,
     parsed: ParsedFormula,
     family: Family,
+    opts: FitOptions,
     *,
     rule: IntegrationRule,
     cov: str | None,
-    level: float,
-    maxiter: int,
-    log,
-    quiet: bool,
-    vce: str | None = None,
 ) -> DaskGLMMResults:
     """The in-memory driver on the model's distributed designs; they are released after."""
+    quiet, vce = opts.quiet, opts.vce
     try:
         fam = family.with_categories(dist.design.categories) if family.is_ordinal else family
         structure = choose_structure(parsed, dist.design, cov)
@@ -161,9 +160,9 @@ def fit_distributed(
             fam,
             structure,
             rule,
-            maxiter=maxiter,
-            level=level,
-            log=log,
+            maxiter=opts.maxiter,
+            level=opts.level,
+            log=opts.log,
             engines=(factory, pooled),
         )
         if parse_vce(vce) is not None:  # one more map: the clusters' scores

@@ -31,7 +31,7 @@ from mixedglm.errors import DataError, SubsetError
 from mixedglm.families import get_family
 from mixedglm.formula import parse_formula
 from mixedglm.models.dask_glmm import DaskGLMMResults, check_dask_vce, fit_distributed
-from mixedglm.options import integration_rule
+from mixedglm.options import FitOptions, integration_rule
 from mixedglm.scale.frame import as_dask_frame, distribute, map_gather, shuffle_by, total_missing
 from mixedglm.scale.hybrid import decompose_partition, hybrid_stats
 from mixedglm.scale.session import dask_client
@@ -105,6 +105,7 @@ def hybrid_on_dask(
     covariates: Sequence[str],
     cluster: str,
     formula_for: Callable[[HybridDecomposition], str],
+    opts: FitOptions,
     *,
     use: Sequence[str] | None,
     cre: bool,
@@ -117,46 +118,34 @@ def hybrid_on_dask(
     nagq: int | None,
     method: str | None,
     cov: str | None,
-    subset: str | None,
-    offset: str | None,
-    exposure: str | None,
     trials: str | None,
-    level: float,
-    maxiter: int,
-    nolog: bool,
-    quiet: bool,
-    vce: str | None,
-    scheduler: str | None = None,
-    workers: int | None = None,
 ) -> tuple[HybridDecomposition, DaskGLMMResults]:
     """The decomposition and the mixed model (on the columns ``formula_for(decomposition)``
     names) of ``hybrid(engine="dask")``."""
-    check_dask_vce(vce, cluster)
+    check_dask_vce(opts.vce, cluster)
     fam = get_family(family, link)
     rule = integration_rule(method, nagq, None, supports_fisher=fam.supports_fisher)
     if trials is None and fam.name == "binomial":
         fam = replace(fam, name="bernoulli")  # as glmm() in memory
-    log = print if not nolog and not quiet else None
-    with dask_client(scheduler, workers) as client:
+    log = opts.log
+    with dask_client(opts.scheduler, opts.workers) as client:
         ddf = as_dask_frame(data)
         request = hybrid_request(
             list(ddf.columns), response, covariates, cluster, use=use,
             percentage=percentage, nonlinearities=nonlinearities, carry=carry,
         )  # fmt: skip
         options = {"cre": cre, "percentage": percentage, "nonlinearities": nonlinearities}
-        dec, futures = _decompose(client, ddf, request, options, subset, named, log is not None)
-        if not quiet:
+        show = log is not None
+        dec, futures = _decompose(client, ddf, request, options, opts.subset, named, show)
+        if not opts.quiet:
             for note in dec.notes:
                 print(note)
         parsed = parse_formula(formula_for(dec))
         dist = distribute(
-            client, dec.frame, parsed, fam, offset=offset, exposure=exposure, trials=trials,
-            subset=None, show_progress=log is not None, partitioned=futures,
+            client, dec.frame, parsed, fam, offset=opts.offset, exposure=opts.exposure,
+            trials=trials, subset=None, show_progress=show, partitioned=futures,
         )  # fmt: skip
-        res = fit_distributed(
-            dist, parsed, fam, rule=rule, cov=cov, level=level, maxiter=maxiter, log=log,
-            quiet=quiet, vce=vce,
-        )  # fmt: skip
+        res = fit_distributed(dist, parsed, fam, opts, rule=rule, cov=cov)
     if log:
         log("")
     return dec, res

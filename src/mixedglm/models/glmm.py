@@ -45,7 +45,7 @@ from mixedglm.models.vce import glmm_robust
 from mixedglm.models.weights import row_weights, weighted_engines
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.newton import Objective
-from mixedglm.options import check_level, check_maxiter, integration_rule
+from mixedglm.options import FitOptions, check_level, check_maxiter, integration_rule
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.multilevel import MultilevelResults
 
@@ -393,24 +393,21 @@ def glmm(
     if check_engine(engine, data):
         from mixedglm.models.dask_glmm import check_dask_vce, fit_on_dask  # Dask if asked
 
-        if needs_multilevel(parsed):  # nested factors: models/dask_multilevel.py
-            from mixedglm.models.dask_multilevel import fit_nested_on_dask
-
+        nested = needs_multilevel(parsed)  # nested factors: models/dask_multilevel.py
+        if nested:
             _refuse_with_several_factors(
                 vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
                 group_weights=group_weights,
             )  # fmt: skip
-            return fit_nested_on_dask(
-                parsed, data, fam, method=method, nagq=nagq, curvature=curvature, cov=cov,
-                subset=subset, offset=offset, exposure=exposure, trials=trials, level=level,
-                maxiter=maxiter, nolog=nolog, quiet=quiet, scheduler=scheduler, workers=workers,
-            )  # fmt: skip
         _refuse_on_dask(reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights)
         check_dask_vce(vce, parsed.groups[0] if len(parsed.groups) == 1 else None)
+        opts = FitOptions(
+            subset=subset, offset=offset, exposure=exposure, level=level, maxiter=maxiter,
+            nolog=nolog, quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
+        )  # fmt: skip
         return fit_on_dask(
-            parsed, data, fam, rule=rule, cov=_one_factor_cov(cov), subset=subset, offset=offset,
-            exposure=exposure, trials=trials, level=level, maxiter=maxiter, nolog=nolog,
-            quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
+            parsed, data, fam, opts, rule=rule, cov=cov if nested else _one_factor_cov(cov),
+            trials=trials, asked=(method, nagq, curvature),
         )  # fmt: skip
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)

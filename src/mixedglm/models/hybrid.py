@@ -18,7 +18,7 @@ from mixedglm.errors import FormulaError, MixedGLMError
 from mixedglm.families import get_family
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.glmm import glmm
-from mixedglm.options import check_level, check_percentage, integration_rule
+from mixedglm.options import FitOptions, check_level, check_percentage, integration_rule
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.hybrid import HybridResults
 
@@ -203,11 +203,15 @@ def hybrid(
         from mixedglm.models.dask_hybrid import hybrid_on_dask  # Dask only when asked for
 
         res: GLMMResults
+        opts = FitOptions(
+            subset=subset, offset=offset, exposure=exposure, level=level, maxiter=maxiter,
+            nolog=not iterations, quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
+        )  # fmt: skip
         dec, res = hybrid_on_dask(
-            data, response, covariates, cluster, lambda d: _glmm_formula(d, randomslope),
+            data, response, covariates, cluster, lambda d: _glmm_formula(d, randomslope), opts,
             use=use, cre=cre, percentage=percentage, nonlinearities=nonlinearities,
-            carry=carry, named=named, subset=subset, scheduler=scheduler, workers=workers,
-            **options,
+            carry=carry, named=named, family=family, link=link, nagq=nagq, method=method,
+            cov=cov, trials=trials,
         )  # fmt: skip
     else:
         frame = apply_subset(load_data(data), subset)

@@ -1,9 +1,11 @@
 """What every result class shares: z statistics, p-values, intervals and the estimates
-table of its coefficients, and the information criteria."""
+table of its coefficients, and the information criteria; and the fields of a mixed model's
+maximum-likelihood fit (:class:`MixedFit`)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,24 @@ import pandas as pd
 
 from mixedglm.inference import normal_ci, z_pvalues
 from mixedglm.inference.wald import WaldTest, wald_hypotheses
+from mixedglm.optim import OptSummary
 from mixedglm.options import resolve_level
+
+
+@dataclass(frozen=True, repr=False)
+class MixedFit:
+    """The fields every mixed model's results start with: ``params_all`` (all parameters on
+    the estimation scale) with covariance ``cov_all``, the log-likelihoods of the model and
+    of the pooled model without random effects, the optimiser's summary, the estimation
+    time in seconds and the notes."""
+
+    params_all: np.ndarray
+    cov_all: np.ndarray
+    loglik: float
+    loglik_pooled: float
+    opt: OptSummary
+    time_s: float
+    notes: tuple[str, ...]
 
 
 class CoefficientResults:

@@ -21,13 +21,7 @@ class DaskMultilevelResults(MultilevelResults):
     n_workers: int = 0
     timings: dict = field(default_factory=dict)
 
-    def predict(
-        self,
-        data: pd.DataFrame | None = None,
-        kind: str = "mu",
-        factors: list[str] | tuple[str, ...] | None = None,
-        fixedonly: bool = False,
-    ) -> pd.Series:
+    def predict(self, *args: object, **kwargs: object) -> pd.Series:
         """Not available after a nested fit on Dask (an error saying what to do)."""
         raise MixedGLMError(
             "predict() after a nested fit on Dask is not available yet: the random effects "

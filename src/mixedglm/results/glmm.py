@@ -31,14 +31,13 @@ from mixedglm.inference.varcomp import (
     rows_frame,
 )
 from mixedglm.inference.wald import WaldTest, wald_hypotheses
-from mixedglm.optim import OptSummary
 from mixedglm.options import resolve_level
 from mixedglm.report.grid import Grid, coef_grid
 from mixedglm.report.render import Formats
 from mixedglm.report.stata import render_ic, render_stata, render_table
 from mixedglm.report.table import CoefTable
 from mixedglm.results.accessors import GLMMAccessors
-from mixedglm.results.base import CoefficientResults
+from mixedglm.results.base import CoefficientResults, MixedFit
 from mixedglm.results.display import DisplayMixin
 from mixedglm.results.plotting import PlotMixin
 from mixedglm.results.predict import predict
@@ -52,12 +51,13 @@ METHOD_NAMES = {"mvaghermite": "mvaghermite", "mcaghermite": "mcaghermite", "lap
 
 
 @dataclass(frozen=True, repr=False)
-class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
+class GLMMResults(MixedFit, CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
     """A fitted generalized linear mixed model (one grouping factor).
 
     ``params_all`` is ``[beta, theta, aux]`` on the estimation scale with covariance
     ``cov_all``; ``theta`` parameterises ``Lambda`` (see
-    :mod:`mixedglm.engines.covariance`).
+    :mod:`mixedglm.engines.covariance`). The fields of the fit itself are
+    :class:`~mixedglm.results.base.MixedFit`'s.
     """
 
     design: ModelDesign
@@ -65,13 +65,6 @@ class GLMMResults(CoefficientResults, GLMMAccessors, PlotMixin, DisplayMixin):
     structure: CovarianceStructure
     method: str
     nagq: int
-    params_all: np.ndarray
-    cov_all: np.ndarray
-    loglik: float
-    loglik_pooled: float
-    opt: OptSummary
-    time_s: float
-    notes: tuple[str, ...]
     posterior_mean: np.ndarray = field(repr=False)
     posterior_cov: np.ndarray = field(repr=False)
     hessian_ok: bool = True

@@ -18,17 +18,16 @@ from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
 from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci, rows_frame
-from mixedglm.optim import OptSummary
 from mixedglm.options import resolve_level
 from mixedglm.report.stata import render_ic, render_table
 from mixedglm.results.accessors import MultilevelAccessors
-from mixedglm.results.base import CoefficientResults
+from mixedglm.results.base import CoefficientResults, MixedFit
 from mixedglm.results.display import DisplayMixin
 from mixedglm.results.glmm import Summary
 
 
 @dataclass(frozen=True, repr=False)  # repr: the table (DisplayMixin)
-class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
+class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, DisplayMixin):
     """A fitted model with several grouping factors (nested or crossed).
 
     ``params_all`` is ``[beta, theta_1 .. theta_K, aux]`` (factors in the formula's order,
@@ -39,13 +38,6 @@ class MultilevelResults(CoefficientResults, MultilevelAccessors, DisplayMixin):
     design: MultilevelDesign
     family: Family
     rule: IntegrationRule
-    params_all: np.ndarray
-    cov_all: np.ndarray
-    loglik: float
-    loglik_pooled: float
-    opt: OptSummary
-    time_s: float
-    notes: tuple[str, ...]
     posterior: dict[str, Posterior] = field(repr=False)
     theta_slices: tuple[slice, ...] = ()
     hessian_ok: bool = True

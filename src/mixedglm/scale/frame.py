@@ -386,23 +386,14 @@ def build_agreed(
 
 
 def distribute(
-    client: Client,
-    ddf: dd.DataFrame,
-    parsed: ParsedFormula,
-    family: Family,
-    *,
-    offset: str | None,
-    exposure: str | None,
-    trials: str | None,
-    subset: str | None,
-    show_progress: bool,
-    partitioned: list | None = None,
+    client: Client, ddf: dd.DataFrame, parsed: ParsedFormula, family: Family, **options: Any
 ) -> DistributedData:
     """Shuffle, agree and build: the model's designs on the workers (module docstring).
 
-    ``partitioned``: the futures of ``ddf``'s partitions already on the workers with every
-    cluster whole in one partition (and ``subset`` applied), so that no shuffle is needed
-    (the hybrid model's decomposed data).
+    ``options``: :func:`agree`'s ``offset``, ``exposure``, ``trials``, ``subset``,
+    ``show_progress`` and ``partitioned``: the futures of ``ddf``'s partitions already on the
+    workers with every cluster whole in one partition (and ``subset`` applied), so that no
+    shuffle is needed (the hybrid model's decomposed data).
     """
     meta = ddf._meta
     if parsed.response not in meta.columns:
@@ -418,12 +409,10 @@ def distribute(
             else "the formula has no random-effect term: add one such as (1 | group)"
         )
     group = groups[0]
-    agreed = agree(
-        client, ddf, parsed, family, group=group, where={group: "grouping variable"},
-        offset=offset, exposure=exposure, trials=trials, subset=subset,
-        show_progress=show_progress, partitioned=partitioned,
-    )  # fmt: skip
-    model_id, placement, done = build_agreed(client, part.op_build, agreed, show_progress)
+    where = {group: "grouping variable"}
+    agreed = agree(client, ddf, parsed, family, group=group, where=where, **options)
+    show = bool(options.get("show_progress"))
+    model_id, placement, done = build_agreed(client, part.op_build, agreed, show)
     spec, fam, notes, shuffled = agreed.spec, agreed.family, agreed.notes, agreed.lazy
     try:
         data = _finalize(client, model_id, spec, placement, done[0]["header"], fam, notes, shuffled)

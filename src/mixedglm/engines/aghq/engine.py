@@ -17,7 +17,7 @@ from mixedglm.design.arrays import ClusterArrays
 from mixedglm.engines.aghq import cluster
 from mixedglm.engines.aghq.chunk import run_clusters
 from mixedglm.engines.aghq.predictors import linear_predictors
-from mixedglm.engines.base import Contributions, Posterior
+from mixedglm.engines.base import Contributions, ParameterVector, Posterior, RuleAccessors
 from mixedglm.engines.covariance import CovarianceStructure
 from mixedglm.engines.quadrature import gauss_hermite_rule
 from mixedglm.engines.rules import IntegrationRule
@@ -36,7 +36,7 @@ def legacy_rule(method: str | None, nagq: int | None, curvature: str | None) -> 
     return IntegrationRule(method or "mvaghermite", int(nagq or 7), curvature)
 
 
-class AGHQEngine:
+class AGHQEngine(ParameterVector, RuleAccessors):
     """Log-likelihood of ``[beta, theta, aux]`` for one grouping factor.
 
     ``rule`` says how the random effects are integrated (:class:`IntegrationRule`); the
@@ -81,19 +81,7 @@ class AGHQEngine:
         self._curv_code = cluster.CURV_FISHER if fisher else cluster.CURV_OBSERVED
         self._last: tuple[np.ndarray, cluster.Out] | None = None
 
-    # -- parameter vector -----------------------------------------------------------------
-    @property
-    def nagq(self) -> int:
-        return self.rule.nagq
-
-    @property
-    def method(self) -> str:
-        return self.rule.method
-
-    @property
-    def curvature(self) -> str:
-        return self.rule.curvature
-
+    # -- parameter vector (n_aux, n_params, split: ParameterVector) -----------------------
     @property
     def n_beta(self) -> int:
         return self.arrays.X.shape[1]
@@ -101,19 +89,6 @@ class AGHQEngine:
     @property
     def n_theta(self) -> int:
         return self._basis.shape[0]
-
-    @property
-    def n_aux(self) -> int:
-        return self.family.n_aux
-
-    @property
-    def n_params(self) -> int:
-        return self.n_beta + self.n_theta + self.n_aux
-
-    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``params`` -> ``(beta, theta, aux)``."""
-        p, t = self.n_beta, self.n_theta
-        return params[:p], params[p : p + t], params[p + t :]
 
     # -- evaluation -----------------------------------------------------------------------
     def _run(self, params: np.ndarray, order: int, exact: bool = True) -> cluster.Out:
