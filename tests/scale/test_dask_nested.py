@@ -159,6 +159,28 @@ def test_laplace_equals_memory(client, capsys):
     assert res.rule.is_laplace
 
 
+def test_four_levels_with_laplace_equal_memory(client, capsys):
+    rng = np.random.default_rng(3)
+    rows = []
+    for a in range(30):
+        ua = rng.normal(scale=0.8)
+        for b in range(rng.integers(2, 4)):
+            ub = ua + rng.normal(scale=0.6)
+            for c in range(rng.integers(2, 4)):
+                u = ub + rng.normal(scale=0.6)
+                rows += [(a, b, f"k{c}", u)] * int(rng.integers(2, 5))
+    data = pd.DataFrame(rows, columns=["a", "b", "c", "u"])
+    data["x"] = rng.normal(size=len(data))
+    data["y"] = rng.poisson(np.exp(0.2 + 0.5 * data.x + data.u)).astype(float)
+    data = data.drop(columns="u").sample(frac=1.0, random_state=1).reset_index(drop=True)
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x + (1 | a/b/c)", data, family="poisson", method="laplace"
+    )
+    assert_same(mem, res, log_mem, log_dask, exact_text=False)
+    assert [f.name for f in res.factors] == ["a", "a:b", "a:b:c"]
+    assert res.design.display == ("a", "a>b", "a>b>c")
+
+
 def test_crossed_factors_are_refused_with_the_reason(client):
     data = simulate("logit", seed=7)
     data["item"] = np.arange(len(data)) % 9
