@@ -24,7 +24,8 @@ from scale_checks import parquet_parts
 
 def simulate(family: str, seed: int = 5, n_top: int = 40, slope: float = 0.0) -> pd.DataFrame:
     """Three levels (observations in ``mom`` in ``comm``; ``mom`` numbered within ``comm``),
-    a text covariate, an exposure, a few missing values; rows in random order. ``slope``:
+    a text covariate, an exposure, a few missing values (of ``x`` and of ``comm``: two notes
+    in memory); rows in random order. ``slope``:
     the SD of ``comm``'s random slope on ``x``."""
     rng = np.random.default_rng(seed)
     comm, mom, u, b = [], [], [], []
@@ -51,6 +52,7 @@ def simulate(family: str, seed: int = 5, n_top: int = 40, slope: float = 0.0) ->
          "lexpo": np.log(expo)}
     )  # fmt: skip
     data.loc[rng.choice(n, 4, replace=False), "x"] = np.nan
+    data.loc[rng.choice(n, 3, replace=False), "comm"] = None  # dropped first, own note
     return data.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
@@ -93,6 +95,7 @@ def assert_same(mem, res, log_mem: str, log_dask: str, exact_text: bool = True) 
     assert res.opt.iterations == mem.opt.iterations
     assert res.nobs == mem.nobs
     assert res.notes == mem.notes
+    assert res.design.base.n_dropped_missing == mem.design.base.n_dropped_missing
     for f_mem, f_dask in zip(mem.factors, res.factors, strict=True):
         assert f_dask.name == f_mem.name
         np.testing.assert_array_equal(f_dask.labels, f_mem.labels)

@@ -29,7 +29,7 @@ from distributed.diagnostics.progressbar import TextProgressBar
 
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.collinear import find_collinear_gram
-from mixedglm.design.missing import missing_notes
+from mixedglm.design.missing import dropped_note, missing_notes
 from mixedglm.errors import DataError, FormulaError, SubsetError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -312,7 +312,9 @@ def agree(
 ) -> Agreed:
     """Check the variables, shuffle once on ``group`` (every cluster of it whole in one
     partition; ``a:b`` shuffles on both columns) and agree on the levels and the outcome's
-    categories; ``group_columns``: the grouping variables (``group`` by default)."""
+    categories; ``group_columns``: a multilevel model's grouping variables (``group`` by
+    default); ``rows`` are those left after its first dropping (see
+    :func:`~mixedglm.scale.partition.partition_stats`)."""
     meta = ddf._meta
     fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
     random_vars = []
@@ -337,9 +339,11 @@ def agree(
         futures, shuffled, t_shuffle = partitioned, ddf, 0.0
     t0 += t_shuffle
 
+    # a multilevel design drops the rows missing a grouping or random-effect variable first
+    first = tuple(dict.fromkeys([*group_columns, *random_vars])) if group_columns else ()
     stats = map_gather(
         client, part.partition_stats, futures, show_progress, "levels",
-        spec=spec, level_columns=level_cols,
+        spec=spec, level_columns=level_cols, first=first,
     )  # fmt: skip
     rows = sum(s["rows"] for s in stats)
     if rows == 0:
@@ -352,7 +356,13 @@ def agree(
             f"variable: {', '.join(f'{k} {v}' for k, v in missing.items())})"
         )
     levels = agreed_levels(stats, level_cols)
-    notes = missing_notes(missing, rows - kept)
+    dropped_first = sum(s["first"][0] for s in stats)
+    notes = []
+    if dropped_first:
+        counts = total_missing([{"missing": s["first"][1]} for s in stats], list(first))
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        notes.append(dropped_note(dropped_first, f"missing values ({detail})"))
+    notes += missing_notes(missing, rows - dropped_first - kept)
     outcome_categories = None
     fam = family
     if family.is_ordinal:
@@ -364,7 +374,7 @@ def agree(
     else:
         notes += outcome_note(meta, parsed.response)
     spec = replace(spec, levels=levels, outcome_categories=outcome_categories)
-    return Agreed(spec, futures, shuffled, fam, notes, rows, kept, t_shuffle, t0)
+    return Agreed(spec, futures, shuffled, fam, notes, rows - dropped_first, kept, t_shuffle, t0)
 
 
 def build_agreed(

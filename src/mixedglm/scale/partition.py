@@ -80,9 +80,13 @@ def _is_text(series: pd.Series) -> bool:
     return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
 
 
-def partition_stats(frame: pd.DataFrame, spec: DesignSpec, level_columns: list[str]) -> dict:
+def partition_stats(
+    frame: pd.DataFrame, spec: DesignSpec, level_columns: list[str], first: tuple[str, ...] = ()
+) -> dict:
     """Counts for the global pass: missing values per variable, rows kept, the distinct
-    values of the variables that become dummies and of an ordinal outcome."""
+    values of the variables that become dummies and of an ordinal outcome. ``first``: the
+    variables whose missing values drop rows first (a multilevel design's grouping and
+    random-effect variables): their counts and rows apart, ``missing`` counts the rest."""
     _check_text_columns(spec.formula.fixed, [c for c in spec.columns if c in level_columns], frame)
     data = frame[list(spec.columns)]
     missing = data.isna()
@@ -102,9 +106,11 @@ def partition_stats(frame: pd.DataFrame, spec: DesignSpec, level_columns: list[s
             outcome = ("categories", tuple(col.cat.categories), tuple(pd.unique(col)))
         else:
             outcome = ("values", (), tuple(pd.unique(col)))
+    before = missing[list(first)].any(axis=1).to_numpy() if first else np.zeros(len(data), bool)
     return {
         "rows": len(frame),
-        "missing": missing.sum().to_dict(),
+        "first": (int(before.sum()), missing[list(first)].sum().to_dict()),
+        "missing": missing.loc[~before].sum().to_dict(),
         "kept": int(keep.sum()),
         "values": values,
         "outcome": outcome,
