@@ -160,6 +160,10 @@ def test_laplace_equals_memory(client, capsys):
     # last digits, so the printed table may differ in its last digit
     assert_same(mem, res, log_mem, log_dask, exact_text=False)
     assert res.rule.is_laplace
+    long_mem, long_dask = mem.random_effects_long(), res.random_effects_long()
+    assert long_dask[["factor", "level"]].equals(long_mem[["factor", "level"]])
+    with pytest.raises(MixedGLMError, match=r"predict\(\) after a nested fit on Dask"):
+        res.predict()
 
 
 def test_four_levels_with_laplace_equal_memory(client, capsys):
