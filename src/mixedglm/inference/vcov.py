@@ -32,3 +32,17 @@ def covariance_from_hessian(
         ok = False
     cov[np.ix_(keep, keep)] = sub
     return cov, ok
+
+
+def covariance_with_boundary(
+    hessian: np.ndarray, p: int, boundary: np.ndarray, notes: list[str]
+) -> tuple[np.ndarray, bool]:
+    """:func:`covariance_from_hessian` for ``[beta (p), theta, ...]`` with the ``theta``
+    entries flagged in ``boundary`` left out; adds :data:`NOT_DEFINITE_NOTE` to ``notes``
+    when the rest is not positive definite."""
+    flags = np.zeros(hessian.shape[0], dtype=bool)
+    flags[p : p + boundary.shape[0]] = boundary
+    cov, ok = covariance_from_hessian(hessian, flags)
+    if not ok:
+        notes.append(NOT_DEFINITE_NOTE)
+    return cov, ok

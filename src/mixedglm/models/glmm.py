@@ -36,7 +36,7 @@ from mixedglm.errors import FormulaError, MixedGLMError, QuadratureWarning
 from mixedglm.families import Family, get_family
 from mixedglm.formula import ParsedFormula, parse_formula
 from mixedglm.formula.idioms import apply_idioms
-from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
+from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
 from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
@@ -266,12 +266,8 @@ def fit_glmm(
             f"note: var({' '.join(zero)}) estimated at zero (on the boundary of the parameter "
             "space)"
         )
-    full_flags = np.zeros(x.shape[0], dtype=bool)
-    full_flags[p : p + n_theta] = boundary
     assert ev.hessian is not None
-    cov_all, hess_ok = covariance_from_hessian(ev.hessian, full_flags)
-    if not hess_ok:
-        notes.append(NOT_DEFINITE_NOTE)
+    cov_all, hess_ok = covariance_with_boundary(ev.hessian, p, boundary, notes)
     (posterior,) = engine.posterior(x, "means").values()
     elapsed = time.perf_counter() - t0
     opt.warn_if_not_converged(stacklevel=3)

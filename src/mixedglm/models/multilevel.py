@@ -29,7 +29,7 @@ from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
-from mixedglm.inference import NOT_DEFINITE_NOTE, covariance_from_hessian
+from mixedglm.inference import covariance_with_boundary
 from mixedglm.optim import newton_maximize
 from mixedglm.results.multilevel import MultilevelResults
 
@@ -209,12 +209,8 @@ def fit_multilevel(
         )
     if boundary.any() or rule.is_laplace or ev.hessian is None:
         ev = engine(x, 2)  # Laplace: the exact Hessian (Newton used a cheaper one)
-    flags = np.zeros(x.shape[0], dtype=bool)
-    flags[p : p + n_theta] = boundary
     assert ev.hessian is not None
-    cov_all, hess_ok = covariance_from_hessian(ev.hessian, flags)
-    if not hess_ok:
-        notes.append(NOT_DEFINITE_NOTE)
+    cov_all, hess_ok = covariance_with_boundary(ev.hessian, p, boundary, notes)
     n_bad = 0 if rule.is_laplace else provider.unconverged(engine)
     if n_bad:
         notes.append(
