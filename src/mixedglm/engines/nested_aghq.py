@@ -120,7 +120,7 @@ class NestedAGHQEngine:
             np.concatenate([[0], np.cumsum([s.shape[0] for s in starts])[:-1]]).astype(np.int64),
             np.concatenate([*cst, np.zeros(1, np.int64)]).astype(np.int64),
             np.concatenate([[0], np.cumsum([c.shape[0] for c in cst])]).astype(np.int64),
-            qoff, nodes, logw, nks, spath,
+            qoff, nodes, logw, nks, spath, float(rule.tolerance),
         )  # fmt: skip
         self.n_units, self.qs, self.q_max, self.npath = n_units, qs, q_max, npath
         slots = np.array([n_units[d] * spath[d] for d in range(n_levels)], dtype=np.int64)

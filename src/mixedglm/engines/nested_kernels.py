@@ -33,7 +33,6 @@ from mixedglm.engines.nested_terms import (
     MODE_MAXIT,
     MODE_TOL,
     MV_MAXIT,
-    MV_TOL,
     NData,
     Scratch,
     Tree,
@@ -389,7 +388,7 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             change = max(change, abs(s.mean[d, a] - s.centre[d, a]) / scale)
             for b in range(a + 1):
                 change = max(change, abs(s.newchol[d, a, b] - s.chol[d, a, b]) / scale)
-        finish = change < MV_TOL
+        finish = change < tr.tol
         if not finish and f.fi[d, I_IT] < MV_MAXIT:
             for a in range(q):
                 s.centre[d, a] = s.mean[d, a]

@@ -15,7 +15,6 @@ from mixedglm.engines.aghq.linalg import solve_small
 from mixedglm.families.dispatch import aux_derivs, eta_derivs
 from mixedglm.jit import kernel
 
-MV_TOL = 1e-10
 MV_MAXIT = 100
 MODE_TOL = 1e-10
 MODE_MAXIT = 100
@@ -42,7 +41,8 @@ class Tree(NamedTuple):
     and (``d < D - 1``) the level-``d+1`` units ``cstart[coff[d] + w] .. + 1``; ``qoff``
     ``(D + 1,)``; ``nodes`` ``(D, K, q)`` and ``logw`` (log weights + t't/2) of each level's
     rule, ``nk`` their sizes; ``spath`` the number of stored warm starts per unit (one per
-    path of ancestors' nodes, or one)."""
+    path of ancestors' nodes, or one); ``tol`` how closely a grid must sit at its
+    mean-variance fixed point (posterior SDs: the rule's tolerance)."""
 
     ustart: np.ndarray
     uoff: np.ndarray
@@ -53,6 +53,7 @@ class Tree(NamedTuple):
     logw: np.ndarray
     nk: np.ndarray
     spath: np.ndarray
+    tol: float
 
 
 class Warm(NamedTuple):
