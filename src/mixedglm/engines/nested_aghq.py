@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 MAX_WARM = 20_000_000  # stored warm-start grids per level before falling back to one per unit
 MAX_POSTERIOR = 100_000_000  # node weights stored for the posterior means
+MAX_PLACED = 50_000_000  # node posteriors kept with the warm-start grids (else not kept)
 
 
 def _runs(codes: np.ndarray) -> np.ndarray:
@@ -126,10 +127,12 @@ class NestedAGHQEngine:
         slots = np.array([n_units[d] * spath[d] for d in range(n_levels)], dtype=np.int64)
         goff = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
         total = int(slots.sum())
+        placed = total * k_max <= MAX_PLACED
         self._warm = nk.Warm(
             np.zeros(total * q_max), np.zeros(total * q_max * q_max),
             np.zeros(total, dtype=np.int8), goff, np.zeros(0), np.zeros(0), np.zeros(0),
             np.zeros(n_levels, dtype=np.int64), npath,
+            np.zeros(total * k_max if placed else 0), np.zeros(total if placed else 0),
         )  # fmt: skip
         const = family.log_constant(self.y, self.trials)
         self.const = np.add.reduceat(const, starts[0][:-1]) if n_units[0] else np.zeros(0)
@@ -251,7 +254,7 @@ class NestedAGHQEngine:
         w = self._warm
         warm = nk.Warm(
             w.gm, w.gr, w.valid, w.goff, np.zeros(total * int(tr.nodes.shape[1])),
-            np.zeros(total * qm), np.zeros(total * qm * qm), pwoff, self.npath,
+            np.zeros(total * qm), np.zeros(total * qm * qm), pwoff, self.npath, w.wp, w.wl,
         )  # fmt: skip
         self._run(params, 0, warm)
         k_max = int(tr.nodes.shape[1])
