@@ -50,7 +50,7 @@ from mixedglm.engines.nested_terms import (
     store_warm,
 )
 from mixedglm.families.dispatch import eta_derivs
-from mixedglm.jit import kernel
+from mixedglm.jit import borrow, kernel
 
 __all__ = ["NData", "Tree", "Warm", "chunk"]
 
@@ -515,7 +515,10 @@ def chunk(
     q_all = tr.qoff[tr.qoff.shape[0] - 1]
     n_ext = p_all + q_all
     q_max = tr.nodes.shape[2]
-    s, f = _scratch(tr.nk.shape[0], tr.nodes.shape[1], q_all, q_max, n_ext, nd.aux.shape[0])
+    s0, f0 = _scratch(tr.nk.shape[0], tr.nodes.shape[1], q_all, q_max, n_ext, nd.aux.shape[0])
+    # views without reference counting (see ``jit.borrow``): the records' owners (the
+    # caller's and s0, f0) outlive the loop
+    s, f, nd, tr, wm = borrow(s0), borrow(f0), borrow(nd), borrow(tr), borrow(wm)
     for i in range(g0, g1):
         for a in range(q_all):
             s.up[a] = 0.0
@@ -528,3 +531,5 @@ def chunk(
             for r in range(p_all):
                 for c in range(p_all):
                     hess[slot, r, c] += s.uh[0, max(r, c), min(r, c)]
+    s0.status[0] = s.status[0]  # s0 and f0 live until here
+    f0.fi[0, 0] = f.fi[0, 0]
