@@ -138,6 +138,31 @@ def test_three_nested_factors_gradient_and_brute_force():
     assert many.loglik(zero) == pytest.approx(want, abs=1e-6)
 
 
+def test_derivative_pass_reuses_the_childrens_grids(monkeypatch):
+    """A parent's derivative pass takes its children's grids and node posteriors as its last
+    pass left them (no placing pass): the same log-likelihood, gradient and Hessian as
+    placing them again, for two and three nested factors."""
+    rng = np.random.default_rng(4)
+    data = _sim(seed=3, n_top=4, n_mid=3, per=6)
+    data["low"] = data["mid"] * 2 + rng.integers(0, 2, len(data))
+    cases = [
+        ("yb ~ x + (1 | top/mid)", [0.5, 0.2, 0.8, 0.6]),
+        ("yb ~ x + (1 | top/mid/low)", [0.5, 0.2, 0.8, 0.6, 0.5]),
+    ]
+    for formula, x in cases:
+        reuse = _engine(formula, data, BERNOULLI)
+        assert reuse._warm.wl.size > 0
+        with monkeypatch.context() as m:
+            m.setattr("mixedglm.engines.nested_aghq.MAX_PLACED", 0)
+            again = _engine(formula, data, BERNOULLI)
+        assert again._warm.wl.size == 0
+        for point in (np.asarray(x), np.asarray(x) + 0.05):  # cold grids, then warm ones
+            a, b = reuse.evaluate(point, 2), again.evaluate(point, 2)
+            assert a.loglik == pytest.approx(b.loglik, abs=1e-10)
+            np.testing.assert_allclose(a.gradient, b.gradient, rtol=1e-9, atol=1e-10)
+            np.testing.assert_allclose(a.hessian, b.hessian, rtol=1e-9, atol=1e-10)
+
+
 def test_zero_inner_variance_equals_one_factor_engine():
     data = _sim(seed=7, n_top=10)
     one = mg.glmm("yb ~ x + (1 | top)", data, nolog=True, quiet=True)

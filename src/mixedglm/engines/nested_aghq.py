@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 MAX_WARM = 20_000_000  # stored warm-start grids per level before falling back to one per unit
 MAX_POSTERIOR = 100_000_000  # node weights stored for the posterior means
+MAX_PLACED = 50_000_000  # node posteriors kept with the warm-start grids (else not kept)
 
 
 def _runs(codes: np.ndarray) -> np.ndarray:
@@ -120,16 +121,18 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
             np.concatenate([[0], np.cumsum([s.shape[0] for s in starts])[:-1]]).astype(np.int64),
             np.concatenate([*cst, np.zeros(1, np.int64)]).astype(np.int64),
             np.concatenate([[0], np.cumsum([c.shape[0] for c in cst])]).astype(np.int64),
-            qoff, nodes, logw, nks, spath,
+            qoff, nodes, logw, nks, spath, float(rule.tolerance),
         )  # fmt: skip
         self.n_units, self.qs, self.q_max, self.npath = n_units, qs, q_max, npath
         slots = np.array([n_units[d] * spath[d] for d in range(n_levels)], dtype=np.int64)
         goff = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
         total = int(slots.sum())
+        placed = total * k_max <= MAX_PLACED
         self._warm = nk.Warm(
             np.zeros(total * q_max), np.zeros(total * q_max * q_max),
             np.zeros(total, dtype=np.int8), goff, np.zeros(0), np.zeros(0), np.zeros(0),
             np.zeros(n_levels, dtype=np.int64), npath,
+            np.zeros(total * k_max if placed else 0), np.zeros(total if placed else 0),
         )  # fmt: skip
         const = family.log_constant(self.y, self.trials)
         self.const = np.add.reduceat(const, starts[0][:-1]) if n_units[0] else np.zeros(0)
@@ -224,7 +227,7 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
         w = self._warm
         warm = nk.Warm(
             w.gm, w.gr, w.valid, w.goff, np.zeros(total * int(tr.nodes.shape[1])),
-            np.zeros(total * qm), np.zeros(total * qm * qm), pwoff, self.npath,
+            np.zeros(total * qm), np.zeros(total * qm * qm), pwoff, self.npath, w.wp, w.wl,
         )  # fmt: skip
         self._run(params, 0, warm)
         k_max = int(tr.nodes.shape[1])

@@ -33,23 +33,24 @@ from mixedglm.engines.nested_terms import (
     MODE_MAXIT,
     MODE_TOL,
     MV_MAXIT,
-    MV_TOL,
     NData,
     Scratch,
     Tree,
     Warm,
     h_init,
     leaf_terms,
+    load_placed,
     load_warm,
     log_sum_terms,
     moments,
     motion,
     n_par,
     set_node,
+    store_placed,
     store_warm,
 )
 from mixedglm.families.dispatch import eta_derivs
-from mixedglm.jit import kernel
+from mixedglm.jit import borrow, kernel
 
 __all__ = ["NData", "Tree", "Warm", "chunk"]
 
@@ -58,14 +59,14 @@ __all__ = ["NData", "Tree", "Warm", "chunk"]
 # recursive functions), one frame per level
 
 I_UNIT, I_PATH, I_ORDER, I_R0, I_PHASE, I_K, I_C, I_IT, I_NPTS, I_KIND, I_PORD, I_PR0 = range(12)
-I_STATUS = 12
+I_STATUS, I_SAME = 12, 13
 F_H, F_STEP, F_HC, F_LSE, F_RES = range(5)
 PH_MVW, PH_MODE, PH_LINE, PH_MV, PH_FALL, PH_DERIV = range(6)
 KIND_GRID, KIND_POINT = 0, 1
 
 
 class Frames(NamedTuple):
-    """Per level: integers ``fi (D, 13)``, floats ``ff (D, 5)`` (columns ``I_*``, ``F_*``),
+    """Per level: integers ``fi (D, 14)``, floats ``ff (D, 5)`` (columns ``I_*``, ``F_*``),
     the point of a one-point pass ``pt (D, q)``, the Newton step ``delta (D, q)`` and the
     mode-curvature grid ``mode_c (D, q)``, ``mode_r (D, q, q)``."""
 
@@ -133,7 +134,7 @@ def _end_node(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
     if f.fi[d, I_PORD] >= 2:
         for r in range(r0, e_own):
             v = pk * s.hg[d, r]
-            for c in range(r0, e_own):
+            for c in range(r0, r + 1):
                 s.hacc[d, r, c] += pk * s.hh[d, r, c] + v * s.hg[d, c]
 
 
@@ -192,7 +193,7 @@ def _add_child(s: Scratch, f: Frames, d: int) -> None:
             s.hg[d, r] += s.ug[d + 1, r]
     if order >= 2:
         for r in range(r0, n_ext):
-            for c in range(r0, n_ext):
+            for c in range(r0, r + 1):
                 s.hh[d, r, c] += s.uh[d + 1, r, c]
 
 
@@ -209,8 +210,20 @@ def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
 
 @kernel(inline=True)
 def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) -> None:
-    """A unit's first pass: mean-variance from its warm grid, else the mode search."""
+    """A unit's first pass: straight to the derivative pass when its parent's derivative
+    pass finds its grid as placed in the parent's last pass; else mean-variance from its
+    warm grid, else the mode search."""
     f.fi[d, I_STATUS] = 0
+    if f.fi[d, I_SAME] == 1 and f.fi[d, I_ORDER] > 0:
+        lse = load_placed(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH])
+        if math.isfinite(lse):
+            log_det = 0.0
+            for a in range(tr.qoff[d + 1] - tr.qoff[d]):
+                log_det += math.log(s.chol[d, a, a])
+            f.ff[d, F_LSE] = lse
+            f.ff[d, F_RES] = log_det + lse
+            _start_deriv(s, f, d)
+            return
     if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH]):
         f.fi[d, I_IT] = 0
         _next(f, d, PH_MVW, KIND_GRID, 0, 0)
@@ -228,6 +241,18 @@ def _use_mode_grid(tr: Tree, s: Scratch, f: Frames, d: int) -> None:
 
 
 @kernel(inline=True)
+def _start_deriv(s: Scratch, f: Frames, d: int) -> None:
+    """Set up the derivative pass on the placed grid."""
+    r0 = f.fi[d, I_R0]
+    n_ext = s.hg.shape[1]
+    for r in range(r0, n_ext):
+        s.ug[d, r] = 0.0
+        for c in range(r0, r + 1):
+            s.hacc[d, r, c] = 0.0
+    _next(f, d, PH_DERIV, KIND_GRID, f.fi[d, I_ORDER], r0)
+
+
+@kernel(inline=True)
 def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, lse: float) -> bool:
     """The grid is placed: store it, the log-likelihood; start the derivative pass (returns
     False) or finish the unit (True)."""
@@ -235,6 +260,11 @@ def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, l
     path = f.fi[d, I_PATH]
     q = tr.qoff[d + 1] - tr.qoff[d]
     store_warm(tr, wm, s, d, w, path)
+    if f.fi[d, I_PHASE] == PH_FALL and math.isfinite(lse):
+        moments(tr, s, d, lse)
+        slot = wm.goff[d] + w * tr.spath[d] + path % tr.spath[d]
+        wm.valid[slot] = 2 if wm.valid[slot] == 1 else wm.valid[slot]
+    store_placed(tr, wm, s, d, w, path, lse)  # (a log sum of -inf is never loaded)
     log_det = 0.0
     for a in range(q):
         log_det += math.log(s.chol[d, a, a])
@@ -243,8 +273,6 @@ def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, l
     if not math.isfinite(lse):
         f.ff[d, F_RES] = -np.inf
         return True
-    if f.fi[d, I_PHASE] == PH_FALL:
-        moments(tr, s, d, lse)
     if wm.pw.shape[0] > 0:
         qm = s.centre.shape[1]
         n_nodes = tr.nk[d]
@@ -255,16 +283,9 @@ def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, l
             wm.pm[base * qm + a] = s.mean[d, a]
             for b in range(q):
                 wm.pc[(base * qm + a) * qm + b] = s.cov[d, a, b]
-    order = f.fi[d, I_ORDER]
-    if order == 0:
+    if f.fi[d, I_ORDER] == 0:
         return True
-    r0 = f.fi[d, I_R0]
-    n_ext = s.hg.shape[1]
-    for r in range(r0, n_ext):
-        s.ug[d, r] = 0.0
-        for c in range(r0, n_ext):
-            s.hacc[d, r, c] = 0.0
-    _next(f, d, PH_DERIV, KIND_GRID, order, r0)
+    _start_deriv(s, f, d)
     return False
 
 
@@ -277,11 +298,11 @@ def _finish_deriv(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
     e_own = p_all + tr.qoff[d]
     if f.fi[d, I_ORDER] >= 2:
         for r in range(r0, n_ext):
-            for c in range(r0, n_ext):
-                inside = r < e_own and c < e_own
+            for c in range(r0, r + 1):
+                inside = r < e_own  # (c <= r)
                 s.uh[d, r, c] = s.hacc[d, r, c] - s.ug[d, r] * s.ug[d, c] if inside else 0.0
     if f.fi[d, I_STATUS] == 0:
-        motion(tr.qoff, tr.nk, tr.nodes, s.sc, s.post, s.ug, s.chol, d, p_all, r0)
+        motion(tr, s, d, p_all, r0)
     for r in range(e_own, n_ext):
         s.ug[d, r] = 0.0
 
@@ -296,7 +317,7 @@ def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
     neg = s.sq1[d]
     for a in range(q):
         for b in range(q):
-            neg[a, b] = -s.hh[d, p_all + o + a, p_all + o + b]
+            neg[a, b] = -s.hh[d, p_all + o + max(a, b), p_all + o + min(a, b)]
     tau = 0.0
     good = False
     for _ in range(60):
@@ -389,7 +410,7 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             change = max(change, abs(s.mean[d, a] - s.centre[d, a]) / scale)
             for b in range(a + 1):
                 change = max(change, abs(s.newchol[d, a, b] - s.chol[d, a, b]) / scale)
-        finish = change < MV_TOL
+        finish = change < tr.tol
         if not finish and f.fi[d, I_IT] < MV_MAXIT:
             for a in range(q):
                 s.centre[d, a] = s.mean[d, a]
@@ -418,6 +439,7 @@ def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, 
     f.fi[0, I_PATH] = 0
     f.fi[0, I_ORDER] = order
     f.fi[0, I_R0] = 0
+    f.fi[0, I_SAME] = 0
     status = 0
     d = 0
     start = True
@@ -452,6 +474,7 @@ def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, 
             f.fi[d + 1, I_PATH] = f.fi[d, I_PATH] * tr.nk[d] + k
             f.fi[d + 1, I_ORDER] = f.fi[d, I_PORD]
             f.fi[d + 1, I_R0] = f.fi[d, I_PR0]
+            f.fi[d + 1, I_SAME] = 1 if f.fi[d, I_PHASE] == PH_DERIV else 0
             d += 1
             start = True
             continue
@@ -464,6 +487,7 @@ def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, 
 @kernel
 def _scratch(n_levels: int, k_max: int, q_all: int, q_max: int, n_ext: int, n_aux: int):
     lv = n_levels
+    n_a = q_max + q_max * (q_max + 1) // 2
     return Scratch(
         np.zeros(q_all), np.zeros((lv, k_max)), np.zeros((lv, k_max)),
         np.zeros((lv, k_max, n_ext)), np.zeros((lv, n_ext)), np.zeros((lv, n_ext, n_ext)),
@@ -473,9 +497,10 @@ def _scratch(n_levels: int, k_max: int, q_all: int, q_max: int, n_ext: int, n_au
         np.zeros((lv, q_max, q_max)), np.zeros((lv, q_max, q_max)),
         np.zeros((lv, q_max, q_max)), np.zeros((lv, q_max)), np.zeros((lv, q_max)),
         np.zeros(n_ext), np.zeros((4, n_aux)), np.zeros((n_aux, n_aux)),
-        np.zeros(1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64), np.zeros((k_max, n_a)), np.zeros((k_max, n_a)),
+        np.zeros(n_a), np.zeros((n_a, n_a)), np.zeros((n_a, n_ext)),
     ), Frames(
-        np.zeros((lv, 13), dtype=np.int64), np.zeros((lv, 5)), np.zeros((lv, q_max)),
+        np.zeros((lv, 14), dtype=np.int64), np.zeros((lv, 5)), np.zeros((lv, q_max)),
         np.zeros((lv, q_max)), np.zeros((lv, q_max)), np.zeros((lv, q_max, q_max)),
     )  # fmt: skip
 
@@ -490,7 +515,10 @@ def chunk(
     q_all = tr.qoff[tr.qoff.shape[0] - 1]
     n_ext = p_all + q_all
     q_max = tr.nodes.shape[2]
-    s, f = _scratch(tr.nk.shape[0], tr.nodes.shape[1], q_all, q_max, n_ext, nd.aux.shape[0])
+    s0, f0 = _scratch(tr.nk.shape[0], tr.nodes.shape[1], q_all, q_max, n_ext, nd.aux.shape[0])
+    # views without reference counting (see ``jit.borrow``): the records' owners (the
+    # caller's and s0, f0) outlive the loop
+    s, f, nd, tr, wm = borrow(s0), borrow(f0), borrow(nd), borrow(tr), borrow(wm)
     for i in range(g0, g1):
         for a in range(q_all):
             s.up[a] = 0.0
@@ -502,4 +530,6 @@ def chunk(
         if order >= 2:
             for r in range(p_all):
                 for c in range(p_all):
-                    hess[slot, r, c] += s.uh[0, r, c]
+                    hess[slot, r, c] += s.uh[0, max(r, c), min(r, c)]
+    s0.status[0] = s.status[0]  # s0 and f0 live until here
+    f0.fi[0, 0] = f.fi[0, 0]

@@ -11,11 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mixedglm.engines.aghq.linalg import solve_small
 from mixedglm.families.dispatch import aux_derivs, eta_derivs
 from mixedglm.jit import kernel
 
-MV_TOL = 1e-10
 MV_MAXIT = 100
 MODE_TOL = 1e-10
 MODE_MAXIT = 100
@@ -42,7 +40,8 @@ class Tree(NamedTuple):
     and (``d < D - 1``) the level-``d+1`` units ``cstart[coff[d] + w] .. + 1``; ``qoff``
     ``(D + 1,)``; ``nodes`` ``(D, K, q)`` and ``logw`` (log weights + t't/2) of each level's
     rule, ``nk`` their sizes; ``spath`` the number of stored warm starts per unit (one per
-    path of ancestors' nodes, or one)."""
+    path of ancestors' nodes, or one); ``tol`` how closely a grid must sit at its
+    mean-variance fixed point (posterior SDs: the rule's tolerance)."""
 
     ustart: np.ndarray
     uoff: np.ndarray
@@ -53,6 +52,7 @@ class Tree(NamedTuple):
     logw: np.ndarray
     nk: np.ndarray
     spath: np.ndarray
+    tol: float
 
 
 class Warm(NamedTuple):
@@ -62,7 +62,10 @@ class Warm(NamedTuple):
     ``(goff[d] + w * spath[d] + s)`` times ``qmax`` / ``qmax**2``; ``valid`` flags them.
     ``pw``: node posterior weights ``(pwoff[d] + (w * npath[d] + path) * K + k)``, or empty.
     ``pm``/``pc``: the conditional posterior mean and covariance for the same index without
-    ``k`` (times ``qmax``, ``qmax**2``), or empty."""
+    ``k`` (times ``qmax``, ``qmax**2``), or empty. ``wp`` (``slot * K + k``) and ``wl``
+    (``slot``): each stored grid's node posteriors and log sum, so that a parent's derivative
+    pass, whose children's contexts are those of its last pass, need not place their grids
+    again (empty: always placed)."""
 
     gm: np.ndarray
     gr: np.ndarray
@@ -73,6 +76,8 @@ class Warm(NamedTuple):
     pc: np.ndarray
     pwoff: np.ndarray
     npath: np.ndarray
+    wp: np.ndarray
+    wl: np.ndarray
 
 
 class Scratch(NamedTuple):
@@ -101,6 +106,11 @@ class Scratch(NamedTuple):
     la: np.ndarray  # (4, n_aux): l_a, l_ea, l_eea, scratch
     laa: np.ndarray  # (n_aux, n_aux)
     status: np.ndarray  # (1,)
+    mg: np.ndarray  # (K, A) the grid motion's node scores (A = q + q (q + 1) / 2)
+    mmom: np.ndarray  # (K, A) and node moments
+    mvec: np.ndarray  # (A,)
+    mja: np.ndarray  # (A, A)
+    mjth: np.ndarray  # (A, E)
 
 
 @kernel(inline=True)
@@ -110,7 +120,8 @@ def n_par(nd: NData) -> int:
 
 @kernel(inline=True)
 def h_init(d: int, tr: Tree, s: Scratch, p_all: int, order: int, r0: int) -> float:
-    """The prior term -|u_d|^2/2 and its derivatives (row ``d`` of hg, hh)."""
+    """The prior term -|u_d|^2/2 and its derivatives (row ``d`` of hg, hh; every Hessian
+    here is kept as its lower triangle, ``[r, c]`` with ``c <= r``)."""
     n_ext = s.hg.shape[1]
     h = 0.0
     for a in range(tr.qoff[d], tr.qoff[d + 1]):
@@ -122,7 +133,7 @@ def h_init(d: int, tr: Tree, s: Scratch, p_all: int, order: int, r0: int) -> flo
             s.hg[d, p_all + a] = -s.up[a]
     if order >= 2:
         for r in range(r0, n_ext):
-            for c in range(r0, n_ext):
+            for c in range(r0, r + 1):
                 s.hh[d, r, c] = 0.0
         for a in range(tr.qoff[d], tr.qoff[d + 1]):
             s.hh[d, p_all + a, p_all + a] = -1.0
@@ -174,22 +185,19 @@ def leaf_terms(fam, nd: NData, tr: Tree, s: Scratch, d: int, w: int, order: int,
         for r in range(r0, n_ext):
             v = d2 * xt[r]
             if v != 0.0:
-                for c in range(r0, n_ext):
+                for c in range(r0, r + 1):
                     s.hh[d, r, c] += v * xt[c]
         if r0 == 0:
             for t in range(n_theta):
                 for b in range(q_end):
-                    v = d1 * nd.ZE[j, t, b]
-                    s.hh[d, p + t, p_all + b] += v
-                    s.hh[d, p_all + b, p + t] += v
+                    s.hh[d, p_all + b, p + t] += d1 * nd.ZE[j, t, b]
             for a in range(n_aux):
                 row = p + n_theta + a
-                for r in range(n_ext):
-                    if r < p + n_theta or r >= p_all:
-                        v = s.la[1, a] * xt[r]
-                        s.hh[d, row, r] += v
-                        s.hh[d, r, row] += v
-                for b in range(n_aux):
+                for r in range(p + n_theta):
+                    s.hh[d, row, r] += s.la[1, a] * xt[r]
+                for r in range(p_all, n_ext):
+                    s.hh[d, r, row] += s.la[1, a] * xt[r]
+                for b in range(a + 1):
                     s.hh[d, row, p + n_theta + b] += s.laa[a, b]
     return h
 
@@ -246,21 +254,44 @@ def moments(tr: Tree, s: Scratch, d: int, lse: float) -> None:
         s.mean[d, a] += s.centre[d, a]
 
 
-@kernel
-def motion(
-    qoff: np.ndarray, nk: np.ndarray, nodes: np.ndarray, sc: np.ndarray, post: np.ndarray,
-    ug: np.ndarray, chol: np.ndarray, d: int, p_all: int, r0: int,
-) -> None:  # fmt: skip
+@kernel(inline=True)
+def _solve_into(a: np.ndarray, x: np.ndarray, n: int) -> None:
+    """``x <- a^-1 x`` in place (``a`` overwritten; Gaussian elimination with partial
+    pivoting on the leading ``n x n`` block, as ``aghq.linalg.solve_small``)."""
+    for col in range(n):
+        pivot = col
+        for r in range(col + 1, n):
+            if abs(a[r, col]) > abs(a[pivot, col]):
+                pivot = r
+        if pivot != col:
+            for j in range(n):
+                a[col, j], a[pivot, j] = a[pivot, j], a[col, j]
+            x[col], x[pivot] = x[pivot], x[col]
+        for r in range(col + 1, n):
+            f = a[r, col] / a[col, col]
+            for j in range(col, n):
+                a[r, j] -= f * a[col, j]
+            x[r] -= f * x[col]
+    for i in range(n - 1, -1, -1):
+        v = x[i]
+        for j in range(i + 1, n):
+            v -= a[i, j] * x[j]
+        x[i] = v / a[i, i]
+
+
+@kernel(inline=True)
+def motion(tr: Tree, s: Scratch, d: int, p_all: int, r0: int) -> None:
     """Subtract the derivative of the mean-variance fixed point's movement from
     ``ug[d]`` (coordinates ``r0 .. p_all + qoff[d]``): the one-factor engine's
-    ``meanvar_motion`` with the node scores of the extended coordinates."""
-    o = qoff[d]
-    q = qoff[d + 1] - o
-    n_nodes = nk[d]
+    ``meanvar_motion`` with the node scores of the extended coordinates (work arrays of
+    the scratch: no allocation)."""
+    o = tr.qoff[d]
+    q = tr.qoff[d + 1] - o
+    n_nodes = tr.nk[d]
     r1 = p_all + o
     n_a = q + q * (q + 1) // 2
-    g = np.empty((n_nodes, n_a))
-    mom = np.empty((n_nodes, n_a))
+    g, mom, vec, j_a_t, j_th = s.mg, s.mmom, s.mvec, s.mja, s.mjth
+    nodes, sc, post, ug = tr.nodes, s.sc, s.post, s.ug
     for k in range(n_nodes):
         for a in range(q):
             g[k, a] = sc[d, k, p_all + o + a]
@@ -271,32 +302,34 @@ def motion(
                 g[k, idx] = sc[d, k, p_all + o + c] * nodes[d, k, e]
                 mom[k, idx] = nodes[d, k, c] * nodes[d, k, e]
                 idx += 1
-    g_bar = np.zeros(n_a)
+    for f in range(n_a):
+        vec[f] = 0.0  # g_bar, then f_a, then the solution
+        for e in range(n_a):
+            j_a_t[f, e] = 0.0
+        for r in range(r0, r1):
+            j_th[f, r - r0] = 0.0
     for k in range(n_nodes):
         for f in range(n_a):
-            g_bar[f] += post[d, k] * g[k, f]
-    j_a_t = np.zeros((n_a, n_a))
-    j_th = np.zeros((n_a, max(r1 - r0, 0)))
+            vec[f] += post[d, k] * g[k, f]
     for k in range(n_nodes):
         pk = post[d, k]
         for e in range(n_a):
             wgt = pk * mom[k, e]
             for f in range(n_a):
-                j_a_t[f, e] += wgt * (g[k, f] - g_bar[f])
+                j_a_t[f, e] += wgt * (g[k, f] - vec[f])
             for r in range(r0, r1):
                 j_th[e, r - r0] += wgt * (sc[d, k, r] - ug[d, r])
-    f_a = g_bar.copy()
     idx = q
     for c in range(q):
         for e in range(c + 1):
             if c == e:
-                f_a[idx] += 1.0 / chol[d, c, c]
+                vec[idx] += 1.0 / s.chol[d, c, c]
             idx += 1
-    v = solve_small(j_a_t, f_a)
+    _solve_into(j_a_t, vec, n_a)
     for r in range(r0, r1):
         tot = 0.0
         for e in range(n_a):
-            tot += v[e] * j_th[e, r - r0]
+            tot += vec[e] * j_th[e, r - r0]
         ug[d, r] -= tot
 
 
@@ -312,6 +345,35 @@ def load_warm(tr: Tree, wm: Warm, s: Scratch, d: int, w: int, path: int) -> bool
         for b in range(q):
             s.chol[d, a, b] = wm.gr[(slot * qm + a) * qm + b]
     return True
+
+
+@kernel(inline=True)
+def load_placed(tr: Tree, wm: Warm, s: Scratch, d: int, w: int, path: int) -> float:
+    """A grid stored by the last pass at the same context (one slot per path, placed at
+    its mean-variance fixed point): loads it with its node posteriors and returns its log
+    sum; NaN when there is none."""
+    if wm.wl.shape[0] == 0 or tr.spath[d] != wm.npath[d]:
+        return np.nan
+    slot = wm.goff[d] + w * tr.spath[d] + path
+    if wm.valid[slot] != 1 or not load_warm(tr, wm, s, d, w, path):
+        return np.nan
+    k_max = s.post.shape[1]
+    for k in range(tr.nk[d]):
+        s.post[d, k] = wm.wp[slot * k_max + k]
+    return wm.wl[slot]
+
+
+@kernel(inline=True)
+def store_placed(tr: Tree, wm: Warm, s: Scratch, d: int, w: int, path: int, lse: float) -> None:
+    """Keep the node posteriors and log sum of the grid just stored (see
+    :func:`load_placed`); ``valid`` 2 marks a mode-curvature (fallback) grid."""
+    if wm.wl.shape[0] == 0:
+        return
+    slot = wm.goff[d] + w * tr.spath[d] + path % tr.spath[d]
+    k_max = s.post.shape[1]
+    for k in range(tr.nk[d]):
+        wm.wp[slot * k_max + k] = s.post[d, k]
+    wm.wl[slot] = lse
 
 
 @kernel(inline=True)
