@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mixedglm.engines.aghq.linalg import solve_in_place
 from mixedglm.families.dispatch import aux_derivs, eta_derivs
 from mixedglm.jit import kernel
 
@@ -255,31 +256,6 @@ def moments(tr: Tree, s: Scratch, d: int, lse: float) -> None:
 
 
 @kernel(inline=True)
-def _solve_into(a: np.ndarray, x: np.ndarray, n: int) -> None:
-    """``x <- a^-1 x`` in place (``a`` overwritten; Gaussian elimination with partial
-    pivoting on the leading ``n x n`` block, as ``aghq.linalg.solve_small``)."""
-    for col in range(n):
-        pivot = col
-        for r in range(col + 1, n):
-            if abs(a[r, col]) > abs(a[pivot, col]):
-                pivot = r
-        if pivot != col:
-            for j in range(n):
-                a[col, j], a[pivot, j] = a[pivot, j], a[col, j]
-            x[col], x[pivot] = x[pivot], x[col]
-        for r in range(col + 1, n):
-            f = a[r, col] / a[col, col]
-            for j in range(col, n):
-                a[r, j] -= f * a[col, j]
-            x[r] -= f * x[col]
-    for i in range(n - 1, -1, -1):
-        v = x[i]
-        for j in range(i + 1, n):
-            v -= a[i, j] * x[j]
-        x[i] = v / a[i, i]
-
-
-@kernel(inline=True)
 def motion(tr: Tree, s: Scratch, d: int, p_all: int, r0: int) -> None:
     """Subtract the derivative of the mean-variance fixed point's movement from
     ``ug[d]`` (coordinates ``r0 .. p_all + qoff[d]``): the one-factor engine's
@@ -325,7 +301,7 @@ def motion(tr: Tree, s: Scratch, d: int, p_all: int, r0: int) -> None:
             if c == e:
                 vec[idx] += 1.0 / s.chol[d, c, c]
             idx += 1
-    _solve_into(j_a_t, vec, n_a)
+    solve_in_place(j_a_t, vec, n_a)
     for r in range(r0, r1):
         tot = 0.0
         for e in range(n_a):

@@ -68,10 +68,35 @@ def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             out[i, j] = s
 
 
+@kernel(inline=True)
+def solve_in_place(a: np.ndarray, x: np.ndarray, n: int) -> None:
+    """``x <- a^-1 x`` on the leading ``n x n`` block of ``a`` (overwritten), by Gaussian
+    elimination with partial pivoting."""
+    for col in range(n):
+        pivot = col
+        for r in range(col + 1, n):
+            if abs(a[r, col]) > abs(a[pivot, col]):
+                pivot = r
+        if pivot != col:
+            for j in range(n):
+                a[col, j], a[pivot, j] = a[pivot, j], a[col, j]
+            x[col], x[pivot] = x[pivot], x[col]
+        for r in range(col + 1, n):
+            f = a[r, col] / a[col, col]
+            for j in range(col, n):
+                a[r, j] -= f * a[col, j]
+            x[r] -= f * x[col]
+    for i in range(n - 1, -1, -1):
+        v = x[i]
+        for j in range(i + 1, n):
+            v -= a[i, j] * x[j]
+        x[i] = v / a[i, i]
+
+
 @kernel
 def solve_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a^-1 b`` for a small square ``a`` by Gaussian elimination with partial pivoting
-    (a plain loop: numba's LAPACK-backed ``np.linalg.solve`` costs seconds to compile)."""
+    """``a^-1 b`` for a small square ``a`` (a plain loop: numba's LAPACK-backed
+    ``np.linalg.solve`` costs seconds to compile)."""
     n = a.shape[0]
     m = np.empty((n, n))
     x = np.empty(n)
@@ -79,23 +104,5 @@ def solve_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         x[i] = b[i]
         for j in range(n):
             m[i, j] = a[i, j]
-    for col in range(n):
-        pivot = col
-        for r in range(col + 1, n):
-            if abs(m[r, col]) > abs(m[pivot, col]):
-                pivot = r
-        if pivot != col:
-            for j in range(n):
-                m[col, j], m[pivot, j] = m[pivot, j], m[col, j]
-            x[col], x[pivot] = x[pivot], x[col]
-        for r in range(col + 1, n):
-            f = m[r, col] / m[col, col]
-            for j in range(col, n):
-                m[r, j] -= f * m[col, j]
-            x[r] -= f * x[col]
-    for i in range(n - 1, -1, -1):
-        s = x[i]
-        for j in range(i + 1, n):
-            s -= m[i, j] * x[j]
-        x[i] = s / m[i, i]
+    solve_in_place(m, x, n)
     return x
