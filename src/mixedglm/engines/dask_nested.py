@@ -45,6 +45,21 @@ def op_unconverged(model_id: str, parts: list[int], key: str, setup: tuple) -> i
         return sum(int(np.count_nonzero(e.last_status)) for _, e in engines)
 
 
+def op_modes(model_id: str, parts: list[int], key: str, setup: tuple) -> dict[int, np.ndarray]:
+    """The joint Laplace engines' current modes, by partition."""
+    with part.partition_engines(model_id, parts, key, setup) as engines:
+        return {i: engine.u.copy() for i, engine in engines}
+
+
+def op_set_modes(
+    model_id: str, parts: list[int], key: str, setup: tuple, modes: dict[int, np.ndarray]
+) -> None:
+    """Set the joint Laplace engines' modes (a saved :func:`op_modes`)."""
+    with part.partition_engines(model_id, parts, key, setup) as engines:
+        for i, engine in engines:
+            engine.u = modes[i].copy()
+
+
 class DaskMultilevelEngine(DaskEngine):
     """A multilevel engine on Dask: evaluations summed over the partitions, random effects
     gathered in the global order, the Laplace engine's ``exact`` set on every partition."""
@@ -62,6 +77,16 @@ class DaskMultilevelEngine(DaskEngine):
     def exact(self, value: bool) -> None:
         self._map(part.op_configure, {"exact": value})
         self._exact = value
+
+    @property
+    def u(self) -> dict[int, np.ndarray]:
+        """The Laplace modes of every partition (what the start grid saves and restores,
+        as ``JointLaplaceEngine.u`` in memory)."""
+        return {i: u for w in self._map(op_modes) for i, u in w.items()}
+
+    @u.setter
+    def u(self, modes: dict[int, np.ndarray]) -> None:
+        self._map(op_set_modes, modes)
 
     def posterior(self, params: np.ndarray, *kind: str) -> dict[str, Posterior]:
         """Each factor's posterior (means, or the Laplace modes), levels in the global

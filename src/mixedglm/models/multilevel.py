@@ -135,7 +135,8 @@ def _start(
     lls, modes = {}, {}
     for node in sorted(range(len(factors)), key=lambda k: factors[k]):
         lls[node] = engine.loglik(np.concatenate([beta0, theta0 * factors[node], aux0]))
-        modes[node] = engine.u.copy()
+        u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
+        modes[node] = u.copy() if isinstance(u, np.ndarray) else u
     for node, factor in enumerate(factors):
         ll = lls[node]
         if log:
