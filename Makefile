@@ -20,11 +20,12 @@ demo: $(STAMP)
 	$(BIN)/python -m mixedglm.demo
 
 # two test processes (pytest-xdist): the suite is mostly numba compilation, one family and
-# rule at a time, so two processes halve its wall time on a 2-core machine
+# rule at a time, so two processes halve its wall time on a 2-core machine; work stealing
+# keeps both busy to the end (a few tests compile for close to a minute)
 TEST_WORKERS ?= 2
 
 test: $(STAMP) lint typecheck docs
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
