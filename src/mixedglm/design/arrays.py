@@ -8,7 +8,9 @@ from itertools import pairwise
 
 import numpy as np
 
-BLOCK_ROWS = 65_536  # rows per block of a per-cluster sum: no temporary of the data's length
+# rows handled at a time where a pass over the data must not make a temporary of its length
+# (per-cluster sums, checks of a built matrix, filling its columns while they stay in cache)
+BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)

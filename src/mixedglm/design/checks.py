@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from mixedglm.design.arrays import BLOCK_ROWS
 from mixedglm.errors import DataError
 
 # beyond this magnitude a double's products and sums lose every digit that a fit needs
 MAX_ABS_VALUE = 1e15
-CHECK_BLOCK_ROWS = 65_536  # rows per block when a built matrix is checked
 # the linear program is skipped above this many (distinct rows x columns)
 MAX_LP_CELLS = 3_000_000
 _LP_TOL = 1e-7
@@ -86,8 +86,8 @@ def check_matrix(matrix: np.ndarray, names: Sequence[str], what: str) -> None:
     # the extremes of each column, block by block: no temporary the size of the matrix
     low = np.full(matrix.shape[1], np.inf)
     high = np.full(matrix.shape[1], -np.inf)
-    for lo in range(0, matrix.shape[0], CHECK_BLOCK_ROWS):
-        block = matrix[lo : lo + CHECK_BLOCK_ROWS]
+    for lo in range(0, matrix.shape[0], BLOCK_ROWS):
+        block = matrix[lo : lo + BLOCK_ROWS]
         np.minimum(low, block.min(axis=0), out=low)  # NaN propagates into low and high
         np.maximum(high, block.max(axis=0), out=high)
     with np.errstate(invalid="ignore"):

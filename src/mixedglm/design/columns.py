@@ -28,13 +28,13 @@ from formulaic.errors import FormulaicError
 from formulaic.transforms.contrasts import TreatmentContrasts
 from formulaic.utils.sentinels import UNSET
 
+from mixedglm.design.arrays import BLOCK_ROWS
 from mixedglm.errors import FormulaError
 from mixedglm.formula.idioms import formula_variables
 
 _LEVEL = re.compile(r"\[T\.(.*)\]")
 _CALL_C = re.compile(r"^C\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
 _CALL_C_ANYWHERE = re.compile(r"\bC\(\s*([A-Za-z_][A-Za-z0-9_]*)")
-BLOCK_ROWS = 65_536  # rows filled at a time: a block of every column stays in cache
 
 Filler = Callable[[np.ndarray, int, int], None]
 

@@ -123,31 +123,30 @@ def _start(
     """Pooled-GLM coefficients and the best of a few scalings of SD 0.5 per column."""
     thetas = [f.structure.start(s) for f, s in zip(design.factors, scales, strict=True)]
     theta0 = np.concatenate(thetas)
-    best, best_ll, best_u = None, -np.inf, engine.u
     if log:
         log("")
         log("Refining starting values (Laplace):")
         log("")
     factors = (1.0, 0.5, 2.0, 0.25)
+    candidates = [np.concatenate([beta0, theta0 * f, aux0]) for f in factors]
     # evaluated from the smallest scaling up, so that each mode search starts from the modes
     # of the nearest scaling (from 2.0 after 0.5 it took several times longer); logged and
     # chosen in Stata's order; the best's modes start the Laplace fit
     lls, modes = {}, {}
     for node in sorted(range(len(factors)), key=lambda k: factors[k]):
-        lls[node] = engine.loglik(np.concatenate([beta0, theta0 * factors[node], aux0]))
+        lls[node] = engine.loglik(candidates[node])
         u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
         modes[node] = u.copy() if isinstance(u, np.ndarray) else u
-    for node, factor in enumerate(factors):
-        ll = lls[node]
+    best = None
+    for node in range(len(factors)):
         if log:
-            log(f"{f'Grid node {node}:':<14} log likelihood = {ll:.8g}")
-        if np.isfinite(ll) and ll > best_ll:
-            best, best_ll = np.concatenate([beta0, theta0 * factor, aux0]), ll
-            best_u = modes[node]
-    engine.u = best_u
+            log(f"{f'Grid node {node}:':<14} log likelihood = {lls[node]:.8g}")
+        if np.isfinite(lls[node]) and (best is None or lls[node] > lls[best]):
+            best = node
     if best is None:
         raise MixedGLMError("the log likelihood is not finite at any starting value")
-    return best
+    engine.u = modes[best]
+    return candidates[best]
 
 
 def _boundary(design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray) -> np.ndarray:
