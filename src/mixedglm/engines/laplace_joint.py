@@ -369,14 +369,38 @@ class JointLaplaceEngine(FactorParameters):
         params = np.asarray(params, dtype=float)
         k = params.size
         hess = np.zeros((k, k))
+        base, _, _, _ = self._at(params)
         for r in range(k) if columns is None else columns:
             step = self.fd_step * max(1.0, abs(params[r]))
             up, down = params.copy(), params.copy()
             up[r] += step
             down[r] -= step
-            hess[:, r] = (self.gradient(up)[1] - self.gradient(down)[1]) / (2.0 * step)
+            move = self._mode_derivative(base, params, r)
+            self.u = base["u"] + step * move if base else self.u
+            g_up = self.gradient(up)[1]
+            self.u = base["u"] - step * move if base else self.u
+            hess[:, r] = (g_up - self.gradient(down)[1]) / (2.0 * step)
         self._at(params)
         return hess
+
+    def _mode_derivative(self, st: dict, params: np.ndarray, r: int) -> np.ndarray:
+        """``d u^ / d params[r]`` at a PIRLS state (zero for an auxiliary parameter, or
+        without a state): the implicit derivative of ``A' l'(eta) - u = 0``,
+        ``H du = d(A' l')/d params[r]``. Perturbed evaluations start from ``u^ + h du``
+        instead of ``u^``: their modes are then found in one Newton step fewer."""
+        if not st or r >= self.n_beta + self.n_theta:
+            return np.zeros(self.n_u)
+        _, theta, _ = self.split(params)
+        a = self._row_values(theta)
+        w = st["w"]
+        if r < self.n_beta:
+            rhs = kern.scatter_rows(self.pos, a, -w * self.X[:, r], self.n_u)
+        else:
+            da = np.ascontiguousarray(self._da[r - self.n_beta])
+            moved = kern.gather_rows(self.pos, da, st["u"])
+            rhs = kern.scatter_rows(self.pos, da, st["l1"], self.n_u)
+            rhs -= kern.scatter_rows(self.pos, a, w * moved, self.n_u)
+        return self._solve(st["fac"], rhs)
 
     def exact_hessian(self, params: np.ndarray) -> np.ndarray:
         """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
@@ -390,7 +414,8 @@ class JointLaplaceEngine(FactorParameters):
         ``O(h)`` error only slows the last steps, the convergence test uses the exact
         gradient)."""
         params = np.asarray(params, dtype=float)
-        ll0, grad0 = self.gradient(params)
+        base, score = self._gradient_terms(params)
+        ll0, grad0 = (self.loglik_from(base) if base else -np.inf), score.sum(axis=0)
         if not np.isfinite(ll0):
             return ll0, grad0, self.exact_hessian(params)
         hess = np.empty((self.n_params, self.n_params))
@@ -398,6 +423,7 @@ class JointLaplaceEngine(FactorParameters):
             step = 10 * self.fd_step * max(1.0, abs(params[r]))
             up = params.copy()
             up[r] += step
+            self.u = base["u"] + step * self._mode_derivative(base, params, r)
             hess[:, r] = (self.gradient(up)[1] - grad0) / step
         self._at(params)
         return ll0, grad0, 0.5 * (hess + hess.T)

@@ -31,6 +31,7 @@ from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
 from mixedglm.inference import covariance_with_boundary
 from mixedglm.optim import newton_maximize
+from mixedglm.optim.outer import OuterProductSteps, enough_clusters
 from mixedglm.results.multilevel import MultilevelResults
 
 BOUNDARY_SD = 1e-6
@@ -195,7 +196,10 @@ def fit_multilevel(
     laplace.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
     # as start values for quadrature the Laplace estimates need not be tight
     gtol = 1e-9 if rule.is_laplace else 1e-2
-    x, ev, opt = newton_maximize(laplace, x0, log=log, maxiter=maxiter, gtol=gtol)
+    steps: Any = laplace
+    if not rule.is_laplace and enough_clusters(design.n_top, x0.size):
+        steps = OuterProductSteps(laplace)  # a start: one gradient per step suffices
+    x, ev, opt = newton_maximize(steps, x0, log=log, maxiter=maxiter, gtol=gtol)
     laplace.exact = True
     engine = laplace
     if not rule.is_laplace:
