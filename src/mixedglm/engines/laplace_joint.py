@@ -34,6 +34,7 @@ import scipy.sparse.csgraph
 from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
+from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.optim import Evaluation
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 MAX_REST = 8000
+MAX_SHARED = 4_000_000  # entries of S: above this, the Schur complement on one thread
 PIRLS_TOL = 1e-22
 PIRLS_MAXITER = 200
 
@@ -95,6 +97,8 @@ class JointLaplaceEngine(FactorParameters):
         self.pos = pos
         self.c1 = fb.codes.astype(np.int64)
         self._build_pattern()
+        n_g = np.diff(self.kptr).astype(np.float64)
+        self._schur_cost = self.q1 * (n_g * (n_g + 1) / 2 + n_g + 1.0)
         self._theta_slices = []
         start = 0
         for f in factors:
@@ -203,7 +207,7 @@ class JointLaplaceEngine(FactorParameters):
         Dinv = np.empty_like(D)
         F = np.empty_like(B)
         logdet_d = np.empty(g1)
-        if not kern.schur(D, B, self.kptr, self.kpos, q1, Dinv, F, C, logdet_d, lay):
+        if not self._schur(D, B, Dinv, F, C, logdet_d):
             raise _NotFinite
         logdet_s = np.empty(m)
         if not kern.block_cholesky(C, lay, logdet_s):
@@ -216,6 +220,35 @@ class JointLaplaceEngine(FactorParameters):
             "logdet_d": logdet_d,
             "logdet_s": logdet_s,
         }
+
+    def _schur(
+        self,
+        D: np.ndarray,
+        B: np.ndarray,
+        Dinv: np.ndarray,
+        F: np.ndarray,
+        C: np.ndarray,
+        logdet_d: np.ndarray,
+    ) -> bool:
+        """:func:`~mixedglm.engines.laplace_kernels.schur` over all block levels; on
+        several threads when it is worth it (each thread's share of ``B' D^-1 B`` in its
+        own copy of ``C``, added at the end: crossed designs, one large dense block)."""
+        args = (self.kptr, self.kpos, self.q1)
+        cost = self._schur_cost
+        if self.n_flat > MAX_SHARED or not use_threads(cost):
+            return bool(kern.schur(D, B, *args, Dinv, F, C, logdet_d, self.layout, 0, self.g1))
+        bounds = cost_chunks(cost, per_thread=1)
+        shares = [C] + [np.zeros_like(C) for _ in range(bounds.size - 2)]
+        ok = np.zeros(bounds.size - 1, dtype=bool)
+
+        def run(lo: int, hi: int, slot: int) -> None:
+            share = shares[slot]
+            ok[slot] = kern.schur(D, B, *args, Dinv, F, share, logdet_d, self.layout, lo, hi)
+
+        run_chunks(run, bounds)
+        for share in shares[1:]:
+            C += share
+        return bool(ok.all())
 
     def _solve(self, fac: dict, rhs: np.ndarray) -> np.ndarray:
         n1 = self.g1 * self.q1

@@ -139,7 +139,7 @@ def _small_inverse(m: np.ndarray, out: np.ndarray, low: np.ndarray, work: np.nda
     return logdet
 
 
-@kernel
+@kernel(nogil=True)
 def schur(
     D: np.ndarray,
     B: np.ndarray,
@@ -151,13 +151,16 @@ def schur(
     S: np.ndarray,
     logdet_d: np.ndarray,
     layout: tuple,
+    g0: int,
+    g1: int,
 ) -> bool:
-    """``Dinv = D^-1`` per level (log determinants in ``logdet_d``), ``F = D^-1 B`` and the
-    Schur complement ``S <- C - B' D^-1 B`` in place. False when a ``D`` block is not
-    positive definite."""
+    """For the block levels ``g0 .. g1 - 1``: ``Dinv = D^-1`` (log determinants in
+    ``logdet_d``), ``F = D^-1 B`` and their part of the Schur complement, ``S <- S -
+    B' D^-1 B`` in place (``S`` = ``C`` for all levels at once, or a zeroed share of one
+    thread). False when a ``D`` block is not positive definite."""
     low = np.empty((q1, q1))
     work = np.empty((q1, q1))
-    for g in range(D.shape[0]):
+    for g in range(g0, g1):
         ld = _small_inverse(D[g], Dinv[g], low, work)
         if not np.isfinite(ld):
             return False
