@@ -5,6 +5,8 @@ whose clusters arrive cut across partitions in any order."""
 
 from __future__ import annotations
 
+import re
+
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -306,8 +308,34 @@ def test_options_not_on_dask_are_refused_by_name(client):
         mg.glmm("y ~ x1 + (1 | g)", ddf, family="gaussian", reml=True)
     with pytest.raises(MixedGLMError, match="fweight=, group_weights=: not available"):
         mg.glmm("y ~ x1 + (1 | g)", ddf, fweight="n", group_weights={"g": "n"})
-    with pytest.raises(MixedGLMError, match="vce='cluster region' is not available on Dask"):
-        mg.glmm("y ~ x1 + (1 | g)", ddf, vce="cluster region")
+
+
+def with_district(data: pd.DataFrame) -> pd.DataFrame:
+    """A coarser clustering variable: every cluster of g inside one district (20 of them,
+    numbered so that a district's clusters lie in several partitions)."""
+    codes = data["g"].str[1:].astype(int)
+    return data.assign(district=(codes % 20).map(lambda k: f"d{k:02d}"))
+
+
+def test_cluster_vce_on_another_variable_matches_in_memory(client, capsys):
+    data = with_district(simulate("logit", seed=4))
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x1 + (1 | g)", data, nagq=3, vce="cluster district"
+    )
+    assert res.vce == mem.vce and res.vce.n_clusters == 20
+    assert_same(mem, res, log_mem, log_dask)
+    for frame, vce in (  # the in-memory messages
+        (data, "cluster region"),  # splits clusters of g
+        (data.assign(district=data.district.where(data.x1.fillna(0) < 1.5)), "cluster district"),
+        (data, "cluster nowhere"),
+    ):
+        with pytest.raises(DataError) as in_memory:
+            mg.glmm("y ~ x1 + (1 | g)", frame, nagq=1, vce=vce, nolog=True)
+        with pytest.raises(DataError, match=re.escape(str(in_memory.value))):
+            mg.glmm(
+                "y ~ x1 + (1 | g)", dd.from_pandas(frame, npartitions=3), nagq=1, vce=vce,
+                nolog=True,
+            )  # fmt: skip
 
 
 def test_robust_standard_errors_match_in_memory(client, capsys):

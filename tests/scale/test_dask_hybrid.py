@@ -39,6 +39,7 @@ def simulate(seed: int = 2, n_clusters: int = 80) -> pd.DataFrame:
             "z": z,
             "g": [f"c{k:03d}" for k in g],
             "region": rng.choice(["north", "south"], n),
+            "district": [f"d{k % 15:02d}" for k in g],  # coarser than g, across partitions
         }
     )
     data.loc[rng.choice(n, 6, replace=False), "x2"] = np.nan
@@ -52,8 +53,9 @@ def simulate(seed: int = 2, n_clusters: int = 80) -> pd.DataFrame:
         ("y ~ x1 x2 z", {"percentage": 30}),
         ("yb ~ x1 x2", {"family": "binomial", "cre": True, "nagq": 5, "vce": "robust"}),
         ("y ~ x1 x2", {"randomslope": "x1", "nonlinearities": "quadratic", "iterations": True}),
+        ("yb ~ x1 x2", {"family": "binomial", "nagq": 3, "vce": "cluster district"}),
     ],
-    ids=["skipped-variable", "cre-logit-robust", "slope-quadratic-log"],
+    ids=["skipped-variable", "cre-logit-robust", "slope-quadratic-log", "logit-cluster-vce"],
 )
 def test_hybrid_matches_in_memory(client, capsys, formula, options):
     data = simulate()

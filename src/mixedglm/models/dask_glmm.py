@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
+import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 from scipy import special
 
-from mixedglm.engines.dask_engine import DaskFactory
+from mixedglm.engines.dask_engine import DaskEngine, DaskFactory
 from mixedglm.engines.rules import IntegrationRule
-from mixedglm.errors import MixedGLMError
+from mixedglm.errors import DataError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import _quantile, aux_from_cutpoints
 from mixedglm.formula import ParsedFormula
-from mixedglm.inference.robust import parse_vce
+from mixedglm.inference.robust import VCEInfo, parse_vce, sandwich
 from mixedglm.inference.singular import singular_notes, with_notes
 from mixedglm.models.glmm import choose_structure, fit_glmm
 from mixedglm.models.multilevel import needs_multilevel
@@ -107,6 +109,7 @@ def fit_on_dask(
                 client, ddf, parsed, family, opts, cov=cov, trials=trials, asked=asked
             )
         assert not isinstance(cov, dict)  # glmm() refuses it with one factor
+        carried = check_carried(ddf, vce_variable(opts.vce, parsed.groups[0]))
         dist = distribute(
             client,
             ddf,
@@ -117,6 +120,7 @@ def fit_on_dask(
             trials=trials,
             subset=opts.subset,
             show_progress=log is not None,
+            carried=carried,
         )
         res = fit_distributed(dist, parsed, family, opts, rule=rule, cov=cov)
     if log:
@@ -124,15 +128,44 @@ def fit_on_dask(
     return res
 
 
-def check_dask_vce(vce: str | None, group: str | None) -> None:
-    """On Dask the sandwich clusters at the grouping variable (``robust`` or ``cluster``
-    on it); another clustering variable is refused."""
+def vce_variable(vce: str | None, group: str | None) -> str | None:
+    """The ``vce`` clustering variable when it is not the grouping variable (carried with
+    the rows to the workers), else None."""
     choice = parse_vce(vce)
-    if choice is not None and choice[1] is not None and choice[1] != group:
-        raise MixedGLMError(
-            f"vce='cluster {choice[1]}' is not available on Dask yet (vce='robust', clustered "
-            f"at {group}, is): fit in memory for another clustering variable"
+    return choice[1] if choice is not None and choice[1] not in (None, group) else None
+
+
+def check_carried(ddf: dd.DataFrame, cluster: str | None) -> tuple[str, ...]:
+    """The columns carried with the rows, checked against the data (the in-memory
+    message)."""
+    if cluster is not None and cluster not in ddf.columns:
+        raise DataError(f"cluster variable '{cluster}' not found in the data")
+    return (cluster,) if cluster is not None else ()
+
+
+def cluster_sandwich(
+    engine: DaskEngine, params: np.ndarray, cov: np.ndarray, variable: str, group: str
+) -> tuple[np.ndarray, VCEInfo]:
+    """``vce="cluster VAR"``: the clusters' scores summed by VAR on every partition (one
+    map), then by VAR over the partitions on the client, into the sandwich; VAR's missing
+    values and clusters of the grouping variable split by VAR are refused as in memory."""
+    parts = engine.cluster_scores(params, variable)
+    n_missing = sum(p["missing"] for p in parts)
+    if n_missing:
+        raise DataError(
+            f"cluster variable '{variable}' is missing in {n_missing} observation"
+            f"{'s' if n_missing != 1 else ''} of the estimation sample"
         )
+    if any(p["splits"] for p in parts):
+        raise DataError(
+            f"cluster variable '{variable}' splits clusters of {group}: the highest-level "
+            f"groups ({group}) must be nested within the clusters of {variable}"
+        )
+    codes, levels = pd.factorize(pd.Series(np.concatenate([p["levels"] for p in parts])), sort=True)
+    sums = np.zeros((len(levels), cov.shape[0]))
+    np.add.at(sums, codes, np.vstack([p["sums"] for p in parts]))
+    out, g = sandwich(cov, sums)
+    return out, VCEInfo("cluster", variable, g)
 
 
 def fit_distributed(
@@ -165,7 +198,14 @@ def fit_distributed(
             log=opts.log,
             engines=(factory, pooled),
         )
-        if parse_vce(vce) is not None:  # one more map: the clusters' scores
+        variable = vce_variable(vce, dist.spec.group)
+        if variable is not None:  # one more map: the scores summed by VAR's clusters
+            assert isinstance(fitted.engine, DaskEngine)
+            cov_all, info = cluster_sandwich(
+                fitted.engine, fitted.params_all, fitted.cov_all, variable, dist.spec.group
+            )
+            fitted = replace(fitted, cov_all=cov_all, vce=info)
+        elif parse_vce(vce) is not None:  # one more map: the clusters' scores
             assert fitted.engine is not None and vce is not None
             scores = fitted.engine.contributions(fitted.params_all).score
             out = robust_cov(

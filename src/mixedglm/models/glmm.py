@@ -387,7 +387,7 @@ def glmm(
     level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
     if check_engine(engine, data):
-        from mixedglm.models.dask_glmm import check_dask_vce, fit_on_dask  # Dask if asked
+        from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
 
         nested = needs_multilevel(parsed)  # nested factors: models/dask_multilevel.py
         if nested:
@@ -396,7 +396,6 @@ def glmm(
                 group_weights=group_weights,
             )  # fmt: skip
         _refuse_on_dask(reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights)
-        check_dask_vce(vce, parsed.groups[0] if len(parsed.groups) == 1 else None)
         opts = FitOptions(
             subset=subset, offset=offset, exposure=exposure, level=level, maxiter=maxiter,
             nolog=nolog, quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,

@@ -309,12 +309,14 @@ def agree(
     show_progress: bool,
     partitioned: list | None = None,
     group_columns: tuple[str, ...] = (),
+    carried: tuple[str, ...] = (),
 ) -> Agreed:
     """Check the variables, shuffle once on ``group`` (every cluster of it whole in one
     partition; ``a:b`` shuffles on both columns) and agree on the levels and the outcome's
     categories; ``group_columns``: a multilevel model's grouping variables (``group`` by
     default); ``rows`` are those left after its first dropping (see
-    :func:`~mixedglm.scale.partition.partition_stats`)."""
+    :func:`~mixedglm.scale.partition.partition_stats`); ``carried``: columns kept with
+    the rows (see :class:`~mixedglm.scale.partition.DesignSpec`)."""
     meta = ddf._meta
     fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
     random_vars = []
@@ -330,11 +332,16 @@ def agree(
     level_cols = level_columns(
         parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
     )
-    spec = DesignSpec(parsed, family, tuple(wanted), group, offset, exposure, trials)
+    spec = DesignSpec(
+        parsed, family, tuple(wanted), group, offset, exposure, trials, carried=tuple(carried)
+    )
 
     t0 = time.perf_counter()
     if partitioned is None:
-        futures, shuffled, t_shuffle = shuffle_by(client, ddf, group, wanted, subset, show_progress)
+        columns = list(dict.fromkeys([*wanted, *carried]))
+        futures, shuffled, t_shuffle = shuffle_by(
+            client, ddf, group, columns, subset, show_progress
+        )
     else:
         futures, shuffled, t_shuffle = partitioned, ddf, 0.0
     t0 += t_shuffle

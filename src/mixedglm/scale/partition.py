@@ -39,7 +39,9 @@ class DesignSpec:
 
     ``columns``: the model's variables; ``levels``: global categories of the variables that
     become dummies; ``outcome_categories``: an ordinal outcome's categories (all the data's);
-    ``dropped``: columns omitted for collinearity (by name, decided on all the data).
+    ``dropped``: columns omitted for collinearity (by name, decided on all the data);
+    ``carried``: other columns kept with the design's rows (a ``vce`` cluster variable),
+    whose missing values drop no row.
     """
 
     formula: ParsedFormula
@@ -52,6 +54,7 @@ class DesignSpec:
     levels: tuple[tuple[str, tuple], ...] = ()
     outcome_categories: tuple | None = None
     dropped: tuple[str, ...] = ()
+    carried: tuple[str, ...] = ()
 
 
 # -- restricting and counting ----------------------------------------------------------------
@@ -189,6 +192,14 @@ def drop_columns(design: ModelDesign, dropped: tuple[str, ...], ordinal: bool) -
     )
 
 
+def carried_rows(frame: pd.DataFrame, spec: DesignSpec, design: ModelDesign) -> pd.DataFrame:
+    """The ``carried`` columns on the design's rows (in its order, index reset)."""
+    rows = frame[list(spec.columns)].notna().all(axis=1).to_numpy()
+    chosen = frame.loc[rows, list(spec.carried)]
+    assert design.source_positions is not None  # build_design keeps the rows' positions
+    return chosen.iloc[design.source_positions].reset_index(drop=True)
+
+
 def design_for(frame: pd.DataFrame, spec: DesignSpec) -> ModelDesign | None:
     """A partition's final design (for the lazy random effects and predictions)."""
     design, _ = build_partition(frame, spec, with_gram=False)
@@ -253,6 +264,7 @@ class _Part:
 
     design: Any
     engines: dict = field(default_factory=dict)
+    carried: pd.DataFrame | None = None
 
 
 def keep(model_id: str, index: int, design: object) -> None:
@@ -276,6 +288,8 @@ def op_build(frame: pd.DataFrame, spec: DesignSpec, model_id: str, index: int) -
     if design is None:
         return None
     keep(model_id, index, design)
+    if spec.carried:
+        _MODELS[model_id][index].carried = carried_rows(frame, spec, design)
     return built(index, gram, design, spec.family)
 
 
@@ -424,6 +438,39 @@ def op_clusters(
             else:
                 (post,) = engine.posterior(params, what).values()
                 out.append((labels, post.mean, post.cov))
+    return out
+
+
+def op_cluster_scores(
+    model_id: str,
+    parts: list[int],
+    key: str,
+    setup: tuple,
+    params: np.ndarray,
+    variable: str,
+    threads: int,
+) -> list[dict]:
+    """Per partition the clusters' scores summed by the value of ``variable`` (a ``vce``
+    cluster variable), with its missing values and whether it splits a cluster."""
+    out: list[dict] = []
+    with _LOCK:
+        numba.set_num_threads(max(1, min(threads, _max_threads())))
+        for i in parts:
+            part = _MODELS[model_id][i]
+            assert part.carried is not None
+            values = part.carried[variable]
+            n_missing = int(values.isna().sum())
+            design = part.design
+            first = values.to_numpy()[design.starts[:-1]]
+            splits = bool(n_missing == 0 and np.any(values.to_numpy() != first[design.group_codes]))
+            if n_missing or splits:
+                out.append({"missing": n_missing, "splits": splits})
+                continue
+            score = _cluster_engine(model_id, i, key, setup).contributions(params).score
+            codes, levels = pd.factorize(pd.Series(first), sort=True)
+            sums = np.zeros((len(levels), score.shape[1]))
+            np.add.at(sums, codes, score)
+            out.append({"missing": 0, "splits": False, "levels": np.asarray(levels), "sums": sums})
     return out
 
 
