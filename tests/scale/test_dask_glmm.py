@@ -343,3 +343,29 @@ def test_robust_standard_errors_match_in_memory(client, capsys):
     mem, log_mem, res, log_dask = both(capsys, "y ~ x1 + (1 | g)", data, nagq=3, vce="robust")
     assert res.vce == mem.vce
     assert_same(mem, res, log_mem, log_dask)
+
+
+def test_lrtest_between_dask_fits_checks_the_sample(client):
+    data = simulate("poisson", seed=6)
+    ddf = dd.from_pandas(data, npartitions=4, sort=False)
+    kw = {"family": "poisson", "nagq": 1, "nolog": True}
+    small, big = "y ~ x1 + (1 | g)", "y ~ x1 + z + (1 | g)"
+    a, b = mg.glmm(small, ddf, **kw), mg.glmm(big, ddf, **kw)
+    other = mg.glmm(small, dd.from_pandas(data, npartitions=3, sort=False), **kw)
+    sample = a.to_dict()["sample"]
+    assert sample.startswith("dask:") and sample == b.to_dict()["sample"]
+    assert other.to_dict()["sample"] == sample  # whatever the partitions
+    got = mg.lrtest(a, b)
+    want = mg.lrtest(mg.glmm(small, data, **kw), mg.glmm(big, data, **kw))
+    assert got.df == want.df and got.kind == want.kind
+    assert abs(got.stat - want.stat) < 2e-5
+    assert mg.lrtest(a, mg.glmm(big, data, **kw)).df == 1  # memory and Dask: not compared
+    changed = data.copy()
+    changed.loc[changed.index[changed.x1.notna()][0], "y"] += 1.0  # same rows, other outcome
+    moved = mg.glmm(big, dd.from_pandas(changed, npartitions=4, sort=False), **kw)
+    assert moved.nobs == a.nobs
+    with pytest.raises(MixedGLMError, match="different rows"):
+        mg.lrtest(a, moved)
+    relabelled = data.set_axis(data.index + 1_000_000)  # other rows (labels), same values
+    with pytest.raises(MixedGLMError, match="different rows"):
+        mg.lrtest(a, mg.glmm(big, dd.from_pandas(relabelled, npartitions=4, sort=False), **kw))

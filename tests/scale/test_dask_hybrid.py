@@ -100,3 +100,21 @@ def test_bad_input_on_dask_is_refused_with_reasons(client):
         ddf = dd.from_pandas(frame, npartitions=2)
         with pytest.raises(DataError, match=re.escape(str(in_memory.value))):
             mg.hybrid(formula, ddf, cluster="g")
+
+
+def test_lrtest_between_dask_hybrid_fits(client):
+    data = simulate(seed=4)
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    small = mg.hybrid("y ~ x1", ddf, cluster="g", quiet=True)
+    big = mg.hybrid("y ~ x1 z", ddf, cluster="g", quiet=True)
+    assert small.to_dict()["sample"] == big.to_dict()["sample"]
+    got = mg.lrtest(small, big)
+    want = mg.lrtest(
+        mg.hybrid("y ~ x1", data, cluster="g", quiet=True),
+        mg.hybrid("y ~ x1 z", data, cluster="g", quiet=True),
+    )
+    assert got.df == want.df and abs(got.stat - want.stat) < 2e-5
+    shifted = data.assign(y=data.y + np.where(data.index == data.y.first_valid_index(), 1.0, 0.0))
+    other = mg.hybrid("y ~ x1 z", dd.from_pandas(shifted, npartitions=3), cluster="g", quiet=True)
+    with pytest.raises(mg.MixedGLMError, match="different rows"):
+        mg.lrtest(small, other)

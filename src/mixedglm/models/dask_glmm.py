@@ -222,6 +222,7 @@ def fit_distributed(
             n_partitions=dist.n_partitions,
             n_workers=dist.n_workers,
             timings=dist.timings,
+            sample=dist.sums.get("sample"),
         )
     finally:
         dist.release()

@@ -537,11 +537,14 @@ def design_header(
 
 
 def totals(sums: list[dict], family: Family) -> dict:
-    """The partitions' sums behind the pooled GLM's start values, added."""
+    """The partitions' sums behind the pooled GLM's start values, added, and the estimation
+    sample's signature (its rows and the sum of their hashes: ``sample`` in the JSON)."""
+    n = int(sum(s["n"] for s in sums))
     return {
-        "n": int(sum(s["n"] for s in sums)),
+        "n": n,
         "zsq": np.sum([s["zsq"] for s in sums], axis=0),
         "ones": np.all([s["ones"] for s in sums], axis=0),
         "sums": np.sum([s["sums"] for s in sums], axis=0),
         "counts": np.sum([s["counts"] for s in sums], axis=0) if family.is_ordinal else None,
+        "sample": f"dask:{n}:{sum(s['sample'] for s in sums) % 2**64:016x}",
     }

@@ -239,7 +239,20 @@ def summary(design: ModelDesign, family: Family) -> dict:
             ]
         ),
         "counts": np.bincount(y.astype(np.int64), minlength=k).astype(float) if k else None,
+        "sample": sample_hash(design),
     }
+
+
+def sample_hash(design: ModelDesign) -> int:
+    """The sum (modulo 2**64) of a hash of each row's index label, cluster and outcome: a
+    signature of the estimation sample that does not depend on the rows' order or on how
+    they are split into partitions (added over the partitions)."""
+    assert design.group is not None
+    rows = pd.DataFrame(
+        {"group": design.group.labels[design.group_codes], "y": design.y}, index=design.row_index
+    )
+    hashes = pd.util.hash_pandas_object(rows, index=True).to_numpy()
+    return int(hashes.sum(dtype=np.uint64))
 
 
 # -- engines kept in worker memory ----------------------------------------------------------
