@@ -30,7 +30,10 @@ def _partition_results(
     design = part.design_for(frame, spec)
     if design is None:
         return None
-    engine = part.memory_engine(design, base.family, base.structure, rule)
+    weights = None
+    if spec.carried:  # the weights, as the fit's engines (partition.op_build)
+        weights = part.partition_weights(part.carried_rows(frame, spec, design), spec, design)
+    engine = part.memory_engine(design, base.family, base.structure, rule, weights)
     (post,) = engine.posterior(base.params_all, "means").values()
     return replace(
         base, design=design, posterior_mean=post.mean, posterior_cov=post.cov, engine=engine

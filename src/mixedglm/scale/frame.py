@@ -30,6 +30,7 @@ from distributed.diagnostics.progressbar import TextProgressBar
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.missing import dropped_note, missing_notes
+from mixedglm.design.weights import check_weight_counts, weight_roles
 from mixedglm.errors import DataError, FormulaError, SubsetError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -310,13 +311,15 @@ def agree(
     partitioned: list | None = None,
     group_columns: tuple[str, ...] = (),
     carried: tuple[str, ...] = (),
+    weights: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> Agreed:
     """Check the variables, shuffle once on ``group`` (every cluster of it whole in one
     partition; ``a:b`` shuffles on both columns) and agree on the levels and the outcome's
     categories; ``group_columns``: a multilevel model's grouping variables (``group`` by
     default); ``rows`` are those left after its first dropping (see
     :func:`~mixedglm.scale.partition.partition_stats`); ``carried``: columns kept with
-    the rows (see :class:`~mixedglm.scale.partition.DesignSpec`)."""
+    the rows and ``weights`` the weight variables (see
+    :class:`~mixedglm.scale.partition.DesignSpec`), checked as in memory."""
     meta = ddf._meta
     fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
     random_vars = []
@@ -333,8 +336,9 @@ def agree(
         parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
     )
     spec = DesignSpec(
-        parsed, family, tuple(wanted), group, offset, exposure, trials, carried=tuple(carried)
-    )
+        parsed, family, tuple(wanted), group, offset, exposure, trials,
+        carried=tuple(carried), weights=weights,
+    )  # fmt: skip
 
     t0 = time.perf_counter()
     if partitioned is None:
@@ -355,6 +359,7 @@ def agree(
     rows = sum(s["rows"] for s in stats)
     if rows == 0:
         raise SubsetError(f"no observations satisfy the condition '{subset}'")
+    check_weight_counts(weight_roles(*weights), [s["weights"] for s in stats])
     missing = total_missing(stats, wanted)
     kept = sum(s["kept"] for s in stats)
     if kept == 0:
@@ -547,4 +552,7 @@ def totals(sums: list[dict], family: Family) -> dict:
         "sums": np.sum([s["sums"] for s in sums], axis=0),
         "counts": np.sum([s["counts"] for s in sums], axis=0) if family.is_ordinal else None,
         "sample": f"dask:{n}:{sum(s['sample'] for s in sums) % 2**64:016x}",
+        "weighted": None
+        if sums[0]["weighted"] is None
+        else np.sum([s["weighted"] for s in sums], axis=0),
     }
