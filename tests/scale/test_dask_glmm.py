@@ -416,11 +416,12 @@ def with_weights(data: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
         ("logit", {"fweight": "fw"}),
         ("poisson", {"pweight": "pw", "group_weights": {"g": "gw"}}),
         ("gaussian", {"group_weights": {"g": "gw"}}),
+        ("poisson", {"fweight": "fw", "vce": "cluster district"}),
     ],
-    ids=["fweight-logit", "pweight-groups-poisson", "groups-gaussian"],
+    ids=["fweight-logit", "pweight-groups-poisson", "groups-gaussian", "fweight-cluster-poisson"],
 )
 def test_weights_match_in_memory(client, capsys, family, weights):
-    data = with_weights(simulate(family, seed=7))
+    data = with_weights(with_district(simulate(family, seed=7)))
     fam = {"logit": "binomial"}.get(family, family)
     mem, log_mem, res, log_dask = both(
         capsys, "y ~ x1 + C(region) + (1 | g)", data, family=fam, nagq=3, **weights
