@@ -5,6 +5,8 @@ whose clusters arrive cut across partitions in any order."""
 
 from __future__ import annotations
 
+import re
+
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -300,14 +302,67 @@ def test_bad_input_on_dask_is_refused_with_reasons(client):
         mg.glmm("y ~ x1 + (1 | g)", ddf, nolog=True, nagq=1).predict(data)
 
 
-def test_options_not_on_dask_are_refused_by_name(client):
+def test_option_combinations_refused_as_in_memory(client):
     ddf = dd.from_pandas(simulate("gaussian", seed=2), npartitions=2)
-    with pytest.raises(MixedGLMError, match="reml=: not available on Dask"):
-        mg.glmm("y ~ x1 + (1 | g)", ddf, family="gaussian", reml=True)
-    with pytest.raises(MixedGLMError, match="fweight=, group_weights=: not available"):
-        mg.glmm("y ~ x1 + (1 | g)", ddf, fweight="n", group_weights={"g": "n"})
-    with pytest.raises(MixedGLMError, match="vce='cluster region' is not available on Dask"):
-        mg.glmm("y ~ x1 + (1 | g)", ddf, vce="cluster region")
+    with pytest.raises(MixedGLMError, match="not available with reml=True"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, family="gaussian", reml=True, vce="robust")
+    with pytest.raises(MixedGLMError, match="weights are not available with reml=True"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, family="gaussian", reml=True, fweight="n")
+    with pytest.raises(MixedGLMError, match="REML has no GLMM counterpart"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, family="poisson", reml=True)
+
+
+@pytest.mark.parametrize(
+    "formula", ["y ~ x1 + C(region) + (1 | g)", "y ~ x1 + (1 + z | g)"], ids=["intercept", "slope"]
+)
+def test_reml_matches_in_memory(client, capsys, formula):
+    data = simulate("gaussian", seed=9, slope=True)
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="gaussian", reml=True)
+    assert res.method == mem.method == "REML"
+    np.testing.assert_allclose(res.params_all, mem.params_all, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(res.bse, mem.bse, rtol=1e-7)
+    np.testing.assert_allclose(
+        res.cov_all, mem.cov_all, rtol=1e-7, atol=1e-9 * np.abs(mem.cov_all).max()
+    )
+    assert abs(res.loglik - mem.loglik) < 1e-5
+    assert abs(res.loglik_pooled - mem.loglik_pooled) < 1e-5
+    assert log_dask == log_mem and res.notes == mem.notes and res.nobs == mem.nobs
+    # the variances' standard errors come from a Hessian by central differences, which
+    # agree to about 1e-8 (not to the table's last digit in every case): compared as numbers
+    for key in ("coef", "random"):
+        for a, b in zip(res.to_dict()[key], mem.to_dict()[key], strict=True):
+            assert a.keys() == b.keys()
+            for k, v in b.items():
+                assert a[k] == (pytest.approx(v, rel=1e-7, abs=1e-9) if isinstance(v, float) else v)
+    assert_same_effects(mem, res, expand=False)
+
+
+def with_district(data: pd.DataFrame) -> pd.DataFrame:
+    """A coarser clustering variable: every cluster of g inside one district (20 of them,
+    numbered so that a district's clusters lie in several partitions)."""
+    codes = data["g"].str[1:].astype(int)
+    return data.assign(district=(codes % 20).map(lambda k: f"d{k:02d}"))
+
+
+def test_cluster_vce_on_another_variable_matches_in_memory(client, capsys):
+    data = with_district(simulate("logit", seed=4))
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x1 + (1 | g)", data, nagq=3, vce="cluster district"
+    )
+    assert res.vce == mem.vce and res.vce.n_clusters == 20
+    assert_same(mem, res, log_mem, log_dask)
+    for frame, vce in (  # the in-memory messages
+        (data, "cluster region"),  # splits clusters of g
+        (data.assign(district=data.district.where(data.x1.fillna(0) < 1.5)), "cluster district"),
+        (data, "cluster nowhere"),
+    ):
+        with pytest.raises(DataError) as in_memory:
+            mg.glmm("y ~ x1 + (1 | g)", frame, nagq=1, vce=vce, nolog=True)
+        with pytest.raises(DataError, match=re.escape(str(in_memory.value))):
+            mg.glmm(
+                "y ~ x1 + (1 | g)", dd.from_pandas(frame, npartitions=3), nagq=1, vce=vce,
+                nolog=True,
+            )  # fmt: skip
 
 
 def test_robust_standard_errors_match_in_memory(client, capsys):
@@ -315,3 +370,83 @@ def test_robust_standard_errors_match_in_memory(client, capsys):
     mem, log_mem, res, log_dask = both(capsys, "y ~ x1 + (1 | g)", data, nagq=3, vce="robust")
     assert res.vce == mem.vce
     assert_same(mem, res, log_mem, log_dask)
+
+
+def test_lrtest_between_dask_fits_checks_the_sample(client):
+    data = simulate("poisson", seed=6)
+    ddf = dd.from_pandas(data, npartitions=4, sort=False)
+    kw = {"family": "poisson", "nagq": 1, "nolog": True}
+    small, big = "y ~ x1 + (1 | g)", "y ~ x1 + z + (1 | g)"
+    a, b = mg.glmm(small, ddf, **kw), mg.glmm(big, ddf, **kw)
+    other = mg.glmm(small, dd.from_pandas(data, npartitions=3, sort=False), **kw)
+    sample = a.to_dict()["sample"]
+    assert sample.startswith("dask:") and sample == b.to_dict()["sample"]
+    assert other.to_dict()["sample"] == sample  # whatever the partitions
+    got = mg.lrtest(a, b)
+    want = mg.lrtest(mg.glmm(small, data, **kw), mg.glmm(big, data, **kw))
+    assert got.df == want.df and got.kind == want.kind
+    assert abs(got.stat - want.stat) < 2e-5
+    assert mg.lrtest(a, mg.glmm(big, data, **kw)).df == 1  # memory and Dask: not compared
+    changed = data.copy()
+    changed.loc[changed.index[changed.x1.notna()][0], "y"] += 1.0  # same rows, other outcome
+    moved = mg.glmm(big, dd.from_pandas(changed, npartitions=4, sort=False), **kw)
+    assert moved.nobs == a.nobs
+    with pytest.raises(MixedGLMError, match="different rows"):
+        mg.lrtest(a, moved)
+    relabelled = data.set_axis(data.index + 1_000_000)  # other rows (labels), same values
+    with pytest.raises(MixedGLMError, match="different rows"):
+        mg.lrtest(a, mg.glmm(big, dd.from_pandas(relabelled, npartitions=4, sort=False), **kw))
+
+
+def with_weights(data: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
+    """Whole-number row weights, positive sampling weights and cluster weights (constant
+    within each cluster of g)."""
+    rng = np.random.default_rng(seed)
+    codes = data["g"].str[1:].astype(int).to_numpy()
+    return data.assign(
+        fw=rng.integers(1, 4, len(data)).astype(float),
+        pw=rng.uniform(0.5, 2.0, len(data)),
+        gw=(1.0 + codes % 3).astype(float),
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "weights"),
+    [
+        ("logit", {"fweight": "fw"}),
+        ("poisson", {"pweight": "pw", "group_weights": {"g": "gw"}}),
+        ("gaussian", {"group_weights": {"g": "gw"}}),
+        ("poisson", {"fweight": "fw", "vce": "cluster district"}),
+    ],
+    ids=["fweight-logit", "pweight-groups-poisson", "groups-gaussian", "fweight-cluster-poisson"],
+)
+def test_weights_match_in_memory(client, capsys, family, weights):
+    data = with_weights(with_district(simulate(family, seed=7)))
+    fam = {"logit": "binomial"}.get(family, family)
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x1 + C(region) + (1 | g)", data, family=fam, nagq=3, **weights
+    )
+    assert res.weights == mem.weights and res.nobs == mem.nobs and res.vce == mem.vce
+    assert_same(mem, res, log_mem, log_dask)
+    assert_same_effects(mem, res, expand=False)
+
+
+def test_bad_weights_on_dask_are_refused_as_in_memory(client):
+    data = with_weights(simulate("logit", seed=8))
+    cases = [
+        (data.assign(fw=data.fw + 0.5), {"fweight": "fw"}),
+        (data.assign(pw=data.pw.where(data.x1.fillna(0) < 2)), {"pweight": "pw"}),
+        (data.assign(gw=data.gw * (data.z > 0)), {"group_weights": {"g": "gw"}}),
+        (data.assign(gw=data.gw - 2.0), {"group_weights": {"g": "gw"}}),
+        (data, {"group_weights": {"region": "gw"}}),
+        (data, {"fweight": "fw", "pweight": "pw"}),
+        (data, {"fweight": "nowhere"}),
+    ]
+    for frame, weights in cases:  # the in-memory messages
+        with pytest.raises(MixedGLMError) as in_memory:
+            mg.glmm("y ~ x1 + (1 | g)", frame, nagq=1, nolog=True, **weights)
+        ddf = dd.from_pandas(frame, npartitions=3)
+        with pytest.raises(type(in_memory.value), match=re.escape(str(in_memory.value))):
+            mg.glmm("y ~ x1 + (1 | g)", ddf, nagq=1, nolog=True, **weights)
+    with pytest.raises(MixedGLMError, match="not available with group_weights"):
+        mg.glmm("y ~ x1 + (1 | g)", dd.from_pandas(data, 2), group_weights={"g": "gw"}, vce="r")

@@ -39,6 +39,7 @@ def simulate(seed: int = 2, n_clusters: int = 80) -> pd.DataFrame:
             "z": z,
             "g": [f"c{k:03d}" for k in g],
             "region": rng.choice(["north", "south"], n),
+            "district": [f"d{k % 15:02d}" for k in g],  # coarser than g, across partitions
         }
     )
     data.loc[rng.choice(n, 6, replace=False), "x2"] = np.nan
@@ -52,8 +53,9 @@ def simulate(seed: int = 2, n_clusters: int = 80) -> pd.DataFrame:
         ("y ~ x1 x2 z", {"percentage": 30}),
         ("yb ~ x1 x2", {"family": "binomial", "cre": True, "nagq": 5, "vce": "robust"}),
         ("y ~ x1 x2", {"randomslope": "x1", "nonlinearities": "quadratic", "iterations": True}),
+        ("yb ~ x1 x2", {"family": "binomial", "nagq": 3, "vce": "cluster district"}),
     ],
-    ids=["skipped-variable", "cre-logit-robust", "slope-quadratic-log"],
+    ids=["skipped-variable", "cre-logit-robust", "slope-quadratic-log", "logit-cluster-vce"],
 )
 def test_hybrid_matches_in_memory(client, capsys, formula, options):
     data = simulate()
@@ -98,3 +100,21 @@ def test_bad_input_on_dask_is_refused_with_reasons(client):
         ddf = dd.from_pandas(frame, npartitions=2)
         with pytest.raises(DataError, match=re.escape(str(in_memory.value))):
             mg.hybrid(formula, ddf, cluster="g")
+
+
+def test_lrtest_between_dask_hybrid_fits(client):
+    data = simulate(seed=4)
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    small = mg.hybrid("y ~ x1", ddf, cluster="g", quiet=True)
+    big = mg.hybrid("y ~ x1 z", ddf, cluster="g", quiet=True)
+    assert small.to_dict()["sample"] == big.to_dict()["sample"]
+    got = mg.lrtest(small, big)
+    want = mg.lrtest(
+        mg.hybrid("y ~ x1", data, cluster="g", quiet=True),
+        mg.hybrid("y ~ x1 z", data, cluster="g", quiet=True),
+    )
+    assert got.df == want.df and abs(got.stat - want.stat) < 2e-5
+    shifted = data.assign(y=data.y + np.where(data.index == data.y.first_valid_index(), 1.0, 0.0))
+    other = mg.hybrid("y ~ x1 z", dd.from_pandas(shifted, npartitions=3), cluster="g", quiet=True)
+    with pytest.raises(mg.MixedGLMError, match="different rows"):
+        mg.lrtest(small, other)

@@ -26,9 +26,12 @@ from mixedglm.errors import DataError, MixedGLMError
 
 __all__ = [
     "WeightInfo",
+    "check_weight_counts",
     "check_weights",
     "group_weight_vector",
     "observation_weights",
+    "weight_counts",
+    "weight_roles",
 ]
 
 
@@ -114,3 +117,38 @@ def group_weight_vector(
     if np.any(first <= 0):
         raise DataError(f"group weight variable '{var}' must be positive")
     return first
+
+
+def weight_roles(
+    fweight: str | None, pweight: str | None, group_weight: str | None
+) -> list[tuple[str, str]]:
+    """The weight variables with their roles, in the order :func:`check_weights` checks
+    them."""
+    roles = (("fweight", fweight), ("pweight", pweight), ("group weight", group_weight))
+    return [(role, var) for role, var in roles if var]
+
+
+def weight_counts(values: pd.Series) -> dict:
+    """What :func:`check_weights` checks of a part of the rows (summed over the parts of
+    data split in partitions): missing or non-numeric values, negative or infinite ones,
+    and fractions."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    good = numbers.dropna().to_numpy(dtype=float)
+    return {
+        "missing": int(numbers.isna().sum()),
+        "negative": bool(np.any(good < 0) or not np.all(np.isfinite(good))),
+        "fraction": bool(np.any(good[np.isfinite(good)] != np.round(good[np.isfinite(good)]))),
+    }
+
+
+def check_weight_counts(roles: list[tuple[str, str]], parts: list[dict]) -> None:
+    """:func:`check_weights`' value checks from the parts' :func:`weight_counts` by
+    variable (``parts``: one dict ``{variable: counts}`` per part), with its messages."""
+    for role, var in roles:
+        missing = sum(p[var]["missing"] for p in parts)
+        if missing:
+            raise DataError(f"{role} variable '{var}' is missing or not numeric in {missing} rows")
+        if any(p[var]["negative"] for p in parts):
+            raise DataError(f"{role} variable '{var}' has negative or infinite values")
+        if role == "fweight" and any(p[var]["fraction"] for p in parts):
+            raise DataError(f"fweight variable '{var}' must hold whole numbers (frequencies)")

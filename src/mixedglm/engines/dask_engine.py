@@ -100,6 +100,13 @@ class DaskEngine:
         order, ll, score = self._clusters(params, "contributions")
         return Contributions(np.concatenate(ll)[order], np.concatenate(score)[order])
 
+    def cluster_scores(self, params: np.ndarray, variable: str) -> list[dict]:
+        """Per partition the clusters' scores summed by the value of the carried column
+        ``variable`` (:func:`~mixedglm.scale.partition.op_cluster_scores`)."""
+        threads = max(self.data.threads.values())
+        x = np.asarray(params, dtype=float)
+        return [p for w in self._map(part.op_cluster_scores, x, variable, threads) for p in w]
+
     def start(self) -> np.ndarray:
         """The pooled GLM's start values (from the partitions' sums)."""
         if self._start is None:

@@ -123,6 +123,13 @@ def sample_signature(labels: Any, values: np.ndarray) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def _comparable(a: str | None, b: str | None) -> bool:
+    """Whether two samples' signatures are of the same kind: in memory (the rows' labels
+    and outcomes) or on Dask (``dask:``, the rows' count and the sum of their hashes); a fit
+    in memory and one on Dask are not compared."""
+    return bool(a and b) and str(a).startswith("dask:") == str(b).startswith("dask:")
+
+
 def _from_document(doc: dict, name: str) -> ModelInfo:
     try:
         fixed = tuple(str(r["term"]) for r in doc["coef"])
@@ -198,7 +205,7 @@ def lrtest(restricted: Any, full: Any, names: tuple[str, str] = ("A", "B")) -> L
             f"observations differ: {a.name} used {a.nobs:,}, {b.name} {b.nobs:,}; an LR test "
             "needs both models fitted on the same sample"
         )
-    if a.sample and b.sample and a.sample != b.sample:
+    if _comparable(a.sample, b.sample) and a.sample != b.sample:
         raise NotNestedError(
             f"{a.name} and {b.name} were fitted on different rows (or outcomes) of the data: "
             "an LR test needs both models fitted on the same sample"

@@ -30,7 +30,7 @@ from mixedglm.design.missing import missing_notes
 from mixedglm.errors import DataError, SubsetError
 from mixedglm.families import get_family
 from mixedglm.formula import parse_formula
-from mixedglm.models.dask_glmm import DaskGLMMResults, check_dask_vce, fit_distributed
+from mixedglm.models.dask_glmm import DaskGLMMResults, fit_distributed, vce_variable
 from mixedglm.options import FitOptions, integration_rule
 from mixedglm.scale.frame import as_dask_frame, distribute, map_gather, shuffle_by, total_missing
 from mixedglm.scale.hybrid import decompose_partition, hybrid_stats
@@ -122,7 +122,6 @@ def hybrid_on_dask(
 ) -> tuple[HybridDecomposition, DaskGLMMResults]:
     """The decomposition and the mixed model (on the columns ``formula_for(decomposition)``
     names) of ``hybrid(engine="dask")``."""
-    check_dask_vce(opts.vce, cluster)
     fam = get_family(family, link)
     rule = integration_rule(method, nagq, None, supports_fisher=fam.supports_fisher)
     if trials is None and fam.name == "binomial":
@@ -144,6 +143,7 @@ def hybrid_on_dask(
         dist = distribute(
             client, dec.frame, parsed, fam, offset=opts.offset, exposure=opts.exposure,
             trials=trials, subset=None, show_progress=show, partitioned=futures,
+            carried=tuple(c for c in [vce_variable(opts.vce, cluster)] if c is not None),
         )  # fmt: skip
         res = fit_distributed(dist, parsed, fam, opts, rule=rule, cov=cov)
     if log:

@@ -84,15 +84,6 @@ def choose_structure(
     )
 
 
-def _refuse_on_dask(**given: object) -> None:
-    """Options the Dask fit does not offer yet: refused by name (never silently ignored)."""
-    asked = [f"{name}=" for name, value in given.items() if value]
-    if asked:
-        raise MixedGLMError(
-            f"{', '.join(asked)}: not available on Dask yet (vce='robust' is): fit in memory"
-        )
-
-
 def _refuse_with_several_factors(**given: object) -> None:
     """Options not available yet with several grouping factors: an error naming them, never
     silently ignored."""
@@ -387,7 +378,7 @@ def glmm(
     level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
     if check_engine(engine, data):
-        from mixedglm.models.dask_glmm import check_dask_vce, fit_on_dask  # Dask if asked
+        from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
 
         nested = needs_multilevel(parsed)  # nested factors: models/dask_multilevel.py
         if nested:
@@ -395,8 +386,12 @@ def glmm(
                 vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
                 group_weights=group_weights,
             )  # fmt: skip
-        _refuse_on_dask(reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights)
-        check_dask_vce(vce, parsed.groups[0] if len(parsed.groups) == 1 else None)
+        if group_weights and parse_vce(vce) is not None:
+            raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
+        if reml and parse_vce(vce) is not None:
+            raise MixedGLMError("vce= robust or cluster is not available with reml=True")
+        if reml and (fweight or pweight or group_weights):
+            raise MixedGLMError("weights are not available with reml=True")
         opts = FitOptions(
             subset=subset, offset=offset, exposure=exposure, level=level, maxiter=maxiter,
             nolog=nolog, quiet=quiet, vce=vce, scheduler=scheduler, workers=workers,
@@ -404,6 +399,7 @@ def glmm(
         return fit_on_dask(
             parsed, data, fam, opts, rule=rule, cov=cov if nested else _one_factor_cov(cov),
             trials=trials, asked=(method, nagq, curvature),
+            weights=(fweight, pweight, group_weights), reml=reml,
         )  # fmt: skip
     frame = apply_subset(load_data(data), subset)
     idioms = apply_idioms(parsed, frame, offset=offset, trials=trials, allow_cbind=fam.is_binary)

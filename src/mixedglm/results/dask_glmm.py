@@ -30,7 +30,10 @@ def _partition_results(
     design = part.design_for(frame, spec)
     if design is None:
         return None
-    engine = part.memory_engine(design, base.family, base.structure, rule)
+    weights = None
+    if spec.carried:  # the weights, as the fit's engines (partition.op_build)
+        weights = part.partition_weights(part.carried_rows(frame, spec, design), spec, design)
+    engine = part.memory_engine(design, base.family, base.structure, rule, weights)
     (post,) = engine.posterior(base.params_all, "means").values()
     return replace(
         base, design=design, posterior_mean=post.mean, posterior_cov=post.cov, engine=engine
@@ -62,6 +65,7 @@ class DaskGLMMResults(GLMMResults):
     n_partitions: int = 0
     n_workers: int = 0
     timings: dict = field(default_factory=dict)
+    sample: str | None = None  # the estimation sample's signature (frame.totals)
 
     def _lazy(self) -> dd.DataFrame:
         """The shuffled data (every fit on Dask keeps it)."""
@@ -169,9 +173,11 @@ class DaskGLMMResults(GLMMResults):
 
     def to_dict(self, level: float | None = None) -> dict:
         """The in-memory JSON document with ``engine``, ``partitions`` and ``workers``;
-        ``sample`` is unknown (``None``)."""
+        ``sample`` is the Dask signature of the estimation sample (``dask:`` rows and the
+        sum of the rows' hashes; :func:`~mixedglm.inference.lrtest.lrtest` compares it with
+        another fit's on Dask)."""
         out = super().to_dict(level)
-        out["sample"] = None  # the rows have no global labels on Dask: not checked by lrtest
+        out["sample"] = self.sample
         out["engine"] = "dask"
         out["partitions"] = self.n_partitions
         out["workers"] = self.n_workers

@@ -30,6 +30,7 @@ from distributed.diagnostics.progressbar import TextProgressBar
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.missing import dropped_note, missing_notes
+from mixedglm.design.weights import check_weight_counts, weight_roles
 from mixedglm.errors import DataError, FormulaError, SubsetError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -309,12 +310,16 @@ def agree(
     show_progress: bool,
     partitioned: list | None = None,
     group_columns: tuple[str, ...] = (),
+    carried: tuple[str, ...] = (),
+    weights: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> Agreed:
     """Check the variables, shuffle once on ``group`` (every cluster of it whole in one
     partition; ``a:b`` shuffles on both columns) and agree on the levels and the outcome's
     categories; ``group_columns``: a multilevel model's grouping variables (``group`` by
     default); ``rows`` are those left after its first dropping (see
-    :func:`~mixedglm.scale.partition.partition_stats`)."""
+    :func:`~mixedglm.scale.partition.partition_stats`); ``carried``: columns kept with
+    the rows and ``weights`` the weight variables (see
+    :class:`~mixedglm.scale.partition.DesignSpec`), checked as in memory."""
     meta = ddf._meta
     fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
     random_vars = []
@@ -330,11 +335,17 @@ def agree(
     level_cols = level_columns(
         parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
     )
-    spec = DesignSpec(parsed, family, tuple(wanted), group, offset, exposure, trials)
+    spec = DesignSpec(
+        parsed, family, tuple(wanted), group, offset, exposure, trials,
+        carried=tuple(carried), weights=weights,
+    )  # fmt: skip
 
     t0 = time.perf_counter()
     if partitioned is None:
-        futures, shuffled, t_shuffle = shuffle_by(client, ddf, group, wanted, subset, show_progress)
+        columns = list(dict.fromkeys([*wanted, *carried]))
+        futures, shuffled, t_shuffle = shuffle_by(
+            client, ddf, group, columns, subset, show_progress
+        )
     else:
         futures, shuffled, t_shuffle = partitioned, ddf, 0.0
     t0 += t_shuffle
@@ -348,6 +359,7 @@ def agree(
     rows = sum(s["rows"] for s in stats)
     if rows == 0:
         raise SubsetError(f"no observations satisfy the condition '{subset}'")
+    check_weight_counts(weight_roles(*weights), [s["weights"] for s in stats])
     missing = total_missing(stats, wanted)
     kept = sum(s["kept"] for s in stats)
     if kept == 0:
@@ -530,11 +542,17 @@ def design_header(
 
 
 def totals(sums: list[dict], family: Family) -> dict:
-    """The partitions' sums behind the pooled GLM's start values, added."""
+    """The partitions' sums behind the pooled GLM's start values, added, and the estimation
+    sample's signature (its rows and the sum of their hashes: ``sample`` in the JSON)."""
+    n = int(sum(s["n"] for s in sums))
     return {
-        "n": int(sum(s["n"] for s in sums)),
+        "n": n,
         "zsq": np.sum([s["zsq"] for s in sums], axis=0),
         "ones": np.all([s["ones"] for s in sums], axis=0),
         "sums": np.sum([s["sums"] for s in sums], axis=0),
         "counts": np.sum([s["counts"] for s in sums], axis=0) if family.is_ordinal else None,
+        "sample": f"dask:{n}:{sum(s['sample'] for s in sums) % 2**64:016x}",
+        "weighted": None
+        if sums[0]["weighted"] is None
+        else np.sum([s["weighted"] for s in sums], axis=0),
     }

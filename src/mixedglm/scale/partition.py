@@ -23,6 +23,12 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
+from mixedglm.design.weights import (
+    group_weight_vector,
+    observation_weights,
+    weight_counts,
+    weight_roles,
+)
 from mixedglm.engines.aghq import AGHQEngine
 from mixedglm.engines.base import Engine
 from mixedglm.engines.covariance import CovarianceStructure
@@ -31,6 +37,8 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import DataError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
+from mixedglm.models.reml import CrossProducts
+from mixedglm.models.weights import row_weights
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,10 @@ class DesignSpec:
 
     ``columns``: the model's variables; ``levels``: global categories of the variables that
     become dummies; ``outcome_categories``: an ordinal outcome's categories (all the data's);
-    ``dropped``: columns omitted for collinearity (by name, decided on all the data).
+    ``dropped``: columns omitted for collinearity (by name, decided on all the data);
+    ``carried``: other columns kept with the design's rows (a ``vce`` cluster variable,
+    the weights), whose missing values drop no row; ``weights``: the ``fweight``,
+    ``pweight`` and group weight variables (or None).
     """
 
     formula: ParsedFormula
@@ -52,6 +63,8 @@ class DesignSpec:
     levels: tuple[tuple[str, tuple], ...] = ()
     outcome_categories: tuple | None = None
     dropped: tuple[str, ...] = ()
+    carried: tuple[str, ...] = ()
+    weights: tuple[str | None, str | None, str | None] = (None, None, None)
 
 
 # -- restricting and counting ----------------------------------------------------------------
@@ -107,7 +120,9 @@ def partition_stats(
         else:
             outcome = ("values", (), tuple(pd.unique(col)))
     before = missing[list(first)].any(axis=1).to_numpy() if first else np.zeros(len(data), bool)
+    roles = weight_roles(*spec.weights)
     return {
+        "weights": {var: weight_counts(frame[var]) for _, var in roles},
         "rows": len(frame),
         "first": (int(before.sum()), missing[list(first)].sum().to_dict()),
         "missing": missing.loc[~before].sum().to_dict(),
@@ -189,6 +204,33 @@ def drop_columns(design: ModelDesign, dropped: tuple[str, ...], ordinal: bool) -
     )
 
 
+def carried_rows(frame: pd.DataFrame, spec: DesignSpec, design: ModelDesign) -> pd.DataFrame:
+    """The ``carried`` columns on the design's rows (in its order, index reset)."""
+    rows = frame[list(spec.columns)].notna().all(axis=1).to_numpy()
+    chosen = frame.loc[rows, list(spec.carried)]
+    assert design.source_positions is not None  # build_design keeps the rows' positions
+    return chosen.iloc[design.source_positions].reset_index(drop=True)
+
+
+def partition_weights(
+    carried: pd.DataFrame, spec: DesignSpec, design: ModelDesign
+) -> tuple[np.ndarray | None, np.ndarray | None] | None:
+    """The observation weights and the cluster weights of the design's rows (checked as
+    in memory), or None without weights."""
+    fweight, pweight, group_weight = spec.weights
+    if not (fweight or pweight or group_weight):
+        return None
+    var = fweight or pweight
+    obs = observation_weights(carried, var, "fweight" if fweight else "pweight") if var else None
+    clusters = None
+    if group_weight:
+        assert design.group is not None
+        clusters = group_weight_vector(
+            carried[group_weight], design.group_codes, design.starts, group_weight, spec.group
+        )
+    return obs, clusters
+
+
 def design_for(frame: pd.DataFrame, spec: DesignSpec) -> ModelDesign | None:
     """A partition's final design (for the lazy random effects and predictions)."""
     design, _ = build_partition(frame, spec, with_gram=False)
@@ -197,7 +239,7 @@ def design_for(frame: pd.DataFrame, spec: DesignSpec) -> ModelDesign | None:
     return drop_columns(design, spec.dropped, spec.family.is_ordinal)
 
 
-def summary(design: ModelDesign, family: Family) -> dict:
+def summary(design: ModelDesign, family: Family, weights: tuple | None = None) -> dict:
     """What the client needs of a partition: sizes, labels, and the sums behind the start
     values, the constant columns, the random-effect scales and the within-group checks."""
     starts = design.starts
@@ -228,22 +270,53 @@ def summary(design: ModelDesign, family: Family) -> dict:
             ]
         ),
         "counts": np.bincount(y.astype(np.int64), minlength=k).astype(float) if k else None,
+        "sample": sample_hash(design),
+        "weighted": None if weights is None else _weighted_sums(design, *weights),
     }
+
+
+def _weighted_sums(design: ModelDesign, obs, clusters) -> np.ndarray:
+    """The rows' total weights' sums behind a weighted fit's start values (as
+    ``GLMObjective.start``) and its number of observations."""
+    w = row_weights(design, obs, clusters)
+    return np.array([w @ design.y, w @ design.trials, np.sum(w)])
+
+
+def sample_hash(design: ModelDesign) -> int:
+    """The sum (modulo 2**64) of a hash of each row's index label, cluster and outcome: a
+    signature of the estimation sample that does not depend on the rows' order or on how
+    they are split into partitions (added over the partitions)."""
+    group = design.group.labels[design.group_codes] if design.group is not None else 0
+    rows = pd.DataFrame({"group": group, "y": design.y}, index=design.row_index)
+    hashes = pd.util.hash_pandas_object(rows, index=True).to_numpy()
+    return int(hashes.sum(dtype=np.uint64))
 
 
 # -- engines kept in worker memory ----------------------------------------------------------
 def memory_engine(
-    design: ModelDesign, family: Family, structure: CovarianceStructure, rule: IntegrationRule
+    design: ModelDesign,
+    family: Family,
+    structure: CovarianceStructure,
+    rule: IntegrationRule,
+    weights: tuple | None = None,
 ) -> AGHQEngine:
-    """THE in-memory engine of one partition for ``rule`` (the one place that builds it)."""
+    """THE in-memory engine of one partition for ``rule`` (the one place that builds it);
+    ``weights``: the observations' and the clusters' (:func:`partition_weights`)."""
     factor = design.group.name if design.group is not None else "group"
-    return AGHQEngine(design.cluster_arrays(), family, structure, rule, factor=factor)
+    arrays = design.cluster_arrays()
+    if weights is not None:
+        arrays = replace(arrays, weights=weights[0], cluster_weights=weights[1])
+    return AGHQEngine(arrays, family, structure, rule, factor=factor)
 
 
-def pooled_engine(design: ModelDesign, family: Family) -> GLMObjective:
-    """The pooled GLM (no random effects) on one partition: the start values."""
+def pooled_engine(
+    design: ModelDesign, family: Family, weights: tuple | None = None
+) -> GLMObjective:
+    """The pooled GLM (no random effects) on one partition: the start values; with
+    ``weights`` each row's total weight, as in memory."""
     a = design.cluster_arrays()
-    return GLMObjective(a.X, a.y, a.trials, a.offset, family, a.weights)
+    w = a.weights if weights is None else row_weights(design, *weights)
+    return GLMObjective(a.X, a.y, a.trials, a.offset, family, w)
 
 
 @dataclass
@@ -253,6 +326,8 @@ class _Part:
 
     design: Any
     engines: dict = field(default_factory=dict)
+    carried: pd.DataFrame | None = None
+    weights: tuple[np.ndarray | None, np.ndarray | None] | None = None
 
 
 def keep(model_id: str, index: int, design: object) -> None:
@@ -276,6 +351,10 @@ def op_build(frame: pd.DataFrame, spec: DesignSpec, model_id: str, index: int) -
     if design is None:
         return None
     keep(model_id, index, design)
+    if spec.carried:
+        kept_part = _MODELS[model_id][index]
+        kept_part.carried = carried_rows(frame, spec, design)
+        kept_part.weights = partition_weights(kept_part.carried, spec, design)
     return built(index, gram, design, spec.family)
 
 
@@ -308,7 +387,7 @@ def op_finalize(model_id: str, parts: list[int], spec: DesignSpec) -> list[dict]
         for i in parts:
             part = _MODELS[model_id][i]
             part.design = drop_columns(part.design, spec.dropped, spec.family.is_ordinal)
-            out.append(summary(part.design, spec.family))
+            out.append(summary(part.design, spec.family, part.weights))
     return out
 
 
@@ -324,9 +403,10 @@ def _engine(model_id: str, i: int, key: str, setup: tuple) -> AGHQEngine | GLMOb
         if callable(setup[0]):  # another model's engine: a builder and its arguments
             engine = setup[0](part.design, *setup[1:])
         elif setup[0] == "pooled":
-            engine = pooled_engine(part.design, setup[1])
+            engine = pooled_engine(part.design, setup[1], part.weights)
         else:
-            engine = memory_engine(part.design, *setup[1:])
+            family, structure, rule = setup[1:]
+            engine = memory_engine(part.design, family, structure, rule, part.weights)
         part.engines[key] = engine
     return engine
 
@@ -425,6 +505,46 @@ def op_clusters(
                 (post,) = engine.posterior(params, what).values()
                 out.append((labels, post.mean, post.cov))
     return out
+
+
+def op_cluster_scores(
+    model_id: str,
+    parts: list[int],
+    key: str,
+    setup: tuple,
+    params: np.ndarray,
+    variable: str,
+    threads: int,
+) -> list[dict]:
+    """Per partition the clusters' scores summed by the value of ``variable`` (a ``vce``
+    cluster variable), with its missing values and whether it splits a cluster."""
+    out: list[dict] = []
+    with _LOCK:
+        numba.set_num_threads(max(1, min(threads, _max_threads())))
+        for i in parts:
+            part = _MODELS[model_id][i]
+            assert part.carried is not None
+            values = part.carried[variable]
+            n_missing = int(values.isna().sum())
+            design = part.design
+            first = values.to_numpy()[design.starts[:-1]]
+            splits = bool(n_missing == 0 and np.any(values.to_numpy() != first[design.group_codes]))
+            if n_missing or splits:
+                out.append({"missing": n_missing, "splits": splits})
+                continue
+            score = _cluster_engine(model_id, i, key, setup).contributions(params).score
+            codes, levels = pd.factorize(pd.Series(first), sort=True)
+            sums = np.zeros((len(levels), score.shape[1]))
+            np.add.at(sums, codes, score)
+            out.append({"missing": 0, "splits": False, "levels": np.asarray(levels), "sums": sums})
+    return out
+
+
+def op_cross_products(model_id: str, parts: list[int]) -> list[tuple[np.ndarray, CrossProducts]]:
+    """Per partition its clusters' labels and REML cross-products."""
+    with _LOCK:
+        designs = [_MODELS[model_id][i].design for i in parts]
+        return [(d.group.labels, CrossProducts(d)) for d in designs]
 
 
 def op_release(model_id: str) -> int:
