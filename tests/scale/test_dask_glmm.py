@@ -372,6 +372,22 @@ def test_robust_standard_errors_match_in_memory(client, capsys):
     assert_same(mem, res, log_mem, log_dask)
 
 
+def test_margins_after_a_dask_fit_average_over_the_data_given(client, capsys):
+    """margins() after a fit on Dask: over a pandas frame passed as data=, equal to the
+    in-memory fit's margins over the same rows; without data= (or with a Dask frame) a
+    clear error saying what to pass."""
+    data = simulate("logit", seed=6)
+    mem, _, res, _ = both(capsys, "y ~ x1 + C(region) + (1 | g)", data, nagq=3)
+    rows = data.dropna()
+    want = mem.margins(dydx="x1", data=rows)
+    got = res.margins(dydx="x1", data=rows)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-6)
+    with pytest.raises(MixedGLMError, match=r"data=.*pandas DataFrame"):
+        res.margins(dydx="x1")
+    with pytest.raises(MixedGLMError, match="compute the Dask DataFrame"):
+        res.margins(dydx="x1", data=dd.from_pandas(rows, npartitions=2))
+
+
 def test_lrtest_between_dask_fits_checks_the_sample(client):
     data = simulate("poisson", seed=6)
     ddf = dd.from_pandas(data, npartitions=4, sort=False)
