@@ -60,13 +60,11 @@ class CountedFactor(FactorDesign):
 @dataclass
 class NestedData:
     """A nested model's data on the cluster: the distributed data (engines, sums), the
-    global design without rows, each factor's random-effect scales, and per factor the
-    permutation from the partitions' units (in partition order) to the global order."""
+    global design without rows, each factor's random-effect scales."""
 
     data: fr.DistributedData
     design: MultilevelDesign
     scales: list[np.ndarray]
-    orders: dict[str, np.ndarray]
 
 
 def crossed_message(groups: tuple[str, ...]) -> str:
@@ -129,15 +127,27 @@ def op_finalize(model_id: str, parts: list[int], spec: NestedSpec) -> list[dict]
     within-level spread of the random-effect columns)."""
     out = []
     for i in parts:
-        design = part.kept(model_id, i)
-        base = part.drop_columns(design.base, spec.dropped, spec.family.is_ordinal)
-        design = replace(design, base=base, order=spec.order)
+        design = finalized(part.kept(model_id, i), spec)
         part.keep(model_id, i, design)
-        summary = part.summary(base, spec.family)
+        summary = part.summary(design.base, spec.family)
         summary["index"] = i
         summary["factors"] = [_factor_summary(f) for f in design.factors]
         out.append(summary)
     return out
+
+
+def finalized(design: MultilevelDesign, spec: NestedSpec) -> MultilevelDesign:
+    """A partition's design as fitted: without the globally collinear columns, the factors
+    in the global order from the top (and Stata's names in that order)."""
+    base = part.drop_columns(design.base, spec.dropped, spec.family.is_ordinal)
+    display = tuple(_display_names(list(design.factors), True, spec.order))
+    return replace(design, base=base, nested=True, order=spec.order, display=display)
+
+
+def design_for(frame: pd.DataFrame, spec: NestedSpec) -> MultilevelDesign | None:
+    """A partition's final design (for the lazy random effects and predictions)."""
+    made, _ = part.build_partition(frame, spec, False, _build)
+    return None if made is None else finalized(made[0], spec)
 
 
 def _factor_summary(f: FactorDesign) -> dict:
@@ -251,8 +261,7 @@ def _finalize(
         agreed.lazy,
         agreed.lazy.npartitions,
     )
-    orders = {f.name: units[k][1] for k, f in enumerate(headers)}
-    return NestedData(data, design, scales, orders)
+    return NestedData(data, design, scales)
 
 
 def _counted(f: FactorDesign, labels: np.ndarray, counts: np.ndarray) -> CountedFactor:
