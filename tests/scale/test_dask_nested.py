@@ -286,3 +286,35 @@ def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys
     )
     numbers = ["_cons", "se(_cons)"]
     np.testing.assert_allclose(re_dask[numbers], re_mem[numbers], rtol=1e-8, atol=1e-8)
+
+
+def test_nesting_implied_by_the_data_equals_memory(client, capsys):
+    """(1 | comm) + (1 | klass) with every klass in one comm (not written comm/klass):
+    nested in memory, and on Dask (decided on the estimation sample, shuffled on comm)."""
+    data = simulate("poisson", seed=12)
+    data["klass"] = data.comm.str.cat(data.mom.astype(str), sep="-")  # missing with comm
+    data["mom"] = data.mom.where(data.index % 7 != 0)  # not in the model: not a reason to drop
+    formula = "y ~ x + C(region) + (1 | klass) + (1 | comm)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="poisson")
+    assert mem.design.nested
+    assert_same(mem, res, log_mem, log_dask)
+    assert [f.name for f in res.factors] == ["klass", "comm"]
+    assert res.design.display == ("comm>klass", "comm")
+    assert "comm>klass" in str(res.summary())
+
+
+def test_nesting_in_the_estimation_sample_only_is_decided_there(client, capsys):
+    """A klass met in two comms only on rows the model drops (x missing) is nested in the
+    estimation sample: fitted as nested, as in memory; a subset keeping such rows crossed."""
+    data = simulate("logit", seed=13)
+    data["klass"] = data.comm.str.cat(data.mom.astype(str), sep="-")
+    stray = data.index[data.x.isna() & data.comm.notna()][0]
+    other = data.comm[data.comm.notna() & (data.comm != data.comm[stray])].iloc[0]
+    data.loc[stray, "comm"] = other  # klass of row 'stray' now in two comms, but x missing
+    formula = "y ~ x + (1 | comm) + (1 | klass)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="binomial", nolog=True)
+    assert_same(mem, res, log_mem, log_dask)
+    data.loc[stray, "x"] = 0.5
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    with pytest.raises(FormulaError, match="comm, klass are crossed"):
+        mg.glmm(formula, ddf, family="binomial", nolog=True)

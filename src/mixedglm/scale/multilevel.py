@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -70,25 +71,49 @@ class NestedData:
 def crossed_message(groups: tuple[str, ...]) -> str:
     """Why crossed factors are refused on Dask, and what to do."""
     return (
-        f"engine='dask' fits nested grouping factors, written as nested: (1 | a/b) or "
-        f"(1 | a) + (1 | a:b); {', '.join(groups)} are crossed (or their nesting is not "
-        "written in the formula): crossed random effects do not split into independent "
-        "clusters, so their likelihood cannot be summed partition by partition; fit them "
-        "in memory"
+        f"engine='dask' fits nested grouping factors (written as nested, (1 | a/b) or "
+        f"(1 | a) + (1 | a:b), or nested in the data); {', '.join(groups)} are crossed: "
+        "crossed random effects do not split into independent clusters, so their "
+        "likelihood cannot be summed partition by partition; fit them in memory"
     )
 
 
-def top_factor(parsed: ParsedFormula) -> str:
-    """The top-level factor of a nested formula: each factor's columns lie in the next
-    finer one's (``comm`` < ``comm:mom`` < ``comm:mom:kid``); otherwise an error."""
+def top_factor(parsed: ParsedFormula) -> str | None:
+    """The top-level factor of a formula whose nesting is written: each factor's columns
+    lie in the next finer one's (``comm`` < ``comm:mom`` < ``comm:mom:kid``); ``None``
+    when it is not (the factors may still be nested in the data: :func:`data_top_factor`)."""
     groups = parsed.groups
     if not groups:
         raise FormulaError("the formula has no random-effect term: add one such as (1 | group)")
     cols = [set(g.split(":")) for g in groups]
     chain = sorted(range(len(groups)), key=lambda k: (len(cols[k]), k))
     if any(not cols[a] < cols[b] for a, b in pairwise(chain)):
-        raise FormulaError(crossed_message(groups))
+        return None
     return groups[chain[0]]
+
+
+def data_top_factor(groups: tuple[str, ...], kept: dd.DataFrame) -> str:
+    """The top-level factor of factors nested in the data (``(1 | school) + (1 | class)``
+    with every class in one school), as the in-memory check
+    (:func:`~mixedglm.design.multilevel.nesting_order`) decides on the estimation sample
+    ``kept``: sorted by their numbers of levels, each factor's levels each occur with one
+    level of the next coarser factor (as many distinct pairs as levels of the finer one).
+    One pass counts the distinct values of every factor's and every pair's columns;
+    crossed factors are refused (:func:`crossed_message`)."""
+    cols = [tuple(sorted(set(g.split(":")))) for g in groups]
+    keys = sorted({*cols, *(tuple(sorted({*a, *b})) for a in cols for b in cols if a != b)})
+    counts = dict(zip(keys, dask.compute(*(_n_distinct(kept, k) for k in keys)), strict=True))
+    n_levels = [counts[c] for c in cols]
+    chain = sorted(range(len(groups)), key=lambda k: (n_levels[k], k))
+    for outer, inner in pairwise(chain):
+        if counts[tuple(sorted({*cols[inner], *cols[outer]}))] != n_levels[inner]:
+            raise FormulaError(crossed_message(groups))
+    return groups[chain[0]]
+
+
+def _n_distinct(kept: dd.DataFrame, columns: tuple[str, ...]) -> object:
+    """The number of distinct rows of ``columns`` (lazy)."""
+    return kept[list(columns)].drop_duplicates().shape[0]
 
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -183,6 +208,13 @@ def distribute_nested(
     top = top_factor(parsed)
     columns = tuple(dict.fromkeys(c for t in parsed.random for c in t.factors))
     where = {c: f"grouping variable in {t.text}" for t in parsed.random for c in t.factors}
+    if top is None:  # nesting not written: decided on the estimation sample
+        wanted = fr.model_columns(
+            parsed, ddf._meta, list(columns), dict(where), offset=offset, exposure=exposure,
+            trials=trials,
+        )[0]  # fmt: skip
+        kept = ddf.map_partitions(part.restrict, subset, wanted, meta=ddf._meta[wanted])
+        top = data_top_factor(parsed.groups, kept.dropna())
     agreed = fr.agree(
         client, ddf, parsed, family, group=top, where=where, offset=offset, exposure=exposure,
         trials=trials, subset=subset, show_progress=show_progress, group_columns=columns,
