@@ -318,3 +318,25 @@ def test_nesting_in_the_estimation_sample_only_is_decided_there(client, capsys):
     ddf = dd.from_pandas(data, npartitions=3, sort=False)
     with pytest.raises(FormulaError, match="comm, klass are crossed"):
         mg.glmm(formula, ddf, family="binomial", nolog=True)
+
+
+def test_one_interaction_factor_equals_memory(client, capsys):
+    data = simulate("logit", seed=14)
+    formula = "y ~ x + C(region) + (1 | comm:mom)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="binomial")
+    assert_same(mem, res, log_mem, log_dask)
+    assert [f.name for f in res.factors] == ["comm:mom"]
+    assert res.rule.method == "mvaghermite"
+
+
+def test_ordinal_with_two_nested_factors_equals_memory(client, capsys):
+    data = simulate("poisson", seed=15)
+    data["y"] = np.minimum(data.y, 3.0)  # four ordered categories
+    formula = "y ~ x + C(region) + (1 | comm/mom)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="ologit", nagq=5)
+    assert_same(mem, res, log_mem, log_dask, predictions=({"kind": "xb"}, {"kind": "eta"}))
+    assert res.family.is_ordinal and len(res.family.categories) == 4
+    with pytest.raises(MixedGLMError, match="no mean outcome"):
+        res.predict(kind="mu")
+    with pytest.raises(MixedGLMError, match="not defined for ordinal models"):
+        _ = res.fittedvalues
