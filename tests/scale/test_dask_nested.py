@@ -1,8 +1,9 @@
 """Nested models on Dask (whole top-level clusters per partition) equal the in-memory
 multilevel fit: estimates and standard errors to 1e-7 relative, log-likelihoods to 1e-5, the
-same iterations, iteration log, table (group summary included), JSON and random effects, on
-data whose clusters arrive cut across partitions; crossed factors are refused with a message
-saying why and what to do."""
+same iterations, iteration log, table (group summary included) and JSON, and the lazy random
+effects and predictions to 1e-8, on data whose clusters arrive cut across partitions; with
+the nesting written or only in the data, one interaction factor, an ordinal outcome; crossed
+factors are refused with a message saying why and what to do."""
 
 from __future__ import annotations
 
