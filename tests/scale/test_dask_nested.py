@@ -182,6 +182,8 @@ def test_three_level_logit_equals_memory(client, capsys):
     assert_same(mem, res, log_mem, log_dask)
     assert res.rule.method == "mvaghermite" and res.nagq == 7
     assert "comm>mom" in str(res.summary())
+    pd.testing.assert_frame_equal(res.sd(), mem.sd(), rtol=1e-7)
+    pd.testing.assert_frame_equal(res.icc(), mem.icc(), rtol=1e-7)
 
 
 def test_random_slope_with_laplace_equals_memory(client, capsys):

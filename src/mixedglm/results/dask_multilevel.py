@@ -13,6 +13,7 @@ computes them (:meth:`DaskMultilevelResults.computed_random_effects`).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, fields, replace
 
 import dask
@@ -45,9 +46,13 @@ def _partition_results(
     return replace(base, design=design, posterior=posterior)
 
 
-def _effects(frame, base, spec, name, se, meta):
+def _effects(frame, base, spec, se) -> dict[str, pd.DataFrame] | None:
     res = _partition_results(frame, base, spec)
-    return meta if res is None else res.random_effects(se)[name]
+    return None if res is None else res.random_effects(se)
+
+
+def _factor(effects: dict[str, pd.DataFrame] | None, name: str, meta: pd.DataFrame):
+    return meta if effects is None else effects[name]
 
 
 def _predict(frame, base, spec, kind, factors, fixedonly, meta):
@@ -89,7 +94,14 @@ class DaskMultilevelResults(MultilevelResults):
     def random_effects(self, se: bool = True) -> dict[str, dd.DataFrame]:  # type: ignore[override]
         """As :meth:`MultilevelResults.random_effects`: per factor a lazy Dask DataFrame (one
         partition per partition of the shuffled data; its levels in label order within a
-        partition). ``computed_random_effects()`` gives the in-memory frames."""
+        partition). The factors share their per-partition tasks: computed together
+        (``dask.compute(*effects.values())``) each partition's posterior is computed once.
+        ``computed_random_effects()`` gives the in-memory frames."""
+        base = dask.delayed(self._base(), name=f"multilevel-results-{uuid.uuid4().hex}")
+        parts = [
+            dask.delayed(_effects)(frame, base, self.spec, se)
+            for frame in self._lazy().to_delayed()
+        ]
         out = {}
         for f in self.factors:
             order = f.structure.display_order()
@@ -97,7 +109,8 @@ class DaskMultilevelResults(MultilevelResults):
             columns = names + ([f"se({n})" for n in names] if se else [])
             index = pd.Index(f.labels[:0], name=f.name)
             meta = pd.DataFrame({c: pd.Series(dtype=float) for c in columns}, index=index)
-            out[f.name] = self._map(_effects, f.name, se, meta=meta)
+            frames = [dask.delayed(_factor)(p, f.name, meta) for p in parts]
+            out[f.name] = dd.from_delayed(frames, meta=meta, verify_meta=False)
         return out
 
     def computed_random_effects(self, se: bool = True) -> dict[str, pd.DataFrame]:
