@@ -9,7 +9,10 @@ the grouping factors. The client collects each factor's units (their key values,
 random-effect scales) and puts them in the in-memory order (sorted by the factor's columns):
 the group summary, the random effects' labels and the order of the levels (by their global
 numbers of units, as :func:`~mixedglm.design.multilevel.nesting_order`) are the in-memory
-ones. Crossed factors are refused: they do not split into independent clusters.
+ones. Nesting the formula does not write (``(1 | school) + (1 | class)``) is decided first on
+the estimation sample, as in memory (:func:`data_top_factor`). Crossed factors are refused:
+they do not split into independent clusters. After the fit, :func:`design_for` rebuilds a
+partition's design for the lazy random effects and predictions.
 """
 
 from __future__ import annotations
