@@ -21,6 +21,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
+from mixedglm.engines.base import Posterior
 from mixedglm.errors import MixedGLMError
 from mixedglm.models.multilevel import MemoryEngines
 from mixedglm.results.multilevel import MultilevelResults, long_frame
@@ -29,17 +30,23 @@ from mixedglm.scale.multilevel import NestedSpec, design_for
 
 
 def _partition_results(
-    frame: pd.DataFrame, base: MultilevelResults, spec: NestedSpec
+    frame: pd.DataFrame, base: MultilevelResults, spec: NestedSpec, effects: bool = True
 ) -> MultilevelResults | None:
     """The in-memory results restricted to one partition's top-level clusters: its design,
-    and the posterior of the fit's kind (means or modes) at the estimates."""
+    and the posterior of the fit's kind (means or modes) at the estimates (zeros, not
+    computed, without ``effects``: for the predictions that do not use them)."""
     design = design_for(frame, spec)
     if design is None:
         return None
     engines = MemoryEngines(design, base.family)
     x = base.params_all
     kind = next(iter(base.posterior.values())).kind
-    if base.rule.is_laplace:
+    if not effects:
+        posterior = {
+            f.name: Posterior(np.zeros((f.n_levels, f.q)), np.zeros((f.n_levels, f.q, f.q)), kind)
+            for f in design.factors
+        }
+    elif base.rule.is_laplace:
         posterior = engines.laplace().posterior(x)
     else:
         posterior = engines.nested(base.rule).posterior(x, kind)
@@ -56,7 +63,7 @@ def _factor(effects: dict[str, pd.DataFrame] | None, name: str, meta: pd.DataFra
 
 
 def _predict(frame, base, spec, kind, factors, fixedonly, meta):
-    res = _partition_results(frame, base, spec)
+    res = _partition_results(frame, base, spec, effects=not fixedonly and kind != "xb")
     return meta if res is None else res.predict(None, kind, factors, fixedonly)
 
 
