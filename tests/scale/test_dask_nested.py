@@ -1,8 +1,9 @@
 """Nested models on Dask (whole top-level clusters per partition) equal the in-memory
 multilevel fit: estimates and standard errors to 1e-7 relative, log-likelihoods to 1e-5, the
-same iterations, iteration log, table (group summary included), JSON and random effects, on
-data whose clusters arrive cut across partitions; crossed factors are refused with a message
-saying why and what to do."""
+same iterations, iteration log, table (group summary included) and JSON, and the lazy random
+effects and predictions to 1e-8, on data whose clusters arrive cut across partitions; with
+the nesting written or only in the data, one interaction factor, an ordinal outcome; crossed
+factors are refused with a message saying why and what to do."""
 
 from __future__ import annotations
 
@@ -84,7 +85,9 @@ def same_text(got: str, want: str) -> None:
         np.testing.assert_allclose(x, y, rtol=1e-7, err_msg=a)
 
 
-def assert_same(mem, res, log_mem: str, log_dask: str, exact_text: bool = True) -> None:
+def assert_same(
+    mem, res, log_mem: str, log_dask: str, exact_text: bool = True, predictions=None
+) -> None:
     assert isinstance(res, DaskMultilevelResults)
     np.testing.assert_allclose(res.params_all, mem.params_all, rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(res.bse, mem.bse, rtol=1e-7)
@@ -114,15 +117,61 @@ def assert_same(mem, res, log_mem: str, log_dask: str, exact_text: bool = True) 
         2,
     )
     assert d_dask["groups"] == d_mem["groups"]
-    for name, want in mem.random_effects().items():
-        got = res.random_effects()[name]
-        assert list(got.index) == list(want.index) and list(got.columns) == list(want.columns)
-        scale = np.abs(want.to_numpy()).max()
-        np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-6, atol=1e-6 * scale)
+    re_diff = assert_same_effects(mem, res)
+    pr_diff = assert_same_predictions(mem, res, predictions or PREDICTIONS)
     print(
         f"max rel diff: estimates {rel(res.params_all, mem.params_all):.2e}, "
-        f"SEs {rel(se_dask, se_mem):.2e}, loglik {abs(res.loglik - mem.loglik):.2e}"
+        f"SEs {rel(se_dask, se_mem):.2e}, loglik {abs(res.loglik - mem.loglik):.2e}; "
+        f"max abs diff: random effects {re_diff:.2e}, predictions {pr_diff:.2e}"
     )
+
+
+def assert_same_effects(mem, res) -> float:
+    """The lazy random effects (one Dask DataFrame per factor, one partition per shuffled
+    partition) equal the in-memory ones to 1e-8 once computed and sorted; the computed
+    ones are in the in-memory order. The largest absolute difference."""
+    lazy, want_all = res.random_effects(), mem.random_effects()
+    assert list(lazy) == list(want_all)
+    computed = res.computed_random_effects()
+    worst = 0.0
+    for name, want in want_all.items():
+        assert isinstance(lazy[name], dd.DataFrame)
+        assert lazy[name].npartitions == res.lazy.npartitions
+        got = lazy[name].compute()
+        assert got.index.name == want.index.name and list(got.columns) == list(want.columns)
+        assert sorted(got.index) == sorted(want.index)
+        got = got.loc[want.index]
+        np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-8, atol=1e-8)
+        assert computed[name].index.equals(want.index)
+        np.testing.assert_allclose(computed[name].to_numpy(), got.to_numpy(), rtol=0, atol=0)
+        worst = max(worst, float(np.max(np.abs(got.to_numpy() - want.to_numpy()))))
+    return worst
+
+
+PREDICTIONS = (
+    {"kind": "mu"},
+    {"kind": "eta", "fixedonly": True},
+    {"kind": "xb"},
+)
+
+
+def assert_same_predictions(mem, res, options=PREDICTIONS) -> float:
+    """Lazy predictions on the estimation sample (aligned with the shuffled partitions)
+    equal the in-memory ones row by row (by the rows' labels) to 1e-8, also conditional
+    on the top-level factor only. The largest absolute difference."""
+    top = mem.design.factors[mem.design.order[0]].name
+    worst = 0.0
+    for kw in (*options, {"kind": "eta", "factors": [top]}):
+        lazy = res.predict(**kw)
+        assert isinstance(lazy, dd.Series)
+        assert lazy.npartitions == res.lazy.npartitions
+        got, want = lazy.compute(), mem.predict(**kw)
+        assert got.name == want.name and len(got) == len(want) == mem.nobs
+        assert got.index.is_unique and sorted(got.index) == sorted(want.index)
+        got = got.loc[want.index]
+        np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-8, atol=1e-8)
+        worst = max(worst, float(np.max(np.abs(got.to_numpy() - want.to_numpy()))))
+    return worst
 
 
 def test_three_level_logit_equals_memory(client, capsys):
@@ -133,6 +182,8 @@ def test_three_level_logit_equals_memory(client, capsys):
     assert_same(mem, res, log_mem, log_dask)
     assert res.rule.method == "mvaghermite" and res.nagq == 7
     assert "comm>mom" in str(res.summary())
+    pd.testing.assert_frame_equal(res.sd(), mem.sd(), rtol=1e-7)
+    pd.testing.assert_frame_equal(res.icc(), mem.icc(), rtol=1e-7)
 
 
 def test_random_slope_with_laplace_equals_memory(client, capsys):
@@ -162,8 +213,15 @@ def test_laplace_equals_memory(client, capsys):
     assert res.rule.is_laplace
     long_mem, long_dask = mem.random_effects_long(), res.random_effects_long()
     assert long_dask[["factor", "level"]].equals(long_mem[["factor", "level"]])
-    with pytest.raises(MixedGLMError, match=r"predict\(\) after a nested fit on Dask"):
-        res.predict()
+    for name in ("fittedvalues", "resid_response", "resid_pearson", "resid_deviance"):
+        lazy = getattr(res, name)
+        assert isinstance(lazy, dd.Series)
+        got, want = lazy.compute(), getattr(mem, name)
+        np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-8, atol=1e-8)
+    with pytest.raises(MixedGLMError, match=r"predicts for the estimation sample"):
+        res.predict(data)
+    with pytest.raises(MixedGLMError, match="no grouping factor 'kid'"):
+        res.predict(factors=["kid"])
 
 
 def test_four_levels_with_laplace_equal_memory(client, capsys):
@@ -211,10 +269,11 @@ def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys
     whole, folder = parquet_parts(simulate("poisson", seed=9), tmp_path)
     common = ["y ~ x + (1 | comm/mom)", "--family", "poisson", "--nolog"]
     mem_json, dask_json = str(tmp_path / "mem.json"), str(tmp_path / "dask.json")
-    assert main(["fit", whole, *common, "--json", mem_json]) == 0
+    mem_re, dask_re = str(tmp_path / "mem.csv"), str(tmp_path / "dask.csv")
+    assert main(["fit", whole, *common, "--json", mem_json, "--reffects", mem_re]) == 0
     out_mem = capsys.readouterr().out
     args = ["fit", folder, *common, "--dask", "--workers", "2", "--json", dask_json]
-    assert main(args) == 0
+    assert main([*args, "--reffects", dask_re]) == 0
     assert capsys.readouterr().out == out_mem
     mine, want = json.loads(open(dask_json).read()), json.loads(open(mem_json).read())
     assert (mine["engine"], mine["partitions"], mine["workers"]) == ("dask", 3, 2)
@@ -223,3 +282,64 @@ def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys
         assert a["estimate"] == pytest.approx(b["estimate"], rel=1e-7)
         assert a["se"] == pytest.approx(b["se"], rel=1e-7)
     assert mine["loglik"] == pytest.approx(want["loglik"], abs=1e-5)
+    re_mem, re_dask = pd.read_csv(mem_re), pd.read_csv(dask_re)  # lazy, computed by the CLI
+    assert re_dask[["factor", "level"]].equals(re_mem[["factor", "level"]])
+    assert (
+        list(re_dask.columns) == list(re_mem.columns) == ["factor", "level", "_cons", "se(_cons)"]
+    )
+    numbers = ["_cons", "se(_cons)"]
+    np.testing.assert_allclose(re_dask[numbers], re_mem[numbers], rtol=1e-8, atol=1e-8)
+
+
+def test_nesting_implied_by_the_data_equals_memory(client, capsys):
+    """(1 | comm) + (1 | klass) with every klass in one comm (not written comm/klass):
+    nested in memory, and on Dask (decided on the estimation sample, shuffled on comm)."""
+    data = simulate("poisson", seed=12)
+    data["klass"] = data.comm.str.cat(data.mom.astype(str), sep="-")  # missing with comm
+    data["mom"] = data.mom.where(data.index % 7 != 0)  # not in the model: not a reason to drop
+    formula = "y ~ x + C(region) + (1 | klass) + (1 | comm)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="poisson")
+    assert mem.design.nested
+    assert_same(mem, res, log_mem, log_dask)
+    assert [f.name for f in res.factors] == ["klass", "comm"]
+    assert res.design.display == ("comm>klass", "comm")
+    assert "comm>klass" in str(res.summary())
+
+
+def test_nesting_in_the_estimation_sample_only_is_decided_there(client, capsys):
+    """A klass met in two comms only on rows the model drops (x missing) is nested in the
+    estimation sample: fitted as nested, as in memory; a subset keeping such rows crossed."""
+    data = simulate("logit", seed=13)
+    data["klass"] = data.comm.str.cat(data.mom.astype(str), sep="-")
+    stray = data.index[data.x.isna() & data.comm.notna()][0]
+    other = data.comm[data.comm.notna() & (data.comm != data.comm[stray])].iloc[0]
+    data.loc[stray, "comm"] = other  # klass of row 'stray' now in two comms, but x missing
+    formula = "y ~ x + (1 | comm) + (1 | klass)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="binomial", nolog=True)
+    assert_same(mem, res, log_mem, log_dask)
+    data.loc[stray, "x"] = 0.5
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    with pytest.raises(FormulaError, match="comm, klass are crossed"):
+        mg.glmm(formula, ddf, family="binomial", nolog=True)
+
+
+def test_one_interaction_factor_equals_memory(client, capsys):
+    data = simulate("logit", seed=14)
+    formula = "y ~ x + C(region) + (1 | comm:mom)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="binomial")
+    assert_same(mem, res, log_mem, log_dask)
+    assert [f.name for f in res.factors] == ["comm:mom"]
+    assert res.rule.method == "mvaghermite"
+
+
+def test_ordinal_with_two_nested_factors_equals_memory(client, capsys):
+    data = simulate("poisson", seed=15)
+    data["y"] = np.minimum(data.y, 3.0)  # four ordered categories
+    formula = "y ~ x + C(region) + (1 | comm/mom)"
+    mem, log_mem, res, log_dask = both(capsys, formula, data, family="ologit", nagq=5)
+    assert_same(mem, res, log_mem, log_dask, predictions=({"kind": "xb"}, {"kind": "eta"}))
+    assert res.family.is_ordinal and len(res.family.categories) == 4
+    with pytest.raises(MixedGLMError, match="no mean outcome"):
+        res.predict(kind="mu")
+    with pytest.raises(MixedGLMError, match="not defined for ordinal models"):
+        _ = res.fittedvalues

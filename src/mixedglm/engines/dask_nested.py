@@ -33,10 +33,16 @@ def engine_on(design: object, family: Family, kind: str, *args: object) -> objec
 def op_posterior(
     model_id: str, parts: list[int], key: str, setup: tuple, params: np.ndarray,
     kind: tuple, threads: int,
-) -> list[tuple[int, dict[str, Posterior]]]:  # fmt: skip
-    """The partitions' random effects per factor (local units' order), by partition."""
+) -> list[dict[str, Posterior]]:  # fmt: skip
+    """The partitions' random effects per factor, without their levels (the kind only: the
+    in-memory fit's choice between means and modes; the levels' values are computed later,
+    per partition, by the results: :mod:`mixedglm.results.dask_multilevel`)."""
     with part.partition_engines(model_id, parts, key, setup, threads) as engines:
-        return [(i, engine.posterior(params, *kind)) for i, engine in engines]
+        out = []
+        for _, engine in engines:
+            post = engine.posterior(params, *kind)
+            out.append({k: Posterior(p.mean[:0], p.cov[:0], p.kind) for k, p in post.items()})
+        return out
 
 
 def op_unconverged(model_id: str, parts: list[int], key: str, setup: tuple) -> int:
@@ -61,12 +67,11 @@ def op_set_modes(
 
 
 class DaskMultilevelEngine(DaskEngine):
-    """A multilevel engine on Dask: evaluations summed over the partitions, random effects
-    gathered in the global order, the Laplace engine's ``exact`` set on every partition."""
+    """A multilevel engine on Dask: evaluations summed over the partitions, the random
+    effects' kind, the Laplace engine's ``exact`` set on every partition."""
 
     def __init__(self, nested: NestedData, key: str, setup: tuple, n_params: int) -> None:
         super().__init__(nested.data, key, setup, n_params)
-        self.nested = nested
         self._exact = True
 
     @property
@@ -89,20 +94,12 @@ class DaskMultilevelEngine(DaskEngine):
         self._map(op_set_modes, modes)
 
     def posterior(self, params: np.ndarray, *kind: str) -> dict[str, Posterior]:
-        """Each factor's posterior (means, or the Laplace modes), levels in the global
-        order (as in memory)."""
+        """Each factor's posterior kind (means, or the Laplace modes), without levels: the
+        partitions check that they can give it (the in-memory fit's fallback from the
+        means to the modes) and keep the values; the results compute them lazily."""
         threads = max(self.data.threads.values())
         x = np.asarray(params, dtype=float)
-        parts = sorted(
-            (p for w in self._map(op_posterior, x, kind, threads) for p in w),
-            key=lambda p: p[0],
-        )
-        out = {}
-        for name, order in self.nested.orders.items():
-            mean = np.concatenate([p[1][name].mean for p in parts])[order]
-            cov = np.concatenate([p[1][name].cov for p in parts])[order]
-            out[name] = Posterior(mean, cov, parts[0][1][name].kind)
-        return out
+        return next(p for w in self._map(op_posterior, x, kind, threads) for p in w)
 
 
 class DaskNestedEngines:

@@ -18,7 +18,7 @@ from mixedglm.models.multilevel import fit_design
 from mixedglm.options import FitOptions
 from mixedglm.results.dask_multilevel import DaskMultilevelResults
 from mixedglm.results.multilevel import MultilevelResults
-from mixedglm.scale.multilevel import distribute_nested
+from mixedglm.scale.multilevel import NestedSpec, distribute_nested
 
 
 def fit_nested(
@@ -52,8 +52,11 @@ def fit_nested(
             engines=DaskNestedEngines(nested, fam),
         )  # fmt: skip
         values = {f.name: getattr(fitted, f.name) for f in fields(MultilevelResults)}
+        assert isinstance(nested.data.spec, NestedSpec)
         return DaskMultilevelResults(
             **values,
+            lazy=nested.data.lazy,
+            spec=nested.data.spec,
             n_partitions=nested.data.n_partitions,
             n_workers=nested.data.n_workers,
             timings=nested.data.timings,

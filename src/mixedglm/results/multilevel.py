@@ -251,13 +251,7 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
     def random_effects_long(self) -> pd.DataFrame:
         """All factors' random effects in one long frame: ``factor``, ``level``, then one
         column per random-effect term and its ``se()`` (missing where a factor lacks it)."""
-        frames = []
-        for name, frame in self.random_effects().items():
-            long = frame.reset_index(names="level")
-            long.insert(0, "factor", name)
-            long["level"] = long["level"].astype(str)
-            frames.append(long)
-        return pd.concat(frames, ignore_index=True)
+        return long_frame(self.random_effects())
 
     def predict(
         self,
@@ -329,6 +323,18 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
         from mixedglm.results.multilevel_tables import multilevel_to_dict
 
         return multilevel_to_dict(self, resolve_level(level, self.level))
+
+
+def long_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-factor random effects (:meth:`MultilevelResults.random_effects`) in one long
+    frame (:meth:`MultilevelResults.random_effects_long`)."""
+    out = []
+    for name, frame in frames.items():
+        long = frame.reset_index(names="level")
+        long.insert(0, "factor", name)
+        long["level"] = long["level"].astype(str)
+        out.append(long)
+    return pd.concat(out, ignore_index=True)
 
 
 def _logit_ci(value: float, se: float, crit: float) -> tuple[float, float]:

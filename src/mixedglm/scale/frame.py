@@ -295,6 +295,32 @@ class Agreed:
     t0: float
 
 
+def model_columns(
+    parsed: ParsedFormula,
+    meta: pd.DataFrame,
+    groups: list[str],
+    where: dict[str, str],
+    *,
+    offset: str | None,
+    exposure: str | None,
+    trials: str | None,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The model's variables, checked against the data (``where``: each one's role in the
+    messages): all of them, those of the fixed part, of the random part, and the offset,
+    exposure and trials variables."""
+    fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
+    random_vars = []
+    for term in parsed.random:
+        random_vars += _formula_variables(term.expr, meta, f"random-effect term {term.text}")
+    extra = [v for v in (offset, exposure, trials) if v is not None]
+    for role, name in (("offset", offset), ("exposure", exposure), ("trials", trials)):
+        if name is not None:
+            where[name] = f"{role} variable"
+    wanted = list(dict.fromkeys([parsed.response, *fixed_vars, *random_vars, *groups, *extra]))
+    _require_columns(wanted, meta, where)
+    return wanted, fixed_vars, random_vars, extra
+
+
 def agree(
     client: Client,
     ddf: dd.DataFrame,
@@ -321,17 +347,10 @@ def agree(
     the rows and ``weights`` the weight variables (see
     :class:`~mixedglm.scale.partition.DesignSpec`), checked as in memory."""
     meta = ddf._meta
-    fixed_vars = _formula_variables(parsed.fixed, meta, "fixed part")
-    random_vars = []
-    for term in parsed.random:
-        random_vars += _formula_variables(term.expr, meta, f"random-effect term {term.text}")
-    extra = [v for v in (offset, exposure, trials) if v is not None]
-    for role, name in (("offset", offset), ("exposure", exposure), ("trials", trials)):
-        if name is not None:
-            where[name] = f"{role} variable"
     groups = list(group_columns or (group,))
-    wanted = list(dict.fromkeys([parsed.response, *fixed_vars, *random_vars, *groups, *extra]))
-    _require_columns(wanted, meta, where)
+    wanted, fixed_vars, random_vars, extra = model_columns(
+        parsed, meta, groups, where, offset=offset, exposure=exposure, trials=trials
+    )
     level_cols = level_columns(
         parsed, meta, [v for v in dict.fromkeys(fixed_vars + random_vars) if v not in extra]
     )

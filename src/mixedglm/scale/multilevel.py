@@ -9,7 +9,10 @@ the grouping factors. The client collects each factor's units (their key values,
 random-effect scales) and puts them in the in-memory order (sorted by the factor's columns):
 the group summary, the random effects' labels and the order of the levels (by their global
 numbers of units, as :func:`~mixedglm.design.multilevel.nesting_order`) are the in-memory
-ones. Crossed factors are refused: they do not split into independent clusters.
+ones. Nesting the formula does not write (``(1 | school) + (1 | class)``) is decided first on
+the estimation sample, as in memory (:func:`data_top_factor`). Crossed factors are refused:
+they do not split into independent clusters. After the fit, :func:`design_for` rebuilds a
+partition's design for the lazy random effects and predictions.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -60,37 +64,59 @@ class CountedFactor(FactorDesign):
 @dataclass
 class NestedData:
     """A nested model's data on the cluster: the distributed data (engines, sums), the
-    global design without rows, each factor's random-effect scales, and per factor the
-    permutation from the partitions' units (in partition order) to the global order."""
+    global design without rows, each factor's random-effect scales."""
 
     data: fr.DistributedData
     design: MultilevelDesign
     scales: list[np.ndarray]
-    orders: dict[str, np.ndarray]
 
 
 def crossed_message(groups: tuple[str, ...]) -> str:
     """Why crossed factors are refused on Dask, and what to do."""
     return (
-        f"engine='dask' fits nested grouping factors, written as nested: (1 | a/b) or "
-        f"(1 | a) + (1 | a:b); {', '.join(groups)} are crossed (or their nesting is not "
-        "written in the formula): crossed random effects do not split into independent "
-        "clusters, so their likelihood cannot be summed partition by partition; fit them "
-        "in memory"
+        f"engine='dask' fits nested grouping factors (written as nested, (1 | a/b) or "
+        f"(1 | a) + (1 | a:b), or nested in the data); {', '.join(groups)} are crossed: "
+        "crossed random effects do not split into independent clusters, so their "
+        "likelihood cannot be summed partition by partition; fit them in memory"
     )
 
 
-def top_factor(parsed: ParsedFormula) -> str:
-    """The top-level factor of a nested formula: each factor's columns lie in the next
-    finer one's (``comm`` < ``comm:mom`` < ``comm:mom:kid``); otherwise an error."""
+def top_factor(parsed: ParsedFormula) -> str | None:
+    """The top-level factor of a formula whose nesting is written: each factor's columns
+    lie in the next finer one's (``comm`` < ``comm:mom`` < ``comm:mom:kid``); ``None``
+    when it is not (the factors may still be nested in the data: :func:`data_top_factor`)."""
     groups = parsed.groups
     if not groups:
         raise FormulaError("the formula has no random-effect term: add one such as (1 | group)")
     cols = [set(g.split(":")) for g in groups]
     chain = sorted(range(len(groups)), key=lambda k: (len(cols[k]), k))
     if any(not cols[a] < cols[b] for a, b in pairwise(chain)):
-        raise FormulaError(crossed_message(groups))
+        return None
     return groups[chain[0]]
+
+
+def data_top_factor(groups: tuple[str, ...], kept: dd.DataFrame) -> str:
+    """The top-level factor of factors nested in the data (``(1 | school) + (1 | class)``
+    with every class in one school), as the in-memory check
+    (:func:`~mixedglm.design.multilevel.nesting_order`) decides on the estimation sample
+    ``kept``: sorted by their numbers of levels, each factor's levels each occur with one
+    level of the next coarser factor (as many distinct pairs as levels of the finer one).
+    One pass counts the distinct values of every factor's and every pair's columns;
+    crossed factors are refused (:func:`crossed_message`)."""
+    cols = [tuple(sorted(set(g.split(":")))) for g in groups]
+    keys = sorted({*cols, *(tuple(sorted({*a, *b})) for a in cols for b in cols if a != b)})
+    counts = dict(zip(keys, dask.compute(*(_n_distinct(kept, k) for k in keys)), strict=True))
+    n_levels = [counts[c] for c in cols]
+    chain = sorted(range(len(groups)), key=lambda k: (n_levels[k], k))
+    for outer, inner in pairwise(chain):
+        if counts[tuple(sorted({*cols[inner], *cols[outer]}))] != n_levels[inner]:
+            raise FormulaError(crossed_message(groups))
+    return groups[chain[0]]
+
+
+def _n_distinct(kept: dd.DataFrame, columns: tuple[str, ...]) -> object:
+    """The number of distinct rows of ``columns`` (lazy)."""
+    return kept[list(columns)].drop_duplicates().shape[0]
 
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -129,15 +155,27 @@ def op_finalize(model_id: str, parts: list[int], spec: NestedSpec) -> list[dict]
     within-level spread of the random-effect columns)."""
     out = []
     for i in parts:
-        design = part.kept(model_id, i)
-        base = part.drop_columns(design.base, spec.dropped, spec.family.is_ordinal)
-        design = replace(design, base=base, order=spec.order)
+        design = finalized(part.kept(model_id, i), spec)
         part.keep(model_id, i, design)
-        summary = part.summary(base, spec.family)
+        summary = part.summary(design.base, spec.family)
         summary["index"] = i
         summary["factors"] = [_factor_summary(f) for f in design.factors]
         out.append(summary)
     return out
+
+
+def finalized(design: MultilevelDesign, spec: NestedSpec) -> MultilevelDesign:
+    """A partition's design as fitted: without the globally collinear columns, the factors
+    in the global order from the top (and Stata's names in that order)."""
+    base = part.drop_columns(design.base, spec.dropped, spec.family.is_ordinal)
+    display = tuple(_display_names(list(design.factors), True, spec.order))
+    return replace(design, base=base, nested=True, order=spec.order, display=display)
+
+
+def design_for(frame: pd.DataFrame, spec: NestedSpec) -> MultilevelDesign | None:
+    """A partition's final design (for the lazy random effects and predictions)."""
+    made, _ = part.build_partition(frame, spec, False, _build)
+    return None if made is None else finalized(made[0], spec)
 
 
 def _factor_summary(f: FactorDesign) -> dict:
@@ -173,6 +211,13 @@ def distribute_nested(
     top = top_factor(parsed)
     columns = tuple(dict.fromkeys(c for t in parsed.random for c in t.factors))
     where = {c: f"grouping variable in {t.text}" for t in parsed.random for c in t.factors}
+    if top is None:  # nesting not written: decided on the estimation sample
+        wanted = fr.model_columns(
+            parsed, ddf._meta, list(columns), dict(where), offset=offset, exposure=exposure,
+            trials=trials,
+        )[0]  # fmt: skip
+        kept = ddf.map_partitions(part.restrict, subset, wanted, meta=ddf._meta[wanted])
+        top = data_top_factor(parsed.groups, kept.dropna())
     agreed = fr.agree(
         client, ddf, parsed, family, group=top, where=where, offset=offset, exposure=exposure,
         trials=trials, subset=subset, show_progress=show_progress, group_columns=columns,
@@ -251,8 +296,7 @@ def _finalize(
         agreed.lazy,
         agreed.lazy.npartitions,
     )
-    orders = {f.name: units[k][1] for k, f in enumerate(headers)}
-    return NestedData(data, design, scales, orders)
+    return NestedData(data, design, scales)
 
 
 def _counted(f: FactorDesign, labels: np.ndarray, counts: np.ndarray) -> CountedFactor:
