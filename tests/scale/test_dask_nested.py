@@ -343,3 +343,34 @@ def test_ordinal_with_two_nested_factors_equals_memory(client, capsys):
         res.predict(kind="mu")
     with pytest.raises(MixedGLMError, match="not defined for ordinal models"):
         _ = res.fittedvalues
+
+
+def test_lrtest_between_nested_fits_checks_the_sample(client):
+    """Nested fits carry their sample's signature (in memory: the rows' labels and outcome;
+    on Dask: ``dask:`` rows and the sum of the rows' hashes, whatever the partitions):
+    lrtest compares two nested fits on the same sample as in memory and refuses two fitted
+    on different outcomes."""
+    data = simulate("logit", seed=8)
+    kw = {"family": "binomial", "method": "laplace", "nolog": True}
+    small, big = "y ~ x + (1 | comm/mom)", "y ~ x + C(region) + (1 | comm/mom)"
+
+    def on_dask(frame: pd.DataFrame, formula: str, parts: int = 4):
+        return mg.glmm(formula, dd.from_pandas(frame, npartitions=parts, sort=False), **kw)
+
+    a, b, other = on_dask(data, small), on_dask(data, big), on_dask(data, small, parts=3)
+    sample = a.to_dict()["sample"]
+    assert sample.startswith("dask:") and sample == b.to_dict()["sample"]
+    assert other.to_dict()["sample"] == sample
+    mem_a, mem_b = mg.glmm(small, data, **kw), mg.glmm(big, data, **kw)
+    assert mem_a.to_dict()["sample"] == mem_b.to_dict()["sample"]
+    got, want = mg.lrtest(a, b), mg.lrtest(mem_a, mem_b)
+    assert got.df == want.df == 2  # C(region): three levels
+    assert abs(got.stat - want.stat) < 1e-4
+    changed = data.copy()
+    changed.loc[changed.index[changed.x.notna() & changed.comm.notna()][0], "y"] = 1.0 - float(
+        changed.loc[changed.index[changed.x.notna() & changed.comm.notna()][0], "y"]
+    )
+    with pytest.raises(MixedGLMError, match="different rows"):
+        mg.lrtest(a, on_dask(changed, big))
+    with pytest.raises(MixedGLMError, match="different rows"):
+        mg.lrtest(mem_a, mg.glmm(big, changed, **kw))

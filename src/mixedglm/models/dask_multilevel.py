@@ -60,6 +60,7 @@ def fit_nested(
             n_partitions=nested.data.n_partitions,
             n_workers=nested.data.n_workers,
             timings=nested.data.timings,
+            sample=nested.data.sums["sample"],
         )
     finally:
         nested.data.release()

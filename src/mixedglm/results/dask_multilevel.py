@@ -83,6 +83,12 @@ class DaskMultilevelResults(MultilevelResults):
     n_partitions: int = 0
     n_workers: int = 0
     timings: dict = field(default_factory=dict)
+    sample: str | None = None  # "dask:<rows>:<hash>" (``scale.frame.totals``)
+
+    def sample_signature(self) -> str | None:
+        """The estimation sample's signature on Dask: its rows and the sum of their hashes,
+        added over the partitions (the rows have no global order to list)."""
+        return self.sample
 
     def _lazy(self) -> dd.DataFrame:
         assert self.lazy is not None  # every nested fit on Dask keeps it

@@ -17,6 +17,7 @@ from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
+from mixedglm.inference.lrtest import sample_signature
 from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci, rows_frame
 from mixedglm.options import resolve_level
 from mixedglm.report.stata import render_ic, render_table
@@ -317,6 +318,12 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
         ]
         rand = pd.DataFrame(rows).set_index("term") if rows else pd.DataFrame()
         return pd.concat([coef, rand])
+
+    def sample_signature(self) -> str | None:
+        """The estimation sample's signature (its rows' labels and outcome) that ``lrtest``
+        compares."""
+        base = self.design.base
+        return sample_signature(base.row_index, base.y)
 
     def to_dict(self, level: float | None = None) -> dict:
         """The JSON document: as a GLMM's, with ``groups`` keyed by factor."""

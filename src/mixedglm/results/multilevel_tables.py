@@ -108,6 +108,7 @@ def multilevel_to_dict(res, level: float) -> dict:
         "nobs": res.nobs,
         "n_params": res.n_params,
         "groups": groups,
+        "sample": res.sample_signature(),
         "loglik": clean(res.loglik),
         "aic": clean(res.aic),
         "bic": clean(res.bic),
