@@ -95,7 +95,7 @@ def test_mode_curvature_fit_agrees_with_mean_variance():
         for m in ("mvaghermite", "mcaghermite")
     }
     mc, mv = fits["mcaghermite"], fits["mvaghermite"]
-    assert mc.opt.converged and mc.method == "mcaghermite"
+    assert mc.opt.message == "converged" and mc.method == "mcaghermite"
     assert abs(mc.loglik - mv.loglik) < 1e-4
     np.testing.assert_allclose(mc.params_all, mv.params_all, atol=1e-3)
     assert "Integration method: mcaghermite" in str(mc.summary())
@@ -123,7 +123,7 @@ def test_guimmun_mode_curvature_and_mean_variance_agree():
         gaps.append(abs(pair[0].loglik(mv.params_all) - pair[1].loglik(mv.params_all)))
     assert gaps[2] < gaps[1] < gaps[0] and gaps[2] < 1e-3
     mc = mg.glmm(formula, data, method="mcaghermite", nagq=12, nolog=True, quiet=True)
-    assert mc.opt.converged
+    assert mc.opt.message == "converged"  # the fixed-grid score's zero
     assert abs(mc.loglik - mv.loglik) < 0.02
     np.testing.assert_allclose(mc.params, mv.params, atol=0.02)
 

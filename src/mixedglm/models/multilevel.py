@@ -37,6 +37,7 @@ from mixedglm.optim import newton_maximize
 from mixedglm.results.multilevel import MultilevelResults
 
 BOUNDARY_SD = 1e-6
+MC_TRUST = 1e-2  # scaled gradient below which Newton takes full steps (mcaghermite)
 
 
 def needs_multilevel(formula: ParsedFormula) -> bool:
@@ -233,7 +234,10 @@ def fit_multilevel(
             log("")
             log(f"Fitting full model ({_points_words(design, rule)}):")
             log("")
-        x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter)
+        # mode-curvature grids: the fixed-grid score's zero (as Stata's grids held fixed
+        # within a Newton iteration), full steps once the scaled gradient is below 1e-2
+        trust = 0.0 if rule.is_meanvar else MC_TRUST
+        x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter, trust=trust)
     notes = list(base.notes)
     slices = theta_slices(design)
     n_theta = slices[-1].stop
