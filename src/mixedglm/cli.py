@@ -63,6 +63,26 @@ def _add_variables(p: argparse.ArgumentParser, *names: str) -> None:
         p.add_argument(f"--{name}", help=helps[name])
 
 
+def _nagq_option(text: str) -> int | dict[str, str]:
+    """``--nagq 12``, or per level ``comm=12,comm:mom=7`` (the counts checked by the rule)."""
+    if "=" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"a whole number or factor=points pairs (comm=12,comm:mom=7), not {text!r}"
+            ) from None
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(
+                f"per-level points are factor=points pairs separated by commas, not {part!r}"
+            )
+        out[name.strip()] = value.strip()
+    return out
+
+
 def _add_random_part(p: argparse.ArgumentParser, family_default: str) -> None:
     """Family and link, quadrature points, integration method and covariance structure:
     the options of the mixed models (``fit`` and ``hybrid``)."""
@@ -72,7 +92,11 @@ def _add_random_part(p: argparse.ArgumentParser, family_default: str) -> None:
     p.add_argument("--family", default=family_default, help=f"{families}; default {family_default}")
     p.add_argument("--link", help="logit, probit, cloglog, log or identity (default: canonical)")
     p.add_argument(
-        "--nagq", type=int, default=None, help="quadrature points per random effect (default 7)"
+        "--nagq",
+        type=_nagq_option,
+        default=None,
+        help="quadrature points per random effect (default 7); nested factors: per level, "
+        "e.g. comm=12,comm:mom=7",
     )
     p.add_argument(
         "--method",
@@ -508,6 +532,8 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.command == "fit":
         integration_rule(args.method, args.nagq, args.curvature, laplace=args.laplace)
     if args.command == "hybrid":
+        if isinstance(args.nagq, dict):
+            raise OptionError("--nagq per level is for nested grouping factors (command fit)")
         integration_rule(args.method, args.nagq)
         check_percentage(args.percentage, "--percentage")
     targets: dict[str, str] = {}

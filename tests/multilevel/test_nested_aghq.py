@@ -9,62 +9,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import gammaln
 
 import mixedglm as mg
 from mixedglm.design.multilevel import build_multilevel_design
 from mixedglm.engines.nested_aghq import NestedAGHQEngine
-from mixedglm.engines.rules import make_rule
+from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family, get_family
 from mixedglm.formula import parse_formula
 
+from nested_data import brute_force_nested as _brute_force
+from nested_data import simulate_nested as _sim
 from refdata import load_reference_data
 
 BERNOULLI = Family("bernoulli", "logit")
 
 
-def _sim(seed: int = 1, n_top: int = 6, n_mid: int = 3, per: int = 4) -> pd.DataFrame:
-    """``n_top`` clusters x ``n_mid`` units x ``per`` rows, three outcomes."""
-    rng = np.random.default_rng(seed)
-    top = np.repeat(np.arange(n_top), n_mid * per)
-    mid = np.repeat(np.arange(n_top * n_mid), per)
-    x = rng.normal(size=top.size)
-    eta = 0.2 + 0.5 * x + rng.normal(0, 0.8, n_top)[top] + rng.normal(0, 0.6, n_top * n_mid)[mid]
-    return pd.DataFrame(
-        {
-            "top": top,
-            "mid": mid,
-            "x": x,
-            "yb": rng.binomial(1, 1 / (1 + np.exp(-eta))),
-            "yp": rng.poisson(np.exp(eta)),
-        }
-    )
-
-
 def _engine(formula: str, data: pd.DataFrame, family: Family, nagq: int = 7):
     design = build_multilevel_design(parse_formula(formula), data, family)
     return NestedAGHQEngine(design, family, make_rule("mvaghermite", nagq))
-
-
-def _brute_force(data, y, kind, cons, slope, s_top, s_mid, n_points=60) -> float:
-    """The nested integral by plain (non-adaptive) Gauss-Hermite, ``n_points`` per level."""
-    t, w = np.polynomial.hermite_e.hermegauss(n_points)
-    w = w / np.sqrt(2 * np.pi)
-    total = 0.0
-    for _, dg in data.groupby("top"):
-        log_inner = np.zeros(n_points)
-        for _, dm in dg.groupby("mid"):
-            xb = cons + slope * dm["x"].to_numpy()
-            yy = dm[y].to_numpy()
-            eta = xb[None, None, :] + s_top * t[:, None, None] + s_mid * t[None, :, None]
-            if kind == "bernoulli":
-                ll = yy * eta - np.logaddexp(0.0, eta)
-            else:
-                ll = yy * eta - np.exp(eta) - gammaln(yy + 1)
-            log_inner += np.log(np.exp(ll.sum(axis=-1)) @ w)
-        total += np.log(np.exp(log_inner) @ w)
-    return float(total)
 
 
 @pytest.mark.parametrize("y,kind", [("yb", "bernoulli"), ("yp", "poisson")])
@@ -223,11 +186,12 @@ def test_routing_and_refusals():
     assert "Integration method: mvaghermite" in text and "Integration pts.  =          7" in text
     lap = mg.glmm("yb ~ x + (1 | top/mid)", data, method="laplace", nolog=True, quiet=True)
     assert lap.method == "laplace" and "Integration method:     Laplace" in str(lap.summary())
-    with pytest.raises(MixedGLMError, match=r"mcaghermite.*nested"):
-        mg.glmm("yb ~ x + (1 | top/mid)", data, method="mcaghermite", nolog=True, quiet=True)
     design = build_multilevel_design(parse_formula("yb ~ x + (1 | top/mid)"), data, BERNOULLI)
     with pytest.raises(MixedGLMError, match="mvaghermite"):
         NestedAGHQEngine(design, BERNOULLI, make_rule("laplace"))
+    # mcaghermite is accepted (tests/multilevel/test_nested_rules.py); one point is not
+    with pytest.raises(MixedGLMError, match="mcaghermite needs at least 2 points"):
+        NestedAGHQEngine(design, BERNOULLI, IntegrationRule("mcaghermite", 1))
 
 
 def test_one_interaction_factor_equals_the_one_factor_fit():

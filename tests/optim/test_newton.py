@@ -189,3 +189,23 @@ def test_iteration_records_format_like_stata():
     )
     assert format_loglik(-209470.8612345) == "-209470.86"
     assert format_loglik(float("-inf")) == "-inf"
+
+
+def test_trust_converges_to_the_zero_of_a_slightly_inexact_gradient():
+    """A gradient off by a small term (nested mcaghermite's fixed-grid score): the
+    step-halving test of the log-likelihood stalls near its zero; below ``trust`` full steps
+    reach it."""
+
+    def objective(x: np.ndarray, order: int) -> Evaluation:
+        value = -float(np.sum((x - 1.0) ** 2 + (x - 1.0) ** 4))
+        if order == 0:
+            return Evaluation(value)
+        r = x - 1.0 - 1e-3  # the gradient's zero is 1e-3 off the maximum
+        return Evaluation(value, -2 * r - 4 * r**3, np.diag(-2 - 12 * r**2))
+
+    x0 = np.array([1.0, 1.0])  # at the maximum: every step along the gradient goes down
+    _, _, stalled = newton_maximize(objective, x0)
+    x, _, opt = newton_maximize(objective, x0, trust=1e-2)
+    assert stalled.message != "converged"
+    assert opt.converged and opt.message == "converged"
+    np.testing.assert_allclose(x, 1.001, atol=1e-9)

@@ -186,6 +186,17 @@ def test_three_level_logit_equals_memory(client, capsys):
     pd.testing.assert_frame_equal(res.icc(), mem.icc(), rtol=1e-7)
 
 
+def test_points_per_level_and_mode_curvature_equal_memory(client, capsys):
+    data = simulate("logit")
+    mem, log_mem, res, log_dask = both(
+        capsys, "y ~ x + C(region) + (1 | comm/mom)", data, family="binomial",
+        method="mcaghermite", nagq={"comm": 5, "comm>mom": 4},
+    )  # fmt: skip
+    assert_same(mem, res, log_mem, log_dask)
+    assert res.rule.levels == (("comm", 5), ("comm:mom", 4)) and res.method == "mcaghermite"
+    assert "points per level: comm 5, comm>mom 4" in log_dask
+
+
 def test_random_slope_with_laplace_equals_memory(client, capsys):
     data = simulate("poisson", seed=11, slope=0.5, n_top=60)
     formula = "y ~ x + (1 + x | comm) + (1 | comm:mom)"

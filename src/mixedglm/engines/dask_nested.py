@@ -102,6 +102,12 @@ class DaskMultilevelEngine(DaskEngine):
         return next(p for w in self._map(op_posterior, x, kind, threads) for p in w)
 
 
+def _rule_key(rule: IntegrationRule) -> str:
+    """``mvaghermite-7``, or with points per level ``mvaghermite-comm=12-comm:mom=7``."""
+    points = [f"{name}={n}" for name, n in rule.levels] or [str(rule.nagq)]
+    return "-".join([rule.method, *points])
+
+
 class DaskNestedEngines:
     """The engines of :func:`~mixedglm.models.multilevel.fit_multilevel` on Dask."""
 
@@ -112,7 +118,8 @@ class DaskNestedEngines:
         self._n_theta = sum(f.structure.n_theta for f in nested.design.factors)
 
     def _engine(self, kind: str, *args: object) -> DaskMultilevelEngine:
-        key = "-".join([kind, *(f"{a.method}-{a.nagq}" for a in args)])  # type: ignore[attr-defined]
+        # the rule's method and points (per level when it has them) name the workers' engine
+        key = "-".join([kind, *(_rule_key(a) for a in args)])  # type: ignore[arg-type]
         n_params = self._p + self._n_theta + self.family.n_aux
         return DaskMultilevelEngine(
             self.model, key, (engine_on, self.family, kind, *args), n_params

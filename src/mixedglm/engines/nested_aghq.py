@@ -4,15 +4,19 @@
 Each top-level cluster is integrated level by level from the bottom: every unit's effects
 are integrated on the unit's own adaptive grid, placed at the posterior mean and covariance
 of those effects given the data and the outer levels' node values (``mvaghermite``, Stata's
-default), so that the result is one factor of the next level's integrand
-(:mod:`mixedglm.engines.nested_kernels`). Top-level clusters are independent: they are the
+default) or at the mode and curvature of the unit's integrand (``mcaghermite``), with the
+rule's points for the unit's level, so that the result is one factor of the next level's
+integrand (:mod:`mixedglm.engines.nested_kernels`). Top-level clusters are independent: they are the
 units of :meth:`NestedAGHQEngine.contributions` and of the thread pool.
 
 Parameters ``[beta, theta_factor1, theta_factor2, ..., aux]`` with the factors in the
 design's (formula) order, as :class:`~mixedglm.engines.laplace_joint.JointLaplaceEngine`.
-The gradient is exact for the quadrature approximation (the grids' movement included); the
-Hessian is the Louis-type Hessian at fixed grids (exact up to quadrature error, as the
-one-factor engine's with ``mvaghermite``).
+With ``mvaghermite`` the gradient is exact for the quadrature approximation (the grids'
+movement included); with ``mcaghermite`` it is the gradient at fixed grids (the movement of
+a mode-curvature grid needs third derivatives of the lower levels' integrals), which differs
+from the exact one by terms of the size of the quadrature error. The Hessian is the
+Louis-type Hessian at fixed grids (exact up to quadrature error, as the one-factor engine's
+with ``mvaghermite``).
 """
 
 from __future__ import annotations
@@ -55,16 +59,20 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
                 "nested adaptive quadrature needs nested grouping factors; "
                 f"{', '.join(f.name for f in design.factors)} are crossed"
             )
-        if rule.is_laplace or not rule.is_meanvar:
+        if rule.is_laplace:
             raise MixedGLMError(
-                f"the nested quadrature engine integrates with mvaghermite; {rule.method} "
-                "is not available with several nested levels"
+                "the nested quadrature engine integrates with mvaghermite or mcaghermite; "
+                "the joint Laplace engine does method='laplace'"
             )
-        if rule.nagq < 3:
-            raise MixedGLMError("mvaghermite needs at least 3 points per random effect")
+        levels = list(design.order)
+        self.points = [rule.points(design.factors[k].name) for k in levels]
+        least = 3 if rule.is_meanvar else 2
+        if min(self.points) < least:
+            raise MixedGLMError(
+                f"{rule.method} needs at least {least} points per random effect at every level"
+            )
         self.design, self.family, self.rule = design, family, rule
         base = design.base
-        levels = list(design.order)
         self.levels = levels
         codes = [design.factors[k].codes for k in levels]
         perm = np.lexsort(tuple(reversed(codes)))
@@ -100,7 +108,7 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
             np.searchsorted(starts[d + 1], starts[d]).astype(np.int64) for d in range(n_levels - 1)
         ]
         n_units = [s.shape[0] - 1 for s in starts]
-        rules = [gauss_hermite_rule(rule.nagq, q) for q in qs]
+        rules = [gauss_hermite_rule(n, q) for n, q in zip(self.points, qs, strict=True)]
         k_max = max(r.size for r in rules)
         q_max = max(qs)
         nodes = np.zeros((n_levels, k_max, q_max))
@@ -121,7 +129,7 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
             np.concatenate([[0], np.cumsum([s.shape[0] for s in starts])[:-1]]).astype(np.int64),
             np.concatenate([*cst, np.zeros(1, np.int64)]).astype(np.int64),
             np.concatenate([[0], np.cumsum([c.shape[0] for c in cst])]).astype(np.int64),
-            qoff, nodes, logw, nks, spath, float(rule.tolerance),
+            qoff, nodes, logw, nks, spath, float(rule.tolerance), 0 if rule.is_meanvar else 1,
         )  # fmt: skip
         self.n_units, self.qs, self.q_max, self.npath = n_units, qs, q_max, npath
         slots = np.array([n_units[d] * spath[d] for d in range(n_levels)], dtype=np.int64)

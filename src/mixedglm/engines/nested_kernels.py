@@ -11,7 +11,9 @@ of length ``Q`` (level ``d`` owns ``u[qoff[d]:qoff[d+1]]``), ``eta_j = xb_j + W_
 
 on the unit's own grid ``(m, R)``: the mean-variance fixed point (the posterior mean and
 covariance of ``u_d`` given the context, computed on the grid itself), started from the
-mode and curvature of ``h_w``. Derivatives are taken in the *extended* coordinates
+mode and curvature of ``h_w`` (``mcaghermite``: that mode-curvature grid itself; the
+curvature includes the children's Hessians at their grids, and no grid movement enters
+the derivatives). Derivatives are taken in the *extended* coordinates
 ``[params (P), u (Q)]``: a unit returns the exact gradient of ``l_w`` in the parameters and
 its context (the fixed-grid posterior mean of the node scores plus the implicit derivative of
 the grid's fixed point, as for one factor), and a Louis-type Hessian (posterior mean of node
@@ -60,13 +62,14 @@ __all__ = ["NData", "Tree", "Warm", "chunk"]
 
 I_UNIT, I_PATH, I_ORDER, I_R0, I_PHASE, I_K, I_C, I_IT, I_NPTS, I_KIND, I_PORD, I_PR0 = range(12)
 I_STATUS, I_SAME = 12, 13
-F_H, F_STEP, F_HC, F_LSE, F_RES = range(5)
+F_H, F_STEP, F_HC, F_LSE, F_RES, F_DEC = range(6)
 PH_MVW, PH_MODE, PH_LINE, PH_MV, PH_FALL, PH_DERIV = range(6)
 KIND_GRID, KIND_POINT = 0, 1
+MC_TRUST = 1e-6  # Newton decrement below which a mode-curvature mode search takes full steps
 
 
 class Frames(NamedTuple):
-    """Per level: integers ``fi (D, 14)``, floats ``ff (D, 5)`` (columns ``I_*``, ``F_*``),
+    """Per level: integers ``fi (D, 14)``, floats ``ff (D, 6)`` (columns ``I_*``, ``F_*``),
     the point of a one-point pass ``pt (D, q)``, the Newton step ``delta (D, q)`` and the
     mode-curvature grid ``mode_c (D, q)``, ``mode_r (D, q, q)``."""
 
@@ -198,12 +201,14 @@ def _add_child(s: Scratch, f: Frames, d: int) -> None:
 
 
 @kernel(inline=True)
-def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
-    """Set up the search for the mode of h (Newton from 0)."""
+def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int, warm: bool) -> None:
+    """Set up the search for the mode of h (Newton from 0, or ``warm`` from the loaded
+    grid's centre)."""
     q = tr.qoff[d + 1] - tr.qoff[d]
     for a in range(q):
-        s.centre[d, a] = 0.0
-        f.pt[d, a] = 0.0
+        if not warm:
+            s.centre[d, a] = 0.0
+        f.pt[d, a] = s.centre[d, a]
     f.fi[d, I_IT] = 0
     _next(f, d, PH_MODE, KIND_POINT, 2, n_par(nd))
 
@@ -212,7 +217,8 @@ def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
 def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) -> None:
     """A unit's first pass: straight to the derivative pass when its parent's derivative
     pass finds its grid as placed in the parent's last pass; else mean-variance from its
-    warm grid, else the mode search."""
+    warm grid, else the mode search (mode-curvature grids: the mode search, from the warm
+    grid's centre if there is one)."""
     f.fi[d, I_STATUS] = 0
     if f.fi[d, I_SAME] == 1 and f.fi[d, I_ORDER] > 0:
         lse = load_placed(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH])
@@ -225,10 +231,13 @@ def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             _start_deriv(s, f, d)
             return
     if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH]):
+        if tr.mc == 1:
+            _start_mode(nd, tr, s, f, d, True)
+            return
         f.fi[d, I_IT] = 0
         _next(f, d, PH_MVW, KIND_GRID, 0, 0)
     else:
-        _start_mode(nd, tr, s, f, d)
+        _start_mode(nd, tr, s, f, d, False)
 
 
 @kernel(inline=True)
@@ -263,7 +272,8 @@ def _finish_grid(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int, l
     if f.fi[d, I_PHASE] == PH_FALL and math.isfinite(lse):
         moments(tr, s, d, lse)
         slot = wm.goff[d] + w * tr.spath[d] + path % tr.spath[d]
-        wm.valid[slot] = 2 if wm.valid[slot] == 1 else wm.valid[slot]
+        if tr.mc == 0:  # a fallback grid (mode-curvature grids are the rule's)
+            wm.valid[slot] = 2 if wm.valid[slot] == 1 else wm.valid[slot]
     store_placed(tr, wm, s, d, w, path, lse)  # (a log sum of -inf is never loaded)
     log_det = 0.0
     for a in range(q):
@@ -301,7 +311,7 @@ def _finish_deriv(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
             for c in range(r0, r + 1):
                 inside = r < e_own  # (c <= r)
                 s.uh[d, r, c] = s.hacc[d, r, c] - s.ug[d, r] * s.ug[d, c] if inside else 0.0
-    if f.fi[d, I_STATUS] == 0:
+    if f.fi[d, I_STATUS] == 0 and tr.mc == 0:  # mode-curvature grids: at fixed grids
         motion(tr, s, d, p_all, r0)
     for r in range(e_own, n_ext):
         s.ug[d, r] = 0.0
@@ -347,6 +357,7 @@ def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
             for b in range(q):
                 s.cov[d, a, b] = 1.0 if a == b else 0.0
     chol_into(s.cov[d], f.mode_r[d])
+    f.ff[d, F_DEC] = dec if tau == 0.0 else np.inf
     return (dec < MODE_TOL and tau == 0.0) or f.fi[d, I_IT] >= MODE_MAXIT
 
 
@@ -383,20 +394,29 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
                 return False
             f.ff[d, F_STEP] *= 0.5
             done = f.ff[d, F_STEP] < 1e-10
-        if done:  # the mode-curvature grid, then mean-variance from it
+        if done:  # the mode-curvature grid, then mean-variance from it (or it alone)
             for a in range(q):
                 f.mode_c[d, a] = s.centre[d, a]
             _use_mode_grid(tr, s, f, d)
             f.fi[d, I_IT] = 0
-            _next(f, d, PH_MV, KIND_GRID, 0, 0)
+            _next(f, d, PH_FALL if tr.mc == 1 else PH_MV, KIND_GRID, 0, 0)
             return False
         for a in range(q):
             f.pt[d, a] = s.centre[d, a] + f.ff[d, F_STEP] * f.delta[d, a]
+        if tr.mc == 1 and phase == PH_MODE and f.ff[d, F_DEC] < MC_TRUST:
+            # close to the mode: a full Newton step without the test of h (the children's
+            # scores are at fixed grids; h's increase would not resolve their small
+            # difference from its derivative and the step halvings would stall)
+            for a in range(q):
+                s.centre[d, a] = f.pt[d, a]
+            f.fi[d, I_IT] += 1
+            _next(f, d, PH_MODE, KIND_POINT, 2, p_all)
+            return False
         _next(f, d, PH_LINE, KIND_POINT, 0, p_all)
         return False
     lse = log_sum_terms(tr, s, d)
     finish = phase == PH_FALL
-    if finish:
+    if finish and tr.mc == 0:
         f.fi[d, I_STATUS] = 2
     # mean-variance iteration
     ok = not finish and math.isfinite(lse)
@@ -422,7 +442,7 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
     if finish:
         return _finish_grid(nd, tr, wm, s, f, d, lse)
     if phase == PH_MVW:  # the warm start failed: from the mode
-        _start_mode(nd, tr, s, f, d)
+        _start_mode(nd, tr, s, f, d, False)
         return False
     _use_mode_grid(tr, s, f, d)  # no fixed point: the mode-curvature grid
     _next(f, d, PH_FALL, KIND_GRID, 0, 0)
@@ -500,7 +520,7 @@ def _scratch(n_levels: int, k_max: int, q_all: int, q_max: int, n_ext: int, n_au
         np.zeros(1, dtype=np.int64), np.zeros((k_max, n_a)), np.zeros((k_max, n_a)),
         np.zeros(n_a), np.zeros((n_a, n_a)), np.zeros((n_a, n_ext)),
     ), Frames(
-        np.zeros((lv, 14), dtype=np.int64), np.zeros((lv, 5)), np.zeros((lv, q_max)),
+        np.zeros((lv, 14), dtype=np.int64), np.zeros((lv, 6)), np.zeros((lv, q_max)),
         np.zeros((lv, q_max)), np.zeros((lv, q_max)), np.zeros((lv, q_max, q_max)),
     )  # fmt: skip
 

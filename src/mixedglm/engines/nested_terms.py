@@ -42,7 +42,8 @@ class Tree(NamedTuple):
     ``(D + 1,)``; ``nodes`` ``(D, K, q)`` and ``logw`` (log weights + t't/2) of each level's
     rule, ``nk`` their sizes; ``spath`` the number of stored warm starts per unit (one per
     path of ancestors' nodes, or one); ``tol`` how closely a grid must sit at its
-    mean-variance fixed point (posterior SDs: the rule's tolerance)."""
+    mean-variance fixed point (posterior SDs: the rule's tolerance); ``mc`` 1 for
+    mode-curvature grids (``mcaghermite``: at the mode, no mean-variance iteration), else 0."""
 
     ustart: np.ndarray
     uoff: np.ndarray
@@ -54,6 +55,7 @@ class Tree(NamedTuple):
     nk: np.ndarray
     spath: np.ndarray
     tol: float
+    mc: int
 
 
 class Warm(NamedTuple):

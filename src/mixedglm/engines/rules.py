@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mixedglm.errors import MixedGLMError
@@ -33,13 +34,17 @@ class IntegrationRule:
     or ``fisher`` (expected information, lme4's PIRLS weights; mode-curvature grids only);
     ``tolerance``: how closely a mean-variance grid must sit at its fixed point (the
     posterior mean and covariance computed on it), in posterior SDs (Stata's
-    ``adaptopts(tolerance())``, 1e-8 there; tighter here for exact gradients).
+    ``adaptopts(tolerance())``, 1e-8 there; tighter here for exact gradients); ``levels``:
+    points per nested level, ``(factor, nagq)`` pairs (empty: ``nagq`` at every level; the
+    factors' names as given until :func:`~mixedglm.models.multilevel.multilevel_rule`
+    resolves them), ``nagq`` then their largest.
     """
 
     method: str = "mvaghermite"
     nagq: int = DEFAULT_NAGQ
     curvature: str = "observed"
     tolerance: float = MEANVAR_TOLERANCE
+    levels: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_laplace(self) -> bool:
@@ -67,9 +72,18 @@ class IntegrationRule:
         """The Laplace rule with this rule's curvature."""
         return IntegrationRule("laplace", 1, self.curvature)
 
+    def points(self, factor: str) -> int:
+        """Points per random effect at the level of ``factor`` (a resolved name)."""
+        return dict(self.levels).get(factor, self.nagq)
+
     def describe(self) -> str:
         """Words for the output: ``mvaghermite`` with 7 points, or ``Laplace``."""
-        return "Laplace" if self.is_laplace else f"{self.method} ({self.nagq} points)"
+        if self.is_laplace:
+            return "Laplace"
+        if self.levels:
+            each = ", ".join(f"{name} {n}" for name, n in self.levels)
+            return f"{self.method} (points per level: {each})"
+        return f"{self.method} ({self.nagq} points)"
 
 
 def _as_count(value: object, name: str) -> int:
@@ -89,6 +103,38 @@ def _as_count(value: object, name: str) -> int:
     return int(number)
 
 
+def _level_points(nagq: Mapping) -> tuple[tuple[str, int], ...]:
+    """``{factor: points}`` checked: names are strings, counts whole numbers in 1 .. MAX."""
+    if not nagq:
+        raise MixedGLMError("nagq per level is empty: give {factor: points} for every level")
+    out = []
+    for name, value in nagq.items():
+        if not isinstance(name, str) or not name.strip():
+            raise MixedGLMError(f"nagq per level: factor names are strings, not {name!r}")
+        out.append((name.strip(), _as_count(value, f"nagq['{name}']")))
+    return tuple(out)
+
+
+def _check_level_minimum(kind: str, levels: tuple[tuple[str, int], ...]) -> None:
+    """Per-level counts with nested quadrature: mean-variance grids need 3 points, and one
+    point (a Laplace node) is refused for mode-curvature grids too (its exact gradient would
+    need the curvature's derivative, third derivatives of the lower levels' integrals)."""
+    if kind == "laplace":
+        raise MixedGLMError(
+            "method='laplace' uses one point per random effect at every level; nagq per "
+            "level is for quadrature (mvaghermite or mcaghermite)"
+        )
+    least = 3 if kind == "mvaghermite" else 2
+    low = [f"{name}={n}" for name, n in levels if n < least]
+    if low:
+        raise MixedGLMError(
+            f"nagq per level: {', '.join(low)} is too few points for {kind}, which needs at "
+            f"least {least} per random effect at every level"
+            + (" (2 points do not determine the mean-variance grid's scale)" if least == 3 else "")
+            + "; method='laplace' is the joint Laplace approximation of all levels"
+        )
+
+
 def make_rule(
     method: object = None,
     nagq: object = None,
@@ -102,8 +148,14 @@ def make_rule(
     means Laplace. ``method="laplace"`` with ``nagq`` other than 1, ``nagq=1`` with a
     quadrature method, ``nagq=2`` with ``mvaghermite`` (two points do not determine the
     mean-variance grid's scale), ``curvature="fisher"`` with ``mvaghermite`` or for a family
-    without expected-information weights (``supports_fisher=False``) are errors.
+    without expected-information weights (``supports_fisher=False``) are errors. A mapping
+    ``{factor: points}`` gives each nested level its own count (at least 3 with
+    ``mvaghermite``, 2 with ``mcaghermite``).
     """
+    levels: tuple[tuple[str, int], ...] = ()
+    if isinstance(nagq, Mapping):
+        levels = _level_points(nagq)
+        nagq = max(n for _, n in levels)
     points = None if nagq is None else _as_count(nagq, "nagq")
     if points is not None and points > MAX_NAGQ:
         raise MixedGLMError(
@@ -117,6 +169,8 @@ def make_rule(
         raise MixedGLMError(
             f"unknown integration method '{method}': use one of {', '.join(METHODS)}"
         )
+    if levels:
+        _check_level_minimum(kind or "mvaghermite", levels)
     curv = (curvature or "observed").strip().lower() if isinstance(curvature, str | None) else ""
     if curv not in CURVATURES:
         raise MixedGLMError(f"curvature must be 'observed' or 'fisher', not {curvature!r}")
@@ -150,4 +204,4 @@ def make_rule(
             )
         if not supports_fisher:
             raise MixedGLMError("curvature='fisher' is for binomial and Poisson models")
-    return IntegrationRule(kind, points, curv)
+    return IntegrationRule(kind, points, curv, levels=levels)

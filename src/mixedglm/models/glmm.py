@@ -291,7 +291,7 @@ def glmm(
     family: str | Family = "binomial",
     link: str | None = None,
     *,
-    nagq: int | None = None,
+    nagq: int | dict[str, int] | None = None,
     method: str | None = None,
     cov: str | dict | None = None,
     subset: str | None = None,
@@ -331,7 +331,9 @@ def glmm(
         ``oprobit`` are synonyms).
     nagq
         Quadrature points per random effect (default 7, as meglm; at most
-        :data:`~mixedglm.engines.rules.MAX_NAGQ`); 1 is the Laplace approximation.
+        :data:`~mixedglm.engines.rules.MAX_NAGQ`); 1 is the Laplace approximation. Nested
+        factors: also ``{factor: points}``, each level's own count (``{"comm": 12,
+        "comm:mom": 7}``; ``comm>mom`` as Stata prints it is accepted).
     method
         ``mvaghermite`` (default: grid at each cluster's posterior mean and variance, as
         Stata), ``mcaghermite`` (at the mode and curvature, as lme4) or ``laplace``.
@@ -377,6 +379,11 @@ def glmm(
     rule = integration_rule(method, nagq, curvature, supports_fisher=fam.supports_fisher)
     level, maxiter = check_level(level), check_maxiter(maxiter)
     parsed = parse_formula(formula)
+    if rule.levels and not needs_multilevel(parsed):
+        raise MixedGLMError(
+            "nagq per level ({factor: points}) is for several nested grouping factors; this "
+            "model has one: give one number"
+        )
     if check_engine(engine, data):
         from mixedglm.models.dask_glmm import fit_on_dask  # Dask only when asked for
 

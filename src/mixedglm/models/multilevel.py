@@ -4,7 +4,9 @@ covariance -> :class:`~mixedglm.results.multilevel.MultilevelResults`.
 Nested factors are integrated by adaptive quadrature level by level
 (:mod:`mixedglm.engines.nested_aghq`, Stata's ``melogit y x || comm: || mom:``): the default
 without ``method`` is Stata's, ``mvaghermite`` with 7 points per random effect at every
-level; the fit starts from the joint Laplace estimates. ``method="laplace"`` (or
+level (``nagq={factor: points}`` gives each level its own count; ``method="mcaghermite"``
+places the grids at the modes and curvatures); the fit starts from the joint Laplace
+estimates. ``method="laplace"`` (or
 ``nagq=1``) uses the joint Laplace approximation (:mod:`mixedglm.engines.laplace_joint`),
 lme4's ``glmer`` with ``nAGQ = 1``; crossed factors always use it (as Stata does), and
 quadrature asked for with crossed factors is an error that says so.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -35,6 +38,7 @@ from mixedglm.optim.outer import OuterProductSteps, enough_clusters
 from mixedglm.results.multilevel import MultilevelResults
 
 BOUNDARY_SD = 1e-6
+MC_TRUST = 1e-2  # scaled gradient below which Newton takes full steps (mcaghermite)
 
 
 def needs_multilevel(formula: ParsedFormula) -> bool:
@@ -43,23 +47,49 @@ def needs_multilevel(formula: ParsedFormula) -> bool:
 
 
 def check_rule(design: MultilevelDesign, rule: IntegrationRule) -> None:
-    """Nested factors: Laplace or mean-variance quadrature; crossed factors: Laplace only.
-    Say what to use instead of a rule that does not apply."""
-    if rule.is_laplace:
-        return
-    if design.nested:
-        if not rule.is_meanvar:
-            raise MixedGLMError(
-                f"method='{rule.method}' is not available with several nested levels "
-                f"({', '.join(design.display)}): use method='mvaghermite' (the default, "
-                "Stata's) or method='laplace'"
-            )
+    """Nested factors: Laplace or quadrature (mean-variance or mode-curvature grids);
+    crossed factors: Laplace only. Say what to use instead of a rule that does not apply."""
+    if rule.is_laplace or design.nested:
         return
     raise MixedGLMError(
         f"the grouping factors {', '.join(f.name for f in design.factors)} are crossed: "
         "adaptive quadrature does not apply to crossed random effects (Stata also uses "
         "the Laplace approximation there): use method='laplace' (or --laplace / nagq=1)"
     )
+
+
+def resolve_levels(design: MultilevelDesign, rule: IntegrationRule) -> IntegrationRule:
+    """The rule with its per-level counts keyed by the factors' names (``comm:mom``; given
+    as in the formula or as Stata prints them, ``comm>mom``), one for every factor; unknown,
+    repeated or missing factors are errors that name them."""
+    if not rule.levels:
+        return rule
+    names = [f.name for f in design.factors]
+    known = {**{f: f for f in names}, **dict(zip(design.display, names, strict=True))}
+    unknown = [given for given, _ in rule.levels if given not in known]
+    if unknown:
+        raise MixedGLMError(
+            f"nagq per level: no grouping factor {', '.join(repr(u) for u in unknown)}; the "
+            f"model's levels are {', '.join(repr(n) for n in names)}"
+        )
+    counts: dict[str, int] = {}
+    for given, n in rule.levels:
+        if known[given] in counts:
+            raise MixedGLMError(f"nagq per level: '{known[given]}' is given twice")
+        counts[known[given]] = n
+    missing = [n for n in names if n not in counts]
+    if missing:
+        raise MixedGLMError(
+            f"nagq per level: no count for {', '.join(repr(m) for m in missing)} (give one "
+            "for every level, or one number for all)"
+        )
+    ordered = tuple((names[k], counts[names[k]]) for k in design.order)
+    return replace(rule, levels=ordered)
+
+
+def level_points(design: MultilevelDesign, rule: IntegrationRule) -> list[int]:
+    """Points per random effect at each level, from the top (the design's ``order``)."""
+    return [rule.points(design.factors[k].name) for k in design.order]
 
 
 def theta_slices(design: MultilevelDesign) -> list[slice]:
@@ -206,9 +236,12 @@ def fit_multilevel(
         engine = provider.nested(rule)
         if log:
             log("")
-            log(f"Fitting full model ({rule.method}, {rule.nagq} points per level):")
+            log(f"Fitting full model ({_points_words(design, rule)}):")
             log("")
-        x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter)
+        # mode-curvature grids: the fixed-grid score's zero (as Stata's grids held fixed
+        # within a Newton iteration), full steps once the scaled gradient is below 1e-2
+        trust = 0.0 if rule.is_meanvar else MC_TRUST
+        x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter, trust=trust)
     notes = list(base.notes)
     slices = theta_slices(design)
     n_theta = slices[-1].stop
@@ -265,6 +298,14 @@ def fit_multilevel(
     )
 
 
+def _points_words(design: MultilevelDesign, rule: IntegrationRule) -> str:
+    """``mvaghermite, 7 points per level`` or the count of each level."""
+    if not rule.levels:
+        return f"{rule.method}, {rule.nagq} points per level"
+    each = [f"{design.display[k]} {rule.points(design.factors[k].name)}" for k in design.order]
+    return f"{rule.method}, points per level: {', '.join(each)}"
+
+
 def multilevel_rule(
     design: MultilevelDesign, method: str | None, nagq: object, curvature: str | None
 ) -> IntegrationRule:
@@ -278,7 +319,7 @@ def multilevel_rule(
         return make_rule("laplace", None, curvature)
     rule = make_rule(method, nagq, curvature)
     check_rule(design, rule)
-    return rule
+    return resolve_levels(design, rule)
 
 
 def multilevel_glmm(

@@ -102,12 +102,19 @@ def newton_maximize(
     maxiter: int = 100,
     max_halvings: int = 40,
     log: Callable[[str], None] | None = None,
+    trust: float = 0.0,
 ) -> tuple[np.ndarray, Evaluation, OptSummary]:
     """Maximise ``objective`` from ``x0``.
 
     Returns the maximiser, the evaluation (with gradient and Hessian) there, and an
     :class:`OptSummary`. Convergence: ``g' (-H)^-1 g < gtol`` with a negative definite
     Hessian. The log-likelihood at every iterate is passed to ``log`` as a Stata line.
+
+    ``trust``: below this scaled gradient (with a concave Hessian) full Newton steps are
+    taken that may lower the log-likelihood by up to ``trust``, for objectives
+    whose gradient is exact only up to terms of that size (nested mode-curvature
+    quadrature's fixed-grid score): the iteration then converges to the gradient's zero,
+    where a step-halving test of the log-likelihood alone would stall.
     """
     x = np.array(x0, dtype=float)
     evaluation = objective(x, 2)
@@ -139,6 +146,12 @@ def newton_maximize(
             break
         if iteration == maxiter:
             break
+        if concave and scaled < trust:
+            trial = objective(x + direction, 2)
+            n_eval += 1
+            if np.isfinite(trial.loglik) and trial.loglik >= evaluation.loglik - trust:
+                x, evaluation, arrival_note = x + direction, trial, ""
+                continue
         new_x, new_eval, arrival_note, evals = _line_search(
             objective, x, evaluation, direction, gradient, max_halvings
         )

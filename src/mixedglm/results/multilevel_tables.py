@@ -29,7 +29,8 @@ def group_summary_lines(res) -> list[str]:
         name = f.name.split(":")[-1] if res.design.nested else f.name
         lines.append(
             f"{name:>15} |{comma_int(f.n_levels):>11}{comma_int(int(sizes.min())):>11}"
-            f"{sizes.mean():>11.1f}{comma_int(int(sizes.max())):>11}{res.nagq:>11}"
+            f"{sizes.mean():>11.1f}{comma_int(int(sizes.max())):>11}"
+            f"{res.rule.points(f.name):>11}"
         )
     lines.append(rule)
     return lines
@@ -51,10 +52,10 @@ def multilevel_table(res, level: float) -> CoefTable:
     if res.rule.is_laplace:
         header.append(HeaderLine(f"Integration method: {'Laplace':>11}"))
     else:
+        counts = [str(res.rule.points(res.factors[k].name)) for k in res._level_order()]
+        points = "/".join(counts) if res.rule.levels else str(res.nagq)  # per level: 12/7
         header.append(
-            HeaderLine(
-                f"Integration method: {res.rule.method:>11}", "Integration pts.", str(res.nagq)
-            )
+            HeaderLine(f"Integration method: {res.rule.method:>11}", "Integration pts.", points)
         )
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
@@ -97,6 +98,7 @@ def multilevel_to_dict(res, level: float) -> dict:
             "min": int(sizes.min()),
             "avg": float(sizes.mean()),
             "max": int(sizes.max()),
+            "nagq": res.rule.points(f.name),
         }
     return {
         "model": "glmm",
