@@ -479,6 +479,15 @@ def op_adopt(model_id: str, parts: list[int], key: str, setup: tuple, source: st
             target.warm_start(coarse)
 
 
+def _top_labels(design: Any) -> np.ndarray:
+    """The labels of a partition's top-level clusters, in its engines' order: the one
+    group's, or a nested design's top factor's (a partition holds whole clusters)."""
+    if hasattr(design, "factors"):  # MultilevelDesign: the top level
+        return design.factors[design.order[0]].labels
+    assert design.group is not None
+    return design.group.labels
+
+
 def op_clusters(
     model_id: str,
     parts: list[int],
@@ -495,9 +504,7 @@ def op_clusters(
         numba.set_num_threads(max(1, min(threads, _max_threads())))
         for i in parts:
             engine = _cluster_engine(model_id, i, key, setup)
-            group = _MODELS[model_id][i].design.group
-            assert group is not None  # a partition holds whole clusters of the one group
-            labels = group.labels
+            labels = _top_labels(_MODELS[model_id][i].design)
             if what == "contributions":
                 c = engine.contributions(params)
                 out.append((labels, c.loglik, c.score))
