@@ -153,6 +153,7 @@ def test_q2_aghq_fit_estimates_settle(contraception):
     assert "Integration pts.  =          7" in str(fits[7].summary())
 
 
+@pytest.mark.slow
 def test_posterior_means_and_sds_equal_brute_force_integrals(contraception):
     res = fit(f"{BANGLA} + (1 + urban | district)", contraception, nagq=12)
     design = res.design

@@ -30,6 +30,7 @@ def _engine(formula: str, data: pd.DataFrame, family: Family, nagq: int = 7):
     return NestedAGHQEngine(design, family, make_rule("mvaghermite", nagq))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("y,kind", [("yb", "bernoulli"), ("yp", "poisson")])
 def test_loglik_equals_brute_force_nested_integral(y, kind):
     data = _sim()
