@@ -168,19 +168,26 @@ def fit_reml_distributed(
             dist.design, family, structure, maxiter=max(opts.maxiter, 200), level=opts.level,
             log=opts.log, cross=cross,
         )  # fmt: skip
-        values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
-        return DaskGLMMResults(
-            **values,
-            lazy=dist.lazy,
-            spec=dist.spec,
-            rule=IntegrationRule(),  # the posterior of the random effects: exact (gaussian)
-            n_partitions=dist.n_partitions,
-            n_workers=dist.n_workers,
-            timings=dist.timings,
-            sample=dist.sums.get("sample"),
-        )
+        # the posterior of the random effects: exact (gaussian)
+        return on_dask(fitted, dist, IntegrationRule())
     finally:
         dist.release()
+
+
+def on_dask(fitted: GLMMResults, dist: DistributedData, rule: IntegrationRule) -> DaskGLMMResults:
+    """The in-memory ``fitted`` results as results on Dask (``rule`` for their random
+    effects, computed per partition later)."""
+    values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
+    return DaskGLMMResults(
+        **values,
+        lazy=dist.lazy,
+        spec=dist.spec,
+        rule=rule,
+        n_partitions=dist.n_partitions,
+        n_workers=dist.n_workers,
+        timings=dist.timings,
+        sample=dist.sums.get("sample"),
+    )
 
 
 def vce_variable(vce: str | None, group: str | None) -> str | None:
@@ -274,17 +281,7 @@ def fit_distributed(
             )
             assert out is not None
             fitted = replace(fitted, cov_all=out[0], vce=out[1])
-        values = {f.name: getattr(fitted, f.name) for f in fields(GLMMResults)}
-        res = DaskGLMMResults(
-            **{**values, "engine": None},
-            lazy=dist.lazy,
-            spec=dist.spec,
-            rule=rule,
-            n_partitions=dist.n_partitions,
-            n_workers=dist.n_workers,
-            timings=dist.timings,
-            sample=dist.sums.get("sample"),
-        )
+        res = on_dask(replace(fitted, engine=None), dist, rule)
     finally:
         dist.release()
     printed = () if quiet else dist.design.notes

@@ -19,6 +19,7 @@ import pandas as pd
 from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
 from mixedglm.inference.margins import margins as margins_of_fit
+from mixedglm.results.dask_common import DaskResultsMixin
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.predict import KINDS
 from mixedglm.scale import partition as part
@@ -57,7 +58,7 @@ def _accessor(frame, base, spec, rule, name, meta):
 
 
 @dataclass(frozen=True)
-class DaskGLMMResults(GLMMResults):
+class DaskGLMMResults(DaskResultsMixin, GLMMResults):  # type: ignore[misc]
     """:class:`GLMMResults` of a fit on Dask (``lazy``: the shuffled data, unevaluated)."""
 
     lazy: dd.DataFrame | None = field(default=None, repr=False)
@@ -162,40 +163,10 @@ class DaskGLMMResults(GLMMResults):
     def _lazy_accessor(self, name: str) -> dd.Series:
         """A per-observation accessor of the in-memory results (fitted values, residuals),
         computed per partition: a lazy Dask Series aligned with the shuffled data."""
-        if name != "fittedvalues":
-            self._observed_check()
         meta = pd.Series(np.zeros(0), index=self._lazy()._meta.index[:0], name=name)
         return self._lazy().map_partitions(
             _accessor, self._base(), self.spec, self.rule, name, meta, meta=meta
         )
-
-    def _observed_check(self) -> None:
-        if self.family.is_ordinal:
-            raise MixedGLMError(
-                "fitted values and residuals are not defined for ordinal models: "
-                "predict(kind='pr') gives the probability of each category"
-            )
-
-    @property
-    def fittedvalues(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`GLMMResults.fittedvalues`, lazy (one partition per partition)."""
-        self._observed_check()
-        return self._lazy_accessor("fittedvalues")
-
-    @property
-    def resid_response(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`GLMMResults.resid_response`, lazy."""
-        return self._lazy_accessor("resid_response")
-
-    @property
-    def resid_pearson(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`GLMMResults.resid_pearson`, lazy."""
-        return self._lazy_accessor("resid_pearson")
-
-    @property
-    def resid_deviance(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`GLMMResults.resid_deviance`, lazy."""
-        return self._lazy_accessor("resid_deviance")
 
     def to_dict(self, level: float | None = None) -> dict:
         """The in-memory JSON document with ``engine``, ``partitions`` and ``workers``;
@@ -204,7 +175,4 @@ class DaskGLMMResults(GLMMResults):
         another fit's on Dask)."""
         out = super().to_dict(level)
         out["sample"] = self.sample
-        out["engine"] = "dask"
-        out["partitions"] = self.n_partitions
-        out["workers"] = self.n_workers
         return out

@@ -24,6 +24,7 @@ import pandas as pd
 from mixedglm.engines.base import Posterior
 from mixedglm.errors import MixedGLMError
 from mixedglm.models.multilevel import MemoryEngines
+from mixedglm.results.dask_common import DaskResultsMixin
 from mixedglm.results.multilevel import MultilevelResults, long_frame
 from mixedglm.results.multilevel_predict import KINDS
 from mixedglm.scale.multilevel import NestedSpec, design_for
@@ -73,7 +74,7 @@ def _accessor(frame, base, spec, name, meta):
 
 
 @dataclass(frozen=True, repr=False)  # repr: the table (DisplayMixin)
-class DaskMultilevelResults(MultilevelResults):
+class DaskMultilevelResults(DaskResultsMixin, MultilevelResults):  # type: ignore[misc]
     """:class:`MultilevelResults` of a nested fit on Dask; its design has no rows (the
     factors keep their labels and observations per level), its ``posterior`` no levels
     (only the kind, means or modes); ``lazy``: the shuffled data, unevaluated."""
@@ -178,38 +179,5 @@ class DaskMultilevelResults(MultilevelResults):
 
     def _lazy_accessor(self, name: str) -> dd.Series:
         """A per-observation accessor (fitted values, residuals) per partition, lazy."""
-        if self.family.is_ordinal:
-            raise MixedGLMError(
-                "fitted values and residuals are not defined for ordinal models: "
-                "predict(kind='pr') gives the probability of each category"
-            )
         meta = pd.Series(np.zeros(0), index=self._lazy()._meta.index[:0], name=name)
         return self._map(_accessor, name, meta=meta)
-
-    @property
-    def fittedvalues(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`MultilevelResults.fittedvalues`, lazy (one partition per partition)."""
-        return self._lazy_accessor("fittedvalues")
-
-    @property
-    def resid_response(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`MultilevelResults.resid_response`, lazy."""
-        return self._lazy_accessor("resid_response")
-
-    @property
-    def resid_pearson(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`MultilevelResults.resid_pearson`, lazy."""
-        return self._lazy_accessor("resid_pearson")
-
-    @property
-    def resid_deviance(self) -> dd.Series:  # type: ignore[override]
-        """As :attr:`MultilevelResults.resid_deviance`, lazy."""
-        return self._lazy_accessor("resid_deviance")
-
-    def to_dict(self, level: float | None = None) -> dict:
-        """The in-memory JSON document with ``engine``, ``partitions`` and ``workers``."""
-        out = super().to_dict(level)
-        out["engine"] = "dask"
-        out["partitions"] = self.n_partitions
-        out["workers"] = self.n_workers
-        return out
