@@ -97,7 +97,7 @@ def test_predicted_modes_are_first_order_exact(formula, family, n_aux):
     u0 = base["u"].copy()
     h = 1e-3
     for r in range(engine.n_beta + engine.n_theta):
-        move = engine._mode_derivative(base, x, r)
+        move = engine._mode_derivative(base, r)
         moved = x.copy()
         moved[r] += h
         u1 = engine._at(moved)[0]["u"].copy()
@@ -220,3 +220,27 @@ def test_grouseticks_three_factor_design_is_nested():
     assert design.nested
     assert [f.name for f in design.factors] == ["LOCATION", "LOCATION:BROOD", "INDEX"]
     assert design.display == ("LOCATION", "LOCATION>BROOD", "LOCATION>BROOD>INDEX")
+
+
+def test_schur_complement_on_threads_equals_one_thread(monkeypatch):
+    """The crossed design's Schur complement split over the thread pool (each share in its
+    own copy, added at the end) gives the log-likelihood and gradient of one thread."""
+    import mixedglm.engines.laplace_joint as lj
+
+    data = _sim(n_a=30, n_b=12, per=3)
+    _, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    x = np.array([0.2, 0.4, 0.7, 0.5])
+    monkeypatch.setattr(lj, "use_threads", lambda cost: False)
+    ll1, g1 = engine.gradient(x)
+    calls = []
+
+    def threads(cost):
+        calls.append(cost.size)
+        return True
+
+    monkeypatch.setattr(lj, "use_threads", threads)
+    engine.u = np.zeros(engine.n_u)
+    ll2, g2 = engine.gradient(x)
+    assert calls  # the threaded path ran
+    assert abs(ll2 - ll1) < 1e-9 * abs(ll1)
+    np.testing.assert_allclose(g2, g1, rtol=1e-8, atol=1e-10)

@@ -305,6 +305,7 @@ class JointLaplaceEngine(FactorParameters):
         self.u = u
         return {
             "u": u,
+            "a": a,
             "eta": eta,
             "l0": l0,
             "l1": l1,
@@ -403,29 +404,28 @@ class JointLaplaceEngine(FactorParameters):
         k = params.size
         hess = np.zeros((k, k))
         base, _, _, _ = self._at(params)
+        start = base["u"] if base else self.u
         for r in range(k) if columns is None else columns:
             step = self.fd_step * max(1.0, abs(params[r]))
             up, down = params.copy(), params.copy()
             up[r] += step
             down[r] -= step
-            move = self._mode_derivative(base, params, r)
-            self.u = base["u"] + step * move if base else self.u
+            move = self._mode_derivative(base, r)
+            self.u = start + step * move
             g_up = self.gradient(up)[1]
-            self.u = base["u"] - step * move if base else self.u
+            self.u = start - step * move
             hess[:, r] = (g_up - self.gradient(down)[1]) / (2.0 * step)
         self._at(params)
         return hess
 
-    def _mode_derivative(self, st: dict, params: np.ndarray, r: int) -> np.ndarray:
+    def _mode_derivative(self, st: dict, r: int) -> np.ndarray:
         """``d u^ / d params[r]`` at a PIRLS state (zero for an auxiliary parameter, or
         without a state): the implicit derivative of ``A' l'(eta) - u = 0``,
         ``H du = d(A' l')/d params[r]``. Perturbed evaluations start from ``u^ + h du``
         instead of ``u^``: their modes are then found in one Newton step fewer."""
         if not st or r >= self.n_beta + self.n_theta:
             return np.zeros(self.n_u)
-        _, theta, _ = self.split(params)
-        a = self._row_values(theta)
-        w = st["w"]
+        a, w = st["a"], st["w"]
         if r < self.n_beta:
             rhs = kern.scatter_rows(self.pos, a, -w * self.X[:, r], self.n_u)
         else:
@@ -456,7 +456,7 @@ class JointLaplaceEngine(FactorParameters):
             step = 10 * self.fd_step * max(1.0, abs(params[r]))
             up = params.copy()
             up[r] += step
-            self.u = base["u"] + step * self._mode_derivative(base, params, r)
+            self.u = base["u"] + step * self._mode_derivative(base, r)
             hess[:, r] = (self.gradient(up)[1] - grad0) / step
         self._at(params)
         return ll0, grad0, 0.5 * (hess + hess.T)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
+from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.design.weights import (
     group_weight_vector,
     observation_weights,
@@ -479,10 +480,10 @@ def op_adopt(model_id: str, parts: list[int], key: str, setup: tuple, source: st
             target.warm_start(coarse)
 
 
-def _top_labels(design: Any) -> np.ndarray:
+def _top_labels(design: ModelDesign | MultilevelDesign) -> np.ndarray:
     """The labels of a partition's top-level clusters, in its engines' order: the one
     group's, or a nested design's top factor's (a partition holds whole clusters)."""
-    if hasattr(design, "factors"):  # MultilevelDesign: the top level
+    if isinstance(design, MultilevelDesign):
         return design.factors[design.order[0]].labels
     assert design.group is not None
     return design.group.labels
