@@ -99,3 +99,33 @@ def test_crossed_factors_default_to_laplace_and_refuse_explicit_quadrature(neste
     assert res.rule.is_laplace
     with pytest.raises(MixedGLMError, match="crossed"):
         mg.glmm(crossed, nested, nagq=7, quiet=True)
+
+
+@pytest.mark.parametrize(
+    ("formula", "family", "outcome", "said"),
+    [
+        ("y ~ x + (1 | h/g)", "binomial", 0, "'y' is 0 in every observation"),
+        ("y ~ x + (1 | h) + (1 | f)", "binomial", 1, "'y' is 1 in every observation"),
+        ("count ~ x + (1 | h/g)", "poisson", 0, "'count' is 0 in every observation"),
+        ("yc ~ x + (1 | h) + (1 | f)", "gaussian", 2.5, "'yc' is 2.5 in every observation"),
+    ],
+)
+def test_an_outcome_with_nothing_to_model_is_refused(nested, formula, family, outcome, said):
+    """Before: the fit ran and returned a log likelihood of 0 and a constant of -26."""
+    data = nested.assign(**{formula.split()[0]: outcome})
+    with pytest.raises(MixedGLMError, match=said):
+        mg.glmm(formula, data, family=family, method="laplace", quiet=True)
+
+
+@pytest.mark.parametrize("random", ["(1 | h/g)", "(1 | h) + (1 | f)"])
+def test_separation_is_noted_with_several_factors(nested, random):
+    """Before: no note; the estimates of 27 with huge SEs were shown as they were."""
+    rng = np.random.default_rng(4)
+    sign = np.where(nested["y"] == 1, 1.0, -1.0)
+    data = nested.assign(s=sign * rng.uniform(0.1, 1, len(nested)))
+    res = mg.glmm(f"y ~ x + s + {random}", data, method="laplace", quiet=True)
+    assert any("s predicts the outcome perfectly" in note for note in res.notes)
+    # a combination of two covariates separates: the linear program's note
+    data = nested.assign(s=sign - nested["x"])
+    res = mg.glmm(f"y ~ x + s + {random}", data, method="laplace", quiet=True)
+    assert any("x and s predict the outcome perfectly" in note for note in res.notes)

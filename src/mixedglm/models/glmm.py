@@ -15,12 +15,7 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
-from mixedglm.design.checks import (
-    check_outcome_varies,
-    separation_notes,
-    separation_suspected,
-    univariate_separation_notes,
-)
+from mixedglm.design.checks import fitted_separation_notes, outcome_notes
 from mixedglm.design.weights import (
     WeightInfo,
     check_weights,
@@ -455,8 +450,9 @@ def glmm(
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, _one_factor_cov(cov))
     trials_arr = design.trials if design.binomial_trials else None
-    check_outcome_varies(design.y, design.response, fam.name, trials_arr)
-    checks = univariate_separation_notes(design.y, design.X, design.x_names, fam.name)
+    checks = outcome_notes(
+        design.y, design.X, design.x_names, fam.name, design.response, trials_arr
+    )
     if not quiet:
         for note in (*design.notes, *checks):
             print(note)
@@ -491,8 +487,8 @@ def glmm(
         vce = "robust"  # sampling weights imply robust standard errors, as Stata
     res = glmm_robust(res, vce, frame)
     printed = () if quiet else (*design.notes, *checks)
-    if not checks and separation_suspected(
-        design.X, design.x_names, res.params.to_numpy(), res.bse.to_numpy()
-    ):
-        checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
+    checks = fitted_separation_notes(
+        checks, design.y, design.X, design.x_names, fam.name,
+        (res.params.to_numpy(), res.bse.to_numpy()), trials_arr,
+    )  # fmt: skip
     return with_notes(res, [*checks, *singular_notes(res)], printed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from mixedglm.design.checks import fitted_separation_notes, outcome_notes
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
@@ -343,10 +344,19 @@ def multilevel_glmm(
     design = build_multilevel_design(
         parsed, frame, family, cov=cov, offset=offset, exposure=exposure, trials=trials
     )
-    return fit_design(
+    base = design.base
+    n_trials = base.trials if base.binomial_trials else None
+    data = (base.y, base.X, base.x_names, family.name)
+    checks = outcome_notes(*data, base.response, n_trials)
+    res = fit_design(
         design, family, method=method, nagq=nagq, curvature=curvature, maxiter=maxiter,
-        level=level, quiet=quiet, log=log,
+        level=level, quiet=quiet, log=log, checks=checks,
     )  # fmt: skip
+    found = fitted_separation_notes(
+        checks, *data, (res.params.to_numpy(), res.bse.to_numpy()), n_trials
+    )
+    new = [note for note in found if note not in res.notes]
+    return replace(res, notes=(*res.notes, *new)) if new else res
 
 
 def fit_design(
@@ -361,9 +371,11 @@ def fit_design(
     quiet: bool,
     log: Callable[[str], None] | None,
     engines: Engines | None = None,
+    checks: Sequence[str] = (),
 ) -> MultilevelResults:
     """The rule, the design's notes and the fit of a several-factor design (in memory, or
-    on the ``engines`` of a Dask fit)."""
+    on the ``engines`` of a Dask fit); ``checks``: notes on the data to show with the
+    design's and keep with the results."""
     if family.is_ordinal:
         family = family.with_categories(design.base.categories)
     rule = multilevel_rule(design, method, nagq, curvature)
@@ -373,8 +385,9 @@ def fit_design(
             "Laplace engine uses the observed curvature"
         )
     if not quiet:
-        for note in design.base.notes:
+        for note in (*design.base.notes, *checks):
             print(note)
-    return fit_multilevel(
+    res = fit_multilevel(
         design, family, rule, maxiter=maxiter, level=level, log=log, engines=engines
     )
+    return replace(res, notes=(*res.notes, *checks)) if checks else res
