@@ -50,9 +50,10 @@ def test_group_weights_must_be_a_dict(nested):
         mg.glmm("y ~ x + (1 | g)", nested, group_weights="w", quiet=True)
 
 
-def test_margins_says_it_is_not_available(fit):
-    with pytest.raises(MixedGLMError, match="margins\\(\\) with several grouping factors"):
-        fit.margins(dydx="x")
+def test_margins_of_a_poisson_fit_average_the_fixed_only_means(fit):
+    got = fit.margins(marginal=False).loc["_cons", "estimate"]
+    assert got == pytest.approx(fit.predict(kind="mu", fixedonly=True).mean(), rel=1e-12)
+    assert fit.margins(dydx="x").loc["x", "se"] > 0
 
 
 def test_fitted_values_and_residuals_follow_the_conditional_modes(fit, nested):

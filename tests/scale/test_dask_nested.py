@@ -285,6 +285,18 @@ def test_an_outcome_with_nothing_to_model_is_refused_on_dask(client, formula):
         mg.glmm(formula, ddf, family="binomial", nolog=True)
 
 
+def test_margins_after_a_nested_dask_fit_equal_memory(client, capsys):
+    data = simulate("logit", seed=8)
+    mem, _, res, _ = both(capsys, "y ~ x + (1 | comm/mom)", data, method="laplace")
+    rows = data.dropna()
+    want = mem.margins(dydx="x", data=rows)
+    np.testing.assert_allclose(
+        res.margins(dydx="x", data=rows).to_numpy(), want.to_numpy(), rtol=1e-6
+    )
+    with pytest.raises(MixedGLMError, match=r"data=.*pandas DataFrame"):
+        res.margins(dydx="x")
+
+
 def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys):
     whole, folder = parquet_parts(simulate("poisson", seed=9), tmp_path)
     common = ["y ~ x + (1 | comm/mom)", "--family", "poisson", "--nolog"]

@@ -356,7 +356,8 @@ def multilevel_glmm(
         checks, *data, (res.params.to_numpy(), res.bse.to_numpy()), n_trials
     )
     new = [note for note in found if note not in res.notes]
-    return replace(res, notes=(*res.notes, *new)) if new else res
+    rows = frame.iloc[base.source_positions] if base.source_positions is not None else None
+    return replace(res, notes=(*res.notes, *new), data=rows)
 
 
 def fit_design(

@@ -18,6 +18,8 @@ from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
 from mixedglm.inference.lrtest import sample_signature
+from mixedglm.inference.margins import MarginsModel
+from mixedglm.inference.margins import margins as margins_of_fit
 from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci, rows_frame
 from mixedglm.options import resolve_level
 from mixedglm.report.stata import render_ic, render_table
@@ -44,6 +46,7 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
     hessian_ok: bool = True
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     level: float = 95.0
+    data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -268,12 +271,14 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
 
         return predict_multilevel(self, data, kind, factors, fixedonly)
 
-    def margins(self, *args: object, **kwargs: object) -> pd.DataFrame:
-        """Not available yet with several grouping factors (an error saying so)."""
-        raise MixedGLMError(
-            "margins() with several grouping factors is not available yet; predict(kind='mu', "
-            "fixedonly=True) gives the mean response with all random effects at zero"
-        )
+    margins = margins_of_fit  # Stata's margins: mixedglm.inference.margins.margins
+
+    def margins_model(self) -> MarginsModel:
+        """The fit's model for :func:`~mixedglm.inference.margins.margins`: every factor's
+        random-effect columns, ``Lambda`` block diagonal over the factors."""
+        from mixedglm.results.multilevel_predict import margins_model
+
+        return margins_model(self)
 
     # -- output ----------------------------------------------------------------------------
     def table(self, level: float | None = None):
