@@ -83,15 +83,40 @@ def test_print_repr_and_html_show_the_table(fit):
     assert "<table" in html and "_cons" in html
 
 
-def test_cli_refuses_plot_and_eform_before_the_fit(nested, tmp_path, capsys):
+def test_cli_refuses_plot_before_the_fit(nested, tmp_path, capsys):
     csv = tmp_path / "nested.csv"
     nested.to_csv(csv, index=False)
     plot = tmp_path / "re.png"
     args = ["fit", str(csv), "y ~ x + (1 | h/g)", "--laplace", "--nolog"]
-    assert main([*args, "--plot", str(plot), "--or"]) == 2
+    assert main([*args, "--plot", str(plot), "--style", "xt"]) == 2
     err = capsys.readouterr().err
-    assert "--plot, --or: not available yet with several grouping factors" in err
+    assert "--plot, --style xt: not available yet with several grouping factors" in err
     assert err.count("\n") == 1 and not plot.exists()
+
+
+def test_odds_ratios_and_margins_with_several_factors(nested, tmp_path, capsys):
+    """melogit, or and margins after it: the table exponentiates the fixed effects only
+    (the variance blocks unchanged), on the CLI as in Python."""
+    res = mg.glmm("y ~ x + (1 | h/g)", nested, method="laplace", quiet=True)
+    text = str(res.summary(eform=True))
+    assert "| Odds Ratio   Std. Err." in text
+    assert "Note: Estimates are transformed only in the first equation." in text
+    ratios = res.estimates(eform=True)
+    assert ratios.loc["x", "estimate"] == pytest.approx(np.exp(res.params["x"]), rel=1e-12)
+    assert ratios.loc["x", "se"] == pytest.approx(np.exp(res.params["x"]) * res.bse["x"])
+    plain = str(res.summary())
+    variance = [line for line in plain.splitlines() if "var(_cons)" in line]
+    assert variance and all(line in text for line in variance)
+    with pytest.raises(MixedGLMError, match="incidence-rate ratios"):
+        res.summary(eform="irr")
+    csv = tmp_path / "nested.csv"
+    nested.to_csv(csv, index=False)
+    args = ["fit", str(csv), "y ~ x + (1 | h/g)", "--laplace", "--nolog", "--or"]
+    assert main([*args, "--margins", "dydx(x)"]) == 0
+    out = capsys.readouterr().out
+    assert "| Odds Ratio   Std. Err." in out and "Average marginal effects" in out
+    effect = res.margins(dydx="x").loc["x", "estimate"]
+    assert f"{effect:.7f}".lstrip("0") in out  # Stata's .1129724
 
 
 def test_crossed_factors_default_to_laplace_and_refuse_explicit_quadrature(nested):

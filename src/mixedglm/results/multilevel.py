@@ -281,17 +281,23 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
         return margins_model(self)
 
     # -- output ----------------------------------------------------------------------------
-    def table(self, level: float | None = None):
-        """The :class:`~mixedglm.report.table.CoefTable` of Stata's multilevel output."""
+    def table(self, level: float | None = None, eform: bool | str = False):
+        """The :class:`~mixedglm.report.table.CoefTable` of Stata's multilevel output;
+        ``eform`` as :meth:`GLMMResults.summary` (odds ratios, rate ratios, exp(b))."""
+        from mixedglm.results.eform import resolve_eform
         from mixedglm.results.multilevel_tables import multilevel_table
 
-        return multilevel_table(self, resolve_level(level, self.level))
+        kind = resolve_eform(eform, self.family)
+        return multilevel_table(self, resolve_level(level, self.level), kind)
 
-    def summary(self, level: float | None = None, ic: bool = True) -> Summary:
-        """Stata's output: group summary table, fixed effects, a variance block per level
-        (and ``estat ic`` with ``ic``)."""
+    def summary(
+        self, level: float | None = None, ic: bool = True, eform: bool | str = False
+    ) -> Summary:
+        """Stata's output: group summary table, fixed effects (exponentiated with
+        ``eform``: Stata's ``melogit, or``), a variance block per level (and ``estat ic``
+        with ``ic``)."""
         extras = (self.estat_ic(),) if ic else ()
-        return Summary(self.table(level), extras)
+        return Summary(self.table(level, eform), extras)
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""

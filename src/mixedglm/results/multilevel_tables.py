@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.table import CoefTable, HeaderLine, Row
+from mixedglm.results.eform import eform_notes, eform_title
 from mixedglm.results.serialize import clean, coef_records
 from mixedglm.results.tables import (
     _varcomp_blocks,
@@ -36,8 +37,9 @@ def group_summary_lines(res) -> list[str]:
     return lines
 
 
-def multilevel_table(res, level: float) -> CoefTable:
-    """The :class:`CoefTable` of a :class:`~mixedglm.results.multilevel.MultilevelResults`."""
+def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
+    """The :class:`CoefTable` of a :class:`~mixedglm.results.multilevel.MultilevelResults`;
+    ``eform`` (``or``, ``irr``, ``eform``) exponentiates the fixed effects."""
     design, fam = res.design, res.family
     base = design.base
     wald = res.wald
@@ -60,7 +62,7 @@ def multilevel_table(res, level: float) -> CoefTable:
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
     header.append(HeaderLine(f"Log likelihood = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
-    blocks = coefficient_blocks(res, base, level)
+    blocks = coefficient_blocks(res, base, level, eform is not None)
     comps = res.varcomp(level)
     for k in res._level_order():
         name = design.display[k]
@@ -68,7 +70,8 @@ def multilevel_table(res, level: float) -> CoefTable:
     resid = [c for c in comps if c.kind == "resvar"]
     if resid:
         blocks += _varcomp_blocks("", resid, base.response)[1:]
-    footer = [test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test)]
+    footer = eform_notes(eform, "_cons" in res.params.index) if eform is not None else []
+    footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
     if res.lr_test.kind == "chi2":
         footer += ["", "Note: LR test is conservative and provided only for reference."]
     return CoefTable(
@@ -79,6 +82,7 @@ def multilevel_table(res, level: float) -> CoefTable:
         footer=tuple(footer),
         level=level,
         notes_before=tuple(res.notes),
+        coef_name=eform_title(eform) if eform is not None else "Coef.",
     )
 
 
