@@ -29,7 +29,6 @@ def fit(nested):
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"vce": "robust"}, "vce"),
         ({"fweight": "w"}, "fweight"),
         ({"pweight": "w"}, "pweight"),
         ({"group_weights": {"h": "w"}}, "group_weights"),

@@ -79,14 +79,15 @@ def choose_structure(
     )
 
 
-def _refuse_with_several_factors(**given: object) -> None:
-    """Options not available yet with several grouping factors: an error naming them, never
-    silently ignored."""
+def _refuse_with_several_factors(where: str = "", **given: object) -> None:
+    """Options not available yet with several grouping factors (``where``: " on Dask" when
+    only the Dask fit lacks them): an error naming them, never silently ignored."""
     asked = [name for name, value in given.items() if value]
     if asked:
+        instead = "fit in memory" if where else "fit without it (or with one grouping factor)"
         raise MixedGLMError(
-            f"{', '.join(asked)} with several grouping factors is not available yet: fit "
-            "without it (or with one grouping factor)"
+            f"{', '.join(asked)} with several grouping factors is not available yet{where}: "
+            f"{instead}"
         )
 
 
@@ -384,10 +385,10 @@ def glmm(
 
         nested = needs_multilevel(parsed)  # nested factors: models/dask_multilevel.py
         if nested:
+            _refuse_with_several_factors(" on Dask", vce=parse_vce(vce) is not None)
             _refuse_with_several_factors(
-                vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
-                group_weights=group_weights,
-            )  # fmt: skip
+                reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights
+            )
         if group_weights and parse_vce(vce) is not None:
             raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
         if reml and parse_vce(vce) is not None:
@@ -412,9 +413,8 @@ def glmm(
         raise MixedGLMError("trials= is for the binomial family")
     if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
         _refuse_with_several_factors(
-            vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
-            group_weights=group_weights,
-        )  # fmt: skip
+            reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights
+        )
         return multilevel_glmm(
             parsed,
             frame,
@@ -430,6 +430,7 @@ def glmm(
             level=level,
             quiet=quiet,
             log=_printer(not nolog and not quiet),
+            vce=vce,
         )
     gname = parsed.groups[0] if parsed.groups else None
     check_weights(frame, fweight, pweight, group_weights, gname)

@@ -34,6 +34,8 @@ from mixedglm.errors import ConvergenceWarning, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
 from mixedglm.inference import covariance_with_boundary
+from mixedglm.inference.robust import parse_vce
+from mixedglm.models.vce import robust_cov
 from mixedglm.optim import newton_maximize
 from mixedglm.optim.outer import OuterProductSteps, enough_clusters
 from mixedglm.results.multilevel import MultilevelResults
@@ -339,8 +341,10 @@ def multilevel_glmm(
     level: float = 95.0,
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
+    vce: str | None = None,
 ) -> MultilevelResults:
-    """Design and fit of a several-factor model (what :func:`mixedglm.glmm` calls)."""
+    """Design and fit of a several-factor model (what :func:`mixedglm.glmm` calls);
+    ``vce``: robust or cluster-robust standard errors (nested factors)."""
     design = build_multilevel_design(
         parsed, frame, family, cov=cov, offset=offset, exposure=exposure, trials=trials
     )
@@ -357,7 +361,33 @@ def multilevel_glmm(
     )
     new = [note for note in found if note not in res.notes]
     rows = frame.iloc[base.source_positions] if base.source_positions is not None else None
-    return replace(res, notes=(*res.notes, *new), data=rows)
+    res = replace(res, notes=(*res.notes, *new), data=rows)
+    return multilevel_robust(res, vce, frame)
+
+
+def multilevel_robust(
+    res: MultilevelResults, vce: str | None, frame: pd.DataFrame
+) -> MultilevelResults:
+    """``res`` with the sandwich covariance of ``vce`` (Stata's ``melogit ..., vce(robust)``:
+    clusters are the top level's units, or groups of them): the engine's scores per
+    top-level cluster at the estimates. Crossed factors have no independent clusters."""
+    if parse_vce(vce) is None:
+        return res
+    design = res.design
+    if not design.nested:
+        raise MixedGLMError(
+            f"vce='{vce}' needs independent clusters; the crossed factors "
+            f"{', '.join(f.name for f in design.factors)} do not split the data into any"
+        )
+    provider = MemoryEngines(design, res.family)
+    engine = provider.laplace() if res.rule.is_laplace else provider.nested(res.rule)
+    scores = engine.contributions(res.params_all).score
+    top = design.factors[design.order[0]].name
+    positions = design.base.source_positions
+    out = robust_cov(res.cov_all, scores, design.top_codes, top, vce, frame, positions)
+    assert out is not None
+    cov, info = out
+    return replace(res, cov_all=cov, vce=info)
 
 
 def fit_design(

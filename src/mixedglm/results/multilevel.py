@@ -20,6 +20,7 @@ from mixedglm.inference import TestResult, lr_test_variance, wald_test
 from mixedglm.inference.lrtest import sample_signature
 from mixedglm.inference.margins import MarginsModel
 from mixedglm.inference.margins import margins as margins_of_fit
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci, rows_frame
 from mixedglm.options import resolve_level
 from mixedglm.report.stata import render_ic, render_table
@@ -47,6 +48,7 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     level: float = 95.0
     data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
 
     # -- sizes ---------------------------------------------------------------------------
     @property

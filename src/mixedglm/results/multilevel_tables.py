@@ -61,7 +61,8 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
         )
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
-    header.append(HeaderLine(f"Log likelihood = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
+    ll_word = "Log pseudolikelihood" if res.vce is not None else "Log likelihood"
+    header.append(HeaderLine(f"{ll_word} = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
     blocks = coefficient_blocks(res, base, level, eform is not None)
     comps = res.varcomp(level)
     for k in res._level_order():
@@ -71,9 +72,10 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
     if resid:
         blocks += _varcomp_blocks("", resid, base.response)[1:]
     footer = eform_notes(eform, "_cons" in res.params.index) if eform is not None else []
-    footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
-    if res.lr_test.kind == "chi2":
-        footer += ["", "Note: LR test is conservative and provided only for reference."]
+    if res.vce is None:  # Stata prints no LR test with robust standard errors
+        footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
+        if res.lr_test.kind == "chi2":
+            footer += ["", "Note: LR test is conservative and provided only for reference."]
     return CoefTable(
         title=fam.title,
         header=tuple(header),
@@ -83,6 +85,8 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
         level=level,
         notes_before=tuple(res.notes),
         coef_name=eform_title(eform) if eform is not None else "Coef.",
+        se_title="Robust" if res.vce is not None else "",
+        se_note=res.vce.note if res.vce is not None else "",
     )
 
 
@@ -154,7 +158,10 @@ def multilevel_to_dict(res, level: float) -> dict:
             }
             for n, e, s, lo, hi in res.ancillary(level)
         ],
-        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
+        "lr_test": (
+            {k: clean(v) for k, v in res.lr_test.to_dict().items()} if res.vce is None else None
+        ),
         "wald": {"chi2": clean(res.wald.stat), "df": res.wald.df, "p": clean(res.wald.p)},
         "level": level,
         "notes": list(res.notes),
