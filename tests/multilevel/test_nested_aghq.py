@@ -84,6 +84,18 @@ def test_gradient_and_hessian_against_finite_differences(formula, family, x):
     assert np.max(np.abs(ev.hessian - _fd_hessian(engine, x))) < 0.05 * np.max(np.abs(fd20))
 
 
+@pytest.mark.slow
+def test_hessian_terms_of_an_ancillary_parameter():
+    """The leaf units' derivative pass (rows outer, nodes inner) with an ancillary
+    parameter (negative binomial): the Louis Hessian with 20 points against differences of
+    the exact gradient."""
+    data = _family_data().iloc[:96]
+    engine = _engine("yn ~ x + (1 | top/mid)", data, get_family("nbinomial"), nagq=20)
+    x = np.array([0.5, 0.3, 0.6, 0.5, 0.4])
+    ev = engine.evaluate(x, 2)
+    np.testing.assert_allclose(ev.hessian, _fd_hessian(engine, x), rtol=1e-4, atol=1e-4)
+
+
 def test_three_nested_factors_gradient_and_brute_force():
     """Four levels (three nested factors): exact gradient and the 2-factor integral when the
     innermost variance is zero."""
