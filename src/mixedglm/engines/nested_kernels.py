@@ -223,8 +223,8 @@ def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int, warm: bool) 
 def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) -> None:
     """A unit's first pass: straight to the derivative pass when its parent's derivative
     pass finds its grid as placed in the parent's last pass; else mean-variance from its
-    warm grid, else the mode search (mode-curvature grids: the mode search, from the warm
-    grid's centre if there is one)."""
+    warm grid (or its grid at the parent's centre node), else the mode search
+    (mode-curvature grids: the mode search, from the warm grid's centre if there is one)."""
     f.fi[d, I_STATUS] = 0
     if f.fi[d, I_SAME] == 1 and f.fi[d, I_ORDER] > 0:
         lse = load_placed(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH])
@@ -236,7 +236,13 @@ def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             f.ff[d, F_RES] = log_det + lse
             _start_deriv(s, f, d)
             return
-    if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH]):
+    path = f.fi[d, I_PATH]
+    # no grid for this path yet (a first evaluation): the unit's grid at its parent's
+    # centre node, where the parent's mode search placed it, if there is one
+    centre = path - path % tr.nk[d - 1] + tr.nk[d - 1] // 2 if d > 0 else path
+    if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], path) or (
+        tr.spath[d] > 1 and load_warm(tr, wm, s, d, f.fi[d, I_UNIT], centre)
+    ):
         if tr.mc == 1:
             _start_mode(nd, tr, s, f, d, True)
             return
