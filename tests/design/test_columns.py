@@ -107,3 +107,31 @@ def test_collinear_and_ordinal_constant_columns():
     )
     assert ordinal.x_names == ("x", "C(s)[north]", "C(s)[south]")
     assert ordinal.X.shape == (len(data), 3)
+
+
+def test_interaction_codes_are_the_value_tuples_sorted():
+    """``_factor_codes`` of an interaction (``comm:mom``) combines each column's sorted codes:
+    the codes and labels of a factorised MultiIndex; a missing value is a level of its own
+    (new data's, which no fitted label matches)."""
+    import pandas as pd
+
+    from mixedglm.design.multilevel import _factor_codes
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "a": rng.choice([2.0, -1.0, 0.5], 500),
+            "b": rng.choice(["y", "x", "z"], 500),
+            "c": rng.integers(0, 40, 500),
+        }
+    )
+    for cols in (("a", "b"), ("c", "b", "a"), ("b", "c")):
+        keys = pd.MultiIndex.from_frame(frame[list(cols)])
+        want, tuples = pd.factorize(keys, sort=True)
+        codes, labels = _factor_codes(frame, cols)
+        np.testing.assert_array_equal(codes, want)
+        assert list(labels) == [":".join(str(v) for v in t) for t in tuples]
+    frame.loc[:9, "a"] = np.nan
+    codes, labels = _factor_codes(frame, ("a", "b"))
+    assert all(label.startswith("nan:") for label in labels[codes[:10]])
+    assert not any(label.startswith("nan:") for label in labels[codes[10:]])

@@ -84,6 +84,18 @@ def test_gradient_and_hessian_against_finite_differences(formula, family, x):
     assert np.max(np.abs(ev.hessian - _fd_hessian(engine, x))) < 0.05 * np.max(np.abs(fd20))
 
 
+@pytest.mark.slow
+def test_hessian_terms_of_an_ancillary_parameter():
+    """The leaf units' derivative pass (rows outer, nodes inner) with an ancillary
+    parameter (negative binomial): the Louis Hessian with 20 points against differences of
+    the exact gradient."""
+    data = _family_data().iloc[:96]
+    engine = _engine("yn ~ x + (1 | top/mid)", data, get_family("nbinomial"), nagq=20)
+    x = np.array([0.5, 0.3, 0.6, 0.5, 0.4])
+    ev = engine.evaluate(x, 2)
+    np.testing.assert_allclose(ev.hessian, _fd_hessian(engine, x), rtol=1e-4, atol=1e-4)
+
+
 def test_three_nested_factors_gradient_and_brute_force():
     """Four levels (three nested factors): exact gradient and the 2-factor integral when the
     innermost variance is zero."""
@@ -179,6 +191,37 @@ def test_fitted_loglik_settles_as_points_grow():
     assert "Integration pts.  =         12" in str(fits[1].summary())
 
 
+def test_grids_are_placed_to_statas_tolerance_at_most():
+    """Every nested grid is placed again for every node of its parents: the fixed point to
+    Stata's 1e-8 posterior SDs (not the one-factor engine's 1e-10), or a looser rule's."""
+    design = build_multilevel_design(parse_formula("yb ~ x + (1 | top/mid)"), _sim(), BERNOULLI)
+    rule = make_rule("mvaghermite", 7)
+    assert rule.tolerance == 1e-10
+    assert NestedAGHQEngine(design, BERNOULLI, rule).tree.tol == 1e-8
+    loose = IntegrationRule("mvaghermite", 7, tolerance=1e-3)
+    assert NestedAGHQEngine(design, BERNOULLI, loose).tree.tol == 1e-3
+    assert NestedAGHQEngine(design, BERNOULLI, rule, tolerance=1e-12).tree.tol == 1e-12
+
+
+def test_the_fit_ends_on_a_step_without_derivatives(monkeypatch):
+    """Newton's last step, which its contraction predicts to converge, is evaluated for
+    the log-likelihood only: the reported log-likelihood is the engine's at the estimates,
+    and they are its maximum."""
+    orders: list[int] = []
+    evaluate = NestedAGHQEngine.evaluate
+
+    def recorded(self, params, order):
+        orders.append(order)
+        return evaluate(self, params, order)
+
+    monkeypatch.setattr(NestedAGHQEngine, "evaluate", recorded)
+    res = mg.glmm("yb ~ x + (1 | top/mid)", _sim(), nolog=True, quiet=True)
+    assert res.opt.converged and orders[-1] == 0 and orders.count(0) == 1
+    ev = evaluate(NestedAGHQEngine(res.design, res.family, res.rule), res.params_all, 2)
+    assert ev.loglik == pytest.approx(res.loglik, abs=1e-9)
+    assert ev.gradient @ np.linalg.solve(-ev.hessian, ev.gradient) < 1e-9
+
+
 def test_routing_and_refusals():
     data = _sim(seed=5, n_top=12)
     res = mg.glmm("yb ~ x + (1 | top/mid)", data, nolog=True, quiet=True)
@@ -263,8 +306,11 @@ def test_every_family_fits_through_the_engine(formula, options):
     ev = engine.evaluate(res.params_all, 1)
     assert ev.loglik == pytest.approx(res.loglik, abs=1e-8)
     assert np.max(np.abs(ev.gradient)) < 1e-3
+    # differences of the log-likelihood over 1e-5 need grids placed tighter than the fit's
+    # 1e-8: their history moves it by about 1e-10
+    tight = NestedAGHQEngine(design, family, res.rule, tolerance=1e-12)
     np.testing.assert_allclose(
-        ev.gradient, _fd_gradient(engine, res.params_all), rtol=1e-5, atol=1e-5
+        ev.gradient, _fd_gradient(tight, res.params_all), rtol=1e-5, atol=1e-5
     )
     assert np.all(np.isfinite(res.bse))
 

@@ -209,3 +209,29 @@ def test_trust_converges_to_the_zero_of_a_slightly_inexact_gradient():
     assert stalled.message != "converged"
     assert opt.converged and opt.message == "converged"
     np.testing.assert_allclose(x, 1.001, atol=1e-9)
+
+
+def test_last_step_skips_the_derivatives_that_would_only_confirm_convergence():
+    """A Hessian off by 5% (nested quadrature's fixed-grid one): the scaled gradient
+    contracts by about 2.5e-3 a step. With ``last_step`` the step that the contraction
+    predicts to converge is taken with its log-likelihood only: the same maximiser and
+    log-likelihood, one order-2 evaluation fewer, the last an order-0 one."""
+
+    def inexact() -> Counted:
+        true = logistic_loglik()
+        return Counted(true.f, true.grad, lambda b: 1.05 * true.hess(b))
+
+    plain = inexact()
+    x_plain, ev_plain, opt_plain = newton_maximize(plain, np.zeros(3))
+    last = inexact()
+    x, ev, opt = newton_maximize(last, np.zeros(3), last_step=True)
+    assert opt_plain.converged and opt.converged and opt.message == "converged"
+    np.testing.assert_allclose(x, x_plain, rtol=1e-12)
+    assert ev.loglik == ev_plain.loglik
+    assert opt.iterations == opt_plain.iterations
+    orders, plain_orders = [o for _, o in last.calls], [o for _, o in plain.calls]
+    assert orders[-1] == 0 and orders.count(2) == plain_orders.count(2) - 1
+    # the previous iterate's Hessian; the gradient the quadratic model predicts
+    np.testing.assert_allclose(ev.hessian, ev_plain.hessian, rtol=1e-3)
+    np.testing.assert_allclose(ev.gradient, 0.0, atol=1e-12)
+    assert opt.scaled_gradient < 1e-9

@@ -126,10 +126,17 @@ def _factor_codes(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.nda
     if len(columns) == 1:
         codes, uniques = pd.factorize(frame[columns[0]], sort=True)
         return codes.astype(np.int64), np.asarray(uniques)
-    keys = pd.MultiIndex.from_frame(frame[list(columns)])
-    codes, tuples = pd.factorize(keys, sort=True)
-    labels = np.array([":".join(str(v) for v in tup) for tup in tuples], dtype=object)
-    return codes.astype(np.int64), labels
+    # each column's sorted codes (a missing value one of its own), combined column by
+    # column: the combined codes' order is the value tuples' (a MultiIndex's factorize took
+    # 1.5 s on a million rows)
+    parts = [pd.factorize(frame[c], sort=True, use_na_sentinel=False) for c in columns]
+    codes = parts[0][0].astype(np.int64)
+    for col_codes, uniques in parts[1:]:
+        _, codes = np.unique(codes * len(uniques) + col_codes, return_inverse=True)
+    _, rows = np.unique(codes, return_index=True)  # a row of each combination, in order
+    values = [np.asarray(uniques)[col_codes[rows]] for col_codes, uniques in parts]
+    joined = [":".join(str(v) for v in tup) for tup in zip(*values, strict=True)]
+    return codes.astype(np.int64), np.array(joined, dtype=object)
 
 
 def _structure_for(

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 MAX_WARM = 20_000_000  # stored warm-start grids per level before falling back to one per unit
 MAX_POSTERIOR = 100_000_000  # node weights stored for the posterior means
 MAX_PLACED = 50_000_000  # node posteriors kept with the warm-start grids (else not kept)
+# the mean-variance grids' fixed point at most this tight by default (Stata's
+# adaptopts(tolerance()) default; the one-factor engine's 1e-10): every unit's grid is placed
+# again for every node of its parents, and the last two digits cost a pass in about six; the
+# log-likelihood then depends on the grids' history by about 1e-10
+GRID_TOLERANCE = 1e-8
 
 
 def _runs(codes: np.ndarray) -> np.ndarray:
@@ -53,7 +58,16 @@ def _runs(codes: np.ndarray) -> np.ndarray:
 class NestedAGHQEngine(FactorParameters, RuleAccessors):
     """The nested-AGHQ log-likelihood of ``[beta, theta_1 .. theta_K, aux]``."""
 
-    def __init__(self, design: MultilevelDesign, family: Family, rule: IntegrationRule) -> None:
+    def __init__(
+        self,
+        design: MultilevelDesign,
+        family: Family,
+        rule: IntegrationRule,
+        tolerance: float | None = None,
+    ) -> None:
+        """``tolerance``: of the grids' fixed point, by default the rule's or
+        ``GRID_TOLERANCE``, the looser (a tighter one makes the log-likelihood smooth to
+        rounding, for differences of it over small steps)."""
         if not design.nested:
             raise MixedGLMError(
                 "nested adaptive quadrature needs nested grouping factors; "
@@ -124,12 +138,13 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
             [npath[d] if n_units[d] * npath[d] <= MAX_WARM else 1 for d in range(n_levels)],
             dtype=np.int64,
         )
+        tol = float(max(rule.tolerance, GRID_TOLERANCE) if tolerance is None else tolerance)
         self.tree = nk.Tree(
             np.concatenate(starts).astype(np.int64),
             np.concatenate([[0], np.cumsum([s.shape[0] for s in starts])[:-1]]).astype(np.int64),
             np.concatenate([*cst, np.zeros(1, np.int64)]).astype(np.int64),
             np.concatenate([[0], np.cumsum([c.shape[0] for c in cst])]).astype(np.int64),
-            qoff, nodes, logw, nks, spath, float(rule.tolerance), 0 if rule.is_meanvar else 1,
+            qoff, nodes, logw, nks, spath, tol, 0 if rule.is_meanvar else 1,
         )  # fmt: skip
         self.n_units, self.qs, self.q_max, self.npath = n_units, qs, q_max, npath
         slots = np.array([n_units[d] * spath[d] for d in range(n_levels)], dtype=np.int64)

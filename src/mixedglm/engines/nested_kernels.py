@@ -40,6 +40,7 @@ from mixedglm.engines.nested_terms import (
     Tree,
     Warm,
     h_init,
+    leaf_deriv,
     leaf_terms,
     load_placed,
     load_warm,
@@ -143,9 +144,14 @@ def _end_node(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
 
 @kernel(inline=True)
 def _leaf_pass(fam, nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
-    """The rest of a leaf unit's pass, all its nodes at once (order 0: a tight loop)."""
+    """The rest of a leaf unit's pass, all its nodes at once (order 0: a tight loop; the
+    derivative pass: :func:`leaf_deriv`)."""
     order = f.fi[d, I_PORD]
     w = f.fi[d, I_UNIT]
+    if f.fi[d, I_PHASE] == PH_DERIV:
+        leaf_deriv(fam, nd, tr, s, d, w, order, f.fi[d, I_PR0])
+        f.fi[d, I_K] = f.fi[d, I_NPTS]
+        return
     if order > 0:
         while f.fi[d, I_K] < f.fi[d, I_NPTS]:
             f.ff[d, F_H] += leaf_terms(fam, nd, tr, s, d, w, order, f.fi[d, I_PR0])
@@ -217,8 +223,8 @@ def _start_mode(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int, warm: bool) 
 def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) -> None:
     """A unit's first pass: straight to the derivative pass when its parent's derivative
     pass finds its grid as placed in the parent's last pass; else mean-variance from its
-    warm grid, else the mode search (mode-curvature grids: the mode search, from the warm
-    grid's centre if there is one)."""
+    warm grid (or its grid at the parent's centre node), else the mode search
+    (mode-curvature grids: the mode search, from the warm grid's centre if there is one)."""
     f.fi[d, I_STATUS] = 0
     if f.fi[d, I_SAME] == 1 and f.fi[d, I_ORDER] > 0:
         lse = load_placed(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH])
@@ -230,7 +236,13 @@ def _start_unit(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
             f.ff[d, F_RES] = log_det + lse
             _start_deriv(s, f, d)
             return
-    if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], f.fi[d, I_PATH]):
+    path = f.fi[d, I_PATH]
+    # no grid for this path yet (a first evaluation): the unit's grid at its parent's
+    # centre node, where the parent's mode search placed it, if there is one
+    centre = path - path % tr.nk[d - 1] + tr.nk[d - 1] // 2 if d > 0 else path
+    if load_warm(tr, wm, s, d, f.fi[d, I_UNIT], path) or (
+        tr.spath[d] > 1 and load_warm(tr, wm, s, d, f.fi[d, I_UNIT], centre)
+    ):
         if tr.mc == 1:
             _start_mode(nd, tr, s, f, d, True)
             return
@@ -505,8 +517,7 @@ def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, 
 
 
 @kernel
-def _scratch(n_levels: int, k_max: int, q_all: int, q_max: int, n_ext: int, n_aux: int):
-    lv = n_levels
+def _scratch(lv: int, k_max: int, q_all: int, q_max: int, n_ext: int, n_aux: int, n_th: int):
     n_a = q_max + q_max * (q_max + 1) // 2
     return Scratch(
         np.zeros(q_all), np.zeros((lv, k_max)), np.zeros((lv, k_max)),
@@ -518,7 +529,9 @@ def _scratch(n_levels: int, k_max: int, q_all: int, q_max: int, n_ext: int, n_au
         np.zeros((lv, q_max, q_max)), np.zeros((lv, q_max)), np.zeros((lv, q_max)),
         np.zeros(n_ext), np.zeros((4, n_aux)), np.zeros((n_aux, n_aux)),
         np.zeros(1, dtype=np.int64), np.zeros((k_max, n_a)), np.zeros((k_max, n_a)),
-        np.zeros(n_a), np.zeros((n_a, n_a)), np.zeros((n_a, n_ext)),
+        np.zeros(n_a), np.zeros((n_a, n_a)), np.zeros((n_a, n_ext)), np.zeros((k_max, q_max)),
+        np.zeros((3, n_th)), np.zeros((n_th, n_th)), np.zeros((n_aux, n_th + 1)),
+        np.zeros((n_aux, n_aux)),
     ), Frames(
         np.zeros((lv, 14), dtype=np.int64), np.zeros((lv, 6)), np.zeros((lv, q_max)),
         np.zeros((lv, q_max)), np.zeros((lv, q_max)), np.zeros((lv, q_max, q_max)),
@@ -535,7 +548,8 @@ def chunk(
     q_all = tr.qoff[tr.qoff.shape[0] - 1]
     n_ext = p_all + q_all
     q_max = tr.nodes.shape[2]
-    s0, f0 = _scratch(tr.nk.shape[0], tr.nodes.shape[1], q_all, q_max, n_ext, nd.aux.shape[0])
+    n_aux, n_th = nd.aux.shape[0], nd.ZE.shape[1]
+    s0, f0 = _scratch(tr.nk.shape[0], tr.nodes.shape[1], q_all, q_max, n_ext, n_aux, n_th)
     # views without reference counting (see ``jit.borrow``): the records' owners (the
     # caller's and s0, f0) outlive the loop
     s, f, nd, tr, wm = borrow(s0), borrow(f0), borrow(nd), borrow(tr), borrow(wm)

@@ -114,6 +114,11 @@ class Scratch(NamedTuple):
     mvec: np.ndarray  # (A,)
     mja: np.ndarray  # (A, A)
     mjth: np.ndarray  # (A, E)
+    nv: np.ndarray  # (K, q) a leaf's own node values
+    rt: np.ndarray  # (3, T) one row's theta columns: ancestors' part, at a node, weighted sum
+    rtt: np.ndarray  # (T, T) weighted sum of their products
+    ra: np.ndarray  # (n_aux, T + 1) weighted sums of l_ea times the theta columns, and of l_ea
+    raa: np.ndarray  # (n_aux, n_aux) weighted sum of l_aa
 
 
 @kernel(inline=True)
@@ -203,6 +208,136 @@ def leaf_terms(fam, nd: NData, tr: Tree, s: Scratch, d: int, w: int, order: int,
                 for b in range(a + 1):
                     s.hh[d, row, p + n_theta + b] += s.laa[a, b]
     return h
+
+
+@kernel(inline=True)
+def leaf_deriv(fam, nd: NData, tr: Tree, s: Scratch, d: int, w: int, order: int, r0: int):
+    """A leaf unit's derivative pass, all its nodes at once (their posteriors ``post[d]``
+    known from the pass that placed the grid): the log terms ``lt[d]``, node scores
+    ``sc[d]``, their posterior mean added to ``ug[d]`` and (order 2) the Louis sum
+    ``sum_k p_k (H_k + g_k g_k')`` added to ``hacc[d]`` below the unit's own coordinates.
+    Rows outer, nodes inner: of a row's derivative of eta only the theta columns change
+    with the node, so the node-weighted sums of ``l''`` (and of ``l''`` times those columns)
+    give the row's Hessian terms once per row instead of once per node (what
+    :func:`leaf_terms` and the node loop do, in three times the operations)."""
+    p = nd.X.shape[1]
+    n_theta = nd.ZE.shape[1]
+    n_aux = nd.aux.shape[0]
+    p_all = p + n_theta + n_aux
+    n_ext = s.hg.shape[1]
+    o = tr.qoff[d]
+    q_end = tr.qoff[d + 1]
+    q = q_end - o
+    e_own = p_all + o
+    n_nodes = tr.nk[d]
+    full = r0 == 0
+    second = order >= 2
+    nv, sc, post, rt, rtt, ra, raa, la = s.nv, s.sc, s.post, s.rt, s.rtt, s.ra, s.raa, s.la
+    X, W, ZE, up, hacc = nd.X, nd.W, nd.ZE, s.up, s.hacc
+    for k in range(n_nodes):
+        set_node(tr, s, d, k)
+        h = 0.0
+        for r in range(r0, n_ext):
+            sc[d, k, r] = 0.0
+        for a in range(q):
+            v = up[o + a]
+            nv[k, a] = v
+            h -= 0.5 * v * v
+            sc[d, k, p_all + o + a] = -v
+        s.lt[d, k] = h
+    for j in range(tr.ustart[tr.uoff[d] + w], tr.ustart[tr.uoff[d] + w + 1]):
+        base = nd.xb[j]
+        for a in range(o):
+            base += W[j, a] * up[a]
+        if full:
+            for t in range(n_theta):
+                v = 0.0
+                for b in range(o):
+                    v += ZE[j, t, b] * up[b]
+                rt[0, t] = v
+                rt[2, t] = 0.0
+                for t2 in range(t + 1):
+                    rtt[t, t2] = 0.0
+            for a in range(n_aux):
+                for t in range(n_theta + 1):
+                    ra[a, t] = 0.0
+                for b in range(a + 1):
+                    raa[a, b] = 0.0
+        c0 = 0.0
+        e1 = 0.0
+        for k in range(n_nodes):
+            eta = base
+            for a in range(q):
+                eta += W[j, o + a] * nv[k, a]
+            l0, d1, d2, _ = eta_derivs(fam, nd.y[j], nd.ntr[j], eta, nd.aux)
+            s.lt[d, k] += l0
+            pk = post[d, k]
+            wd = pk * d2
+            c0 += wd
+            e1 += pk * d1
+            if full:
+                for r in range(p):
+                    sc[d, k, r] += d1 * X[j, r]
+                for t in range(n_theta):
+                    v = rt[0, t]
+                    for a in range(q):
+                        v += ZE[j, t, o + a] * nv[k, a]
+                    rt[1, t] = v
+                    sc[d, k, p + t] += d1 * v
+                    rt[2, t] += wd * v
+                    for t2 in range(t + 1):
+                        rtt[t, t2] += wd * v * rt[1, t2]
+                if n_aux > 0:
+                    aux_derivs(fam, nd.y[j], nd.ntr[j], eta, nd.aux, la[0], la[1], la[2], s.laa)
+                    for a in range(n_aux):
+                        sc[d, k, p + n_theta + a] += la[0, a]
+                        ra[a, n_theta] += pk * la[1, a]
+                        for t in range(n_theta):
+                            ra[a, t] += pk * la[1, a] * rt[1, t]
+                        for b in range(a + 1):
+                            raa[a, b] += pk * s.laa[a, b]
+            for a in range(q_end):
+                sc[d, k, p_all + a] += d1 * W[j, a]
+        if second:
+            for a in range(o):  # the ancestors' effects: rows p_all + a
+                r = p_all + a
+                for a2 in range(a + 1):
+                    hacc[d, r, p_all + a2] += c0 * W[j, a] * W[j, a2]
+                if full:
+                    for c in range(p):
+                        hacc[d, r, c] += c0 * W[j, a] * X[j, c]
+                    for t in range(n_theta):
+                        hacc[d, r, p + t] += rt[2, t] * W[j, a] + e1 * ZE[j, t, a]
+                    for b in range(n_aux):
+                        hacc[d, r, p + n_theta + b] += ra[b, n_theta] * W[j, a]
+            if full:
+                for r in range(p):
+                    for c in range(r + 1):
+                        hacc[d, r, c] += c0 * X[j, r] * X[j, c]
+                for t in range(n_theta):
+                    for c in range(p):
+                        hacc[d, p + t, c] += rt[2, t] * X[j, c]
+                    for t2 in range(t + 1):
+                        hacc[d, p + t, p + t2] += rtt[t, t2]
+                for a in range(n_aux):
+                    r = p + n_theta + a
+                    for c in range(p):
+                        hacc[d, r, c] += ra[a, n_theta] * X[j, c]
+                    for t in range(n_theta):
+                        hacc[d, r, p + t] += ra[a, t]
+                    for b in range(a + 1):
+                        hacc[d, r, p + n_theta + b] += raa[a, b]
+    for k in range(n_nodes):
+        val = tr.logw[d, k] + s.lt[d, k]
+        s.lt[d, k] = val if math.isfinite(val) else -np.inf
+        pk = post[d, k]
+        for r in range(r0, n_ext):
+            s.ug[d, r] += pk * sc[d, k, r]
+        if second:
+            for r in range(r0, e_own):
+                v = pk * sc[d, k, r]
+                for c in range(r0, r + 1):
+                    hacc[d, r, c] += v * sc[d, k, c]
 
 
 @kernel(inline=True)

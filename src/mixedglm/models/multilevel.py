@@ -243,8 +243,12 @@ def fit_multilevel(
             log("")
         # mode-curvature grids: the fixed-grid score's zero (as Stata's grids held fixed
         # within a Newton iteration), full steps once the scaled gradient is below 1e-2
+        # mean-variance grids: the evaluation that would only confirm convergence is one
+        # of the log-likelihood (the Hessian for the covariance is the previous iterate's)
         trust = 0.0 if rule.is_meanvar else MC_TRUST
-        x, ev, opt = newton_maximize(engine, x, log=log, maxiter=maxiter, trust=trust)
+        x, ev, opt = newton_maximize(
+            engine, x, log=log, maxiter=maxiter, trust=trust, last_step=rule.is_meanvar
+        )
     notes = list(base.notes)
     slices = theta_slices(design)
     n_theta = slices[-1].stop
