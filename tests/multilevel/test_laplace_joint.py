@@ -239,7 +239,7 @@ def test_schur_complement_on_threads_equals_one_thread(monkeypatch):
         return True
 
     monkeypatch.setattr(lj, "use_threads", threads)
-    engine.u = np.zeros(engine.n_u)
+    engine.forget()
     ll2, g2 = engine.gradient(x)
     assert calls  # the threaded path ran
     assert abs(ll2 - ll1) < 1e-9 * abs(ll1)
@@ -276,3 +276,46 @@ def test_blockwise_factorisation_equals_dense_linear_algebra():
         k = engine.kpos[engine.kptr[g] : engine.kptr[g + 1]]
         block = P[engine.kptr[g] * 2 : engine.kptr[g + 1] * 2].reshape(2, k.size)
         np.testing.assert_allclose(-block, hinv[rows, n1 + k], rtol=1e-10, atol=1e-14)
+
+
+def test_a_convergence_the_exact_hessian_refutes_takes_more_newton_steps(monkeypatch):
+    """Newton's steps on a held Hessian (:mod:`mixedglm.optim.held`) that claims
+    convergence the exact Hessian refutes: more steps on exact Hessians, to the optimum of
+    the usual fit."""
+    import mixedglm as mg
+    import mixedglm.models.multilevel as ml
+    from mixedglm.optim import Evaluation
+    from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
+
+    class Overcurved(HeldHessianSteps):
+        """Near the optimum a Hessian 1000 times too curved: a scaled gradient 1000 times
+        too small."""
+
+        def __call__(self, params, order):
+            ev = super().__call__(params, order)
+            if order == 2 and scaled_gradient(ev.gradient, ev.hessian) < 1e-5:
+                return Evaluation(ev.loglik, ev.gradient, 1e3 * ev.hessian)
+            return ev
+
+    data = _sim(seed=2, n_a=30, n_b=12, per=3)
+    kw = {"method": "laplace", "nolog": True, "quiet": True}
+    usual = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, **kw)
+    monkeypatch.setattr(ml, "HeldHessianSteps", Overcurved)
+    runs = []
+
+    def counted(*args, **kwargs):
+        runs.append(args[0])
+        return ml_newton(*args, **kwargs)
+
+    ml_newton = ml.newton_maximize
+    monkeypatch.setattr(ml, "newton_maximize", counted)
+    rechecked = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, **kw)
+    assert len(runs) == 3 and isinstance(runs[2], JointLaplaceEngine)  # pooled, held, exact
+    iterations = [r.iteration for r in rechecked.opt.history]
+    assert iterations == list(range(len(iterations)))
+    assert rechecked.opt.iterations == iterations[-1]
+    assert rechecked.converged and rechecked.opt.scaled_gradient < 1e-9
+    # both converged (scaled gradient < 1e-9): the same optimum to a tiny fraction of an SE
+    se = np.sqrt(np.diag(usual.cov_all))
+    assert np.all(np.abs(rechecked.params_all - usual.params_all) < 1e-4 * se)
+    np.testing.assert_allclose(np.sqrt(np.diag(rechecked.cov_all)), se, rtol=1e-5)

@@ -114,6 +114,8 @@ class JointLaplaceEngine(FactorParameters):
         self.pos_top[pos.ravel()] = np.repeat(top, width)
         self.u = np.zeros(self.n_u)
         self.last_params: np.ndarray | None = None
+        self._last_at: tuple | None = None  # (params, what _at returned there)
+        self._last_gradient: tuple | None = None  # (params, what _gradient_terms returned)
 
     # -- set-up -----------------------------------------------------------------------
     def _build_pattern(self) -> None:
@@ -193,7 +195,10 @@ class JointLaplaceEngine(FactorParameters):
     # -- parameters (n_beta, n_aux, n_params, split, theta_of: FactorParameters) ------
     def _row_values(self, theta: np.ndarray) -> np.ndarray:
         """``a`` = the rows of ``A = Z Lambda`` on their coordinates ``(N, J)``."""
-        return np.ascontiguousarray(np.tensordot(theta, self._da, axes=1))
+        out = theta[0] * self._da[0] if theta.size else np.zeros(self._da.shape[1:])
+        for t in range(1, theta.size):
+            out += theta[t] * self._da[t]  # in place: tensordot's copies took 7 ms a call
+        return out
 
     # -- PIRLS ------------------------------------------------------------------------
     def _factorise(self, a: np.ndarray, l1: np.ndarray, w: np.ndarray, u: np.ndarray) -> dict:
@@ -317,7 +322,24 @@ class JointLaplaceEngine(FactorParameters):
 
     def _at(self, params: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         """PIRLS at ``params`` (retried from zero modes once): its state (empty when it
-        fails), the rows' ``a``, ``aux`` and ``theta``."""
+        fails), the rows' ``a``, ``aux`` and ``theta``. At the parameters of the last call
+        the last result (the optimiser asks for the Hessian where it has just accepted a
+        log-likelihood; the differenced Hessians return to their centre)."""
+        last = self._last_at
+        if last is not None and np.array_equal(last[0], params):
+            if last[1][0]:
+                self.u = last[1][0]["u"]
+            return cast("tuple[dict, np.ndarray, np.ndarray, np.ndarray]", last[1])
+        out = self._pirls_at(params)
+        self._last_at = (np.array(params, dtype=float), out)
+        return out
+
+    def forget(self) -> None:
+        """Zero modes and no remembered results: the next evaluation starts afresh."""
+        self.u = np.zeros(self.n_u)
+        self._last_at = self._last_gradient = None
+
+    def _pirls_at(self, params: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         beta, theta, aux = self.split(np.asarray(params, dtype=float))
         aux = np.ascontiguousarray(aux, dtype=float)
         xb = self.X @ beta + self.offset
@@ -347,6 +369,17 @@ class JointLaplaceEngine(FactorParameters):
 
     # -- gradient ---------------------------------------------------------------------
     def _gradient_terms(self, params: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The PIRLS state at ``params`` and the per-top-cluster gradient (the last result
+        at the same parameters: order-2 evaluations follow order-1 ones there)."""
+        last = self._last_gradient
+        if last is not None and np.array_equal(last[0], params):
+            self._at(params)  # its modes
+            return cast("tuple[dict, np.ndarray]", last[1])
+        out = self._new_gradient_terms(params)
+        self._last_gradient = (np.array(params, dtype=float), out)
+        return out
+
+    def _new_gradient_terms(self, params: np.ndarray) -> tuple[dict, np.ndarray]:
         st, a, aux, _ = self._at(params)
         if not st:
             return {}, np.full((self.n_top, self.n_params), np.nan)
@@ -403,7 +436,8 @@ class JointLaplaceEngine(FactorParameters):
         params = np.asarray(params, dtype=float)
         k = params.size
         hess = np.zeros((k, k))
-        base, _, _, _ = self._at(params)
+        centre = self._at(params)
+        base = centre[0]
         start = base["u"] if base else self.u
         for r in range(k) if columns is None else columns:
             step = self.fd_step * max(1.0, abs(params[r]))
@@ -415,8 +449,13 @@ class JointLaplaceEngine(FactorParameters):
             g_up = self.gradient(up)[1]
             self.u = start - step * move
             hess[:, r] = (g_up - self.gradient(down)[1]) / (2.0 * step)
-        self._at(params)
+        self._restore(params, centre)
         return hess
+
+    def _restore(self, params: np.ndarray, centre: tuple) -> None:
+        """Back to the PIRLS state at ``params`` after perturbed evaluations."""
+        self._last_at = (np.array(params, dtype=float), centre)
+        self._at(params)
 
     def _mode_derivative(self, st: dict, r: int) -> np.ndarray:
         """``d u^ / d params[r]`` at a PIRLS state (zero for an auxiliary parameter, or
@@ -448,6 +487,7 @@ class JointLaplaceEngine(FactorParameters):
         gradient)."""
         params = np.asarray(params, dtype=float)
         base, score = self._gradient_terms(params)
+        centre = self._at(params)
         ll0, grad0 = (self.loglik_from(base) if base else -np.inf), score.sum(axis=0)
         if not np.isfinite(ll0):
             return ll0, grad0, self.exact_hessian(params)
@@ -458,7 +498,7 @@ class JointLaplaceEngine(FactorParameters):
             up[r] += step
             self.u = base["u"] + step * self._mode_derivative(base, r)
             hess[:, r] = (self.gradient(up)[1] - grad0) / step
-        self._at(params)
+        self._restore(params, centre)
         return ll0, grad0, 0.5 * (hess + hess.T)
 
     # -- the engine interface -----------------------------------------------------------
