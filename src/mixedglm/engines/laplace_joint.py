@@ -99,6 +99,7 @@ class JointLaplaceEngine(FactorParameters):
         self._build_pattern()
         n_g = np.diff(self.kptr).astype(np.float64)
         self._schur_cost = self.q1 * (n_g * (n_g + 1) / 2 + n_g + 1.0)
+        self._schur_bounds: np.ndarray | None = None  # the threads' chunks of block levels
         self._theta_slices = []
         start = 0
         for f in factors:
@@ -239,10 +240,13 @@ class JointLaplaceEngine(FactorParameters):
         several threads when it is worth it (each thread's share of ``B' D^-1 B`` in its
         own copy of ``C``, added at the end: crossed designs, one large dense block)."""
         args = (self.kptr, self.kpos, self.q1)
-        cost = self._schur_cost
-        if self.n_flat > MAX_SHARED or not use_threads(cost):
+        if self._schur_bounds is None:  # decided once (numba's thread count, numpy: 4 ms)
+            threads = self.n_flat <= MAX_SHARED and use_threads(self._schur_cost)
+            one = np.array([0, self.g1], dtype=np.int64)
+            self._schur_bounds = cost_chunks(self._schur_cost, per_thread=1) if threads else one
+        bounds = self._schur_bounds
+        if bounds.size == 2:
             return bool(kern.schur(D, B, *args, Dinv, F, C, logdet_d, self.layout, 0, self.g1))
-        bounds = cost_chunks(cost, per_thread=1)
         shares = [C] + [np.zeros_like(C) for _ in range(bounds.size - 2)]
         ok = np.zeros(bounds.size - 1, dtype=bool)
 
@@ -335,9 +339,11 @@ class JointLaplaceEngine(FactorParameters):
         return out
 
     def forget(self) -> None:
-        """Zero modes and no remembered results: the next evaluation starts afresh."""
+        """Zero modes, no remembered results, the threads decided again: the next
+        evaluation starts afresh."""
         self.u = np.zeros(self.n_u)
         self._last_at = self._last_gradient = None
+        self._schur_bounds = None
 
     def _pirls_at(self, params: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         beta, theta, aux = self.split(np.asarray(params, dtype=float))
