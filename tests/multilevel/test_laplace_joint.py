@@ -319,3 +319,27 @@ def test_a_convergence_the_exact_hessian_refutes_takes_more_newton_steps(monkeyp
     se = np.sqrt(np.diag(usual.cov_all))
     assert np.all(np.abs(rechecked.params_all - usual.params_all) < 1e-4 * se)
     np.testing.assert_allclose(np.sqrt(np.diag(rechecked.cov_all)), se, rtol=1e-5)
+
+
+def test_modes_carried_to_a_new_theta_keep_the_effects():
+    """The start of PIRLS at new variance parameters: the ``u`` whose effects
+    ``b = Lambda u`` are the last modes' (per level and factor; a sign flip included), and
+    the log-likelihood found from there equals the one found from zero modes."""
+    data = _sim(seed=6)
+    design, engine = _engine("yb ~ x + (1 + x | a) + (1 | b)", data, BERNOULLI)
+    x0 = np.array([0.1, 0.5, 0.8, 0.2, 0.4, 0.6])
+    x1 = x0 * np.array([1.0, 1.0, -1.5, 0.7, 2.0, -0.5])
+    st = engine._at(x0)[0]
+    theta0, theta1 = engine.split(x0)[1], engine.split(x1)[1]
+    guess = engine._same_effects(st["u"], theta0, theta1)
+    assert guess is not None and engine._same_effects(st["u"], theta0, theta0) is None
+    post = engine.posterior(x0)
+    for k, f in enumerate(design.factors):
+        sl, idx = engine._theta_slices[k], engine._u_index[k]
+        np.testing.assert_array_equal(st["u"][idx], post[f.name].mean)  # each level's u
+        b0 = st["u"][idx] @ f.structure.lam(theta0[sl]).T
+        b1 = guess[idx] @ f.structure.lam(theta1[sl]).T
+        np.testing.assert_allclose(b1, b0, rtol=1e-12, atol=1e-14)
+    carried = engine.loglik(x1)  # from the carried modes (the last state's)
+    engine.forget()
+    assert carried == pytest.approx(engine.loglik(x1), rel=1e-12)
