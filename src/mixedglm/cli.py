@@ -248,17 +248,12 @@ def _refuse_for_several_factors(args: argparse.Namespace) -> None:
 
     if not needs_multilevel(parse_formula(args.formula)):
         return
-    given = {
-        "--plot": args.plot,
-        "--margins": args.margins,
-        f"--{args.eform}": args.eform,
-        "--style xt": args.style == "xt",
-    }
+    given = {"--plot": args.plot, "--style xt": args.style == "xt"}
     asked = [name for name, value in given.items() if value]
     if asked:
         raise OptionError(
             f"{', '.join(asked)}: not available yet with several grouping factors "
-            "(the table, --json and --reffects are)"
+            "(the table, --or/--irr/--eform, --margins, --json and --reffects are)"
         )
 
 
@@ -286,7 +281,8 @@ def _run_fit(args: argparse.Namespace) -> None:
         if args.reffects:  # one long file: a column 'factor', one row per level
             csv = res.random_effects_long().to_csv(index=False)
             args.outputs.add(args.reffects, csv, "--reffects")
-        _emit(args, str(res.summary(level=args.level)), res.to_dict(args.level))
+        summary = res.summary(level=args.level, eform=args.eform or False)
+        _emit(args, _with_margins(args, res, str(summary)), res.to_dict(args.level))
         return
     if args.reffects:
         effects = res.random_effects()
@@ -296,12 +292,17 @@ def _run_fit(args: argparse.Namespace) -> None:
     _write_plot(args, res.plot_random_effects)
     summary = res.summary(style=args.style, level=args.level, eform=args.eform or False)
     text = str(_printed_notes_removed(summary, res.notes_printed))
-    for spec in args.margins or []:
-        from mixedglm.report.margins import parse_margins_spec, render_margins
+    _emit(args, _with_margins(args, res, text), res.to_dict(args.level))
 
-        frame = res.margins(**parse_margins_spec(spec), level=args.level)
+
+def _with_margins(args: argparse.Namespace, res: object, text: str) -> str:
+    """``text`` followed by Stata's table of each ``--margins`` asked for."""
+    from mixedglm.report.margins import parse_margins_spec, render_margins
+
+    for spec in args.margins or []:
+        frame = res.margins(**parse_margins_spec(spec), level=args.level)  # type: ignore[attr-defined]
         text += "\n\n" + render_margins(frame, args.level)
-    _emit(args, text, res.to_dict(args.level))
+    return text
 
 
 def _add_group_weight(p: argparse.ArgumentParser) -> None:

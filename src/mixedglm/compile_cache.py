@@ -11,6 +11,11 @@ user install), otherwise ``$XDG_CACHE_HOME/mixedglm`` (or ``~/.cache/mixedglm``)
 ``NUMBA_CACHE_DIR`` when that is set. Only functions defined in the package's own files are
 affected; other numba users in the same process keep numba's default behaviour.
 
+Processes that need the same kernel at once (the worker processes of a local Dask cluster,
+pytest-xdist's workers) compile it once: a kernel's compilation holds a file lock
+(``locks/`` in the folder, one per kernel and signature), so the second process waits and
+then loads the first one's machine code from the cache instead of compiling it again.
+
 :func:`install` must run before any kernel module is imported; ``mixedglm/__init__.py`` does
 it first thing.
 """
@@ -21,8 +26,16 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from numba.core import caching
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.dispatcher import Dispatcher
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: no lock, each process compiles for itself
+    fcntl = None  # type: ignore[assignment]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -98,6 +111,39 @@ def _remove_stale(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def lock_path(py_func: Any, signature: object) -> Path | None:
+    """The lock file of one kernel and signature (``None`` for functions outside the
+    package, or without a cache folder)."""
+    root = _PackageLocator.root
+    if root is None or not getattr(py_func, "__module__", "").startswith("mixedglm."):
+        return None
+    name = f"{py_func.__module__}.{py_func.__qualname__}:{signature}"
+    return root / "locks" / f"{hashlib.sha256(name.encode()).hexdigest()[:20]}.lock"
+
+
+_NUMBA_COMPILE = Dispatcher.compile
+
+
+def _compile_once(self: Dispatcher, sig: Any) -> Any:
+    """``Dispatcher.compile`` under the kernel's file lock (see the module doc). numba's own
+    (in-process) compiler lock is taken first, so threads of one process never wait on each
+    other's file locks."""
+    path = lock_path(self.py_func, sig) if fcntl is not None else None
+    if path is None:
+        return _NUMBA_COMPILE(self, sig)
+    with global_compiler_lock:
+        try:
+            path.parent.mkdir(exist_ok=True)
+            handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError:  # a read-only cache folder: compile without the lock
+            return _NUMBA_COMPILE(self, sig)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            return _NUMBA_COMPILE(self, sig)
+        finally:
+            os.close(handle)  # releases the lock
+
+
 def install() -> Path:
     """Put the package's kernels in the source-keyed folder (idempotent)."""
     if _PackageLocator.root is None:
@@ -110,6 +156,7 @@ def install() -> Path:
     classes = impl._locator_classes
     if _PackageLocator not in classes:
         classes.insert(0, _PackageLocator)
+    Dispatcher.compile = _compile_once  # type: ignore[method-assign]
     return _PackageLocator.root
 
 

@@ -66,6 +66,12 @@ CASES = [
     ),
     ("log-zero", lambda d: _glmm(_with(d, z=0.0), "y ~ np.log(z) + (1 | g)"), DataError, "log"),
     ("constant-y", lambda d: _glmm(_with(d, y=0)), DataError, "'y' is 0 in every observation"),
+    (
+        "constant-gaussian",
+        lambda d: _glmm(_with(d, yc=1.5), "yc ~ x + (1 | g)", family="gaussian"),
+        DataError,
+        "'yc' is 1.5 in every observation of the estimation sample: its variance is zero",
+    ),
     ("all-missing", lambda d: _glmm(_with(d, x=np.nan)), DataError, "x 300"),
     ("family", lambda d: _glmm(d, family="weibull"), MixedGLMError, "weibull"),
     ("formula", lambda d: _glmm(d, "y ~ x + (1 | g"), FormulaError, "never closed"),

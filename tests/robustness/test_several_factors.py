@@ -29,7 +29,6 @@ def fit(nested):
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"vce": "robust"}, "vce"),
         ({"fweight": "w"}, "fweight"),
         ({"pweight": "w"}, "pweight"),
         ({"group_weights": {"h": "w"}}, "group_weights"),
@@ -50,9 +49,10 @@ def test_group_weights_must_be_a_dict(nested):
         mg.glmm("y ~ x + (1 | g)", nested, group_weights="w", quiet=True)
 
 
-def test_margins_says_it_is_not_available(fit):
-    with pytest.raises(MixedGLMError, match="margins\\(\\) with several grouping factors"):
-        fit.margins(dydx="x")
+def test_margins_of_a_poisson_fit_average_the_fixed_only_means(fit):
+    got = fit.margins(marginal=False).loc["_cons", "estimate"]
+    assert got == pytest.approx(fit.predict(kind="mu", fixedonly=True).mean(), rel=1e-12)
+    assert fit.margins(dydx="x").loc["x", "se"] > 0
 
 
 def test_fitted_values_and_residuals_follow_the_conditional_modes(fit, nested):
@@ -82,15 +82,40 @@ def test_print_repr_and_html_show_the_table(fit):
     assert "<table" in html and "_cons" in html
 
 
-def test_cli_refuses_plot_and_eform_before_the_fit(nested, tmp_path, capsys):
+def test_cli_refuses_plot_before_the_fit(nested, tmp_path, capsys):
     csv = tmp_path / "nested.csv"
     nested.to_csv(csv, index=False)
     plot = tmp_path / "re.png"
     args = ["fit", str(csv), "y ~ x + (1 | h/g)", "--laplace", "--nolog"]
-    assert main([*args, "--plot", str(plot), "--or"]) == 2
+    assert main([*args, "--plot", str(plot), "--style", "xt"]) == 2
     err = capsys.readouterr().err
-    assert "--plot, --or: not available yet with several grouping factors" in err
+    assert "--plot, --style xt: not available yet with several grouping factors" in err
     assert err.count("\n") == 1 and not plot.exists()
+
+
+def test_odds_ratios_and_margins_with_several_factors(nested, tmp_path, capsys):
+    """melogit, or and margins after it: the table exponentiates the fixed effects only
+    (the variance blocks unchanged), on the CLI as in Python."""
+    res = mg.glmm("y ~ x + (1 | h/g)", nested, method="laplace", quiet=True)
+    text = str(res.summary(eform=True))
+    assert "| Odds Ratio   Std. Err." in text
+    assert "Note: Estimates are transformed only in the first equation." in text
+    ratios = res.estimates(eform=True)
+    assert ratios.loc["x", "estimate"] == pytest.approx(np.exp(res.params["x"]), rel=1e-12)
+    assert ratios.loc["x", "se"] == pytest.approx(np.exp(res.params["x"]) * res.bse["x"])
+    plain = str(res.summary())
+    variance = [line for line in plain.splitlines() if "var(_cons)" in line]
+    assert variance and all(line in text for line in variance)
+    with pytest.raises(MixedGLMError, match="incidence-rate ratios"):
+        res.summary(eform="irr")
+    csv = tmp_path / "nested.csv"
+    nested.to_csv(csv, index=False)
+    args = ["fit", str(csv), "y ~ x + (1 | h/g)", "--laplace", "--nolog", "--or"]
+    assert main([*args, "--margins", "dydx(x)"]) == 0
+    out = capsys.readouterr().out
+    assert "| Odds Ratio   Std. Err." in out and "Average marginal effects" in out
+    effect = res.margins(dydx="x").loc["x", "estimate"]
+    assert f"{effect:.7f}".lstrip("0") in out  # Stata's .1129724
 
 
 def test_crossed_factors_default_to_laplace_and_refuse_explicit_quadrature(nested):
@@ -99,3 +124,33 @@ def test_crossed_factors_default_to_laplace_and_refuse_explicit_quadrature(neste
     assert res.rule.is_laplace
     with pytest.raises(MixedGLMError, match="crossed"):
         mg.glmm(crossed, nested, nagq=7, quiet=True)
+
+
+@pytest.mark.parametrize(
+    ("formula", "family", "outcome", "said"),
+    [
+        ("y ~ x + (1 | h/g)", "binomial", 0, "'y' is 0 in every observation"),
+        ("y ~ x + (1 | h) + (1 | f)", "binomial", 1, "'y' is 1 in every observation"),
+        ("count ~ x + (1 | h/g)", "poisson", 0, "'count' is 0 in every observation"),
+        ("yc ~ x + (1 | h) + (1 | f)", "gaussian", 2.5, "'yc' is 2.5 in every observation"),
+    ],
+)
+def test_an_outcome_with_nothing_to_model_is_refused(nested, formula, family, outcome, said):
+    """Before: the fit ran and returned a log likelihood of 0 and a constant of -26."""
+    data = nested.assign(**{formula.split()[0]: outcome})
+    with pytest.raises(MixedGLMError, match=said):
+        mg.glmm(formula, data, family=family, method="laplace", quiet=True)
+
+
+@pytest.mark.parametrize("random", ["(1 | h/g)", "(1 | h) + (1 | f)"])
+def test_separation_is_noted_with_several_factors(nested, random):
+    """Before: no note; the estimates of 27 with huge SEs were shown as they were."""
+    rng = np.random.default_rng(4)
+    sign = np.where(nested["y"] == 1, 1.0, -1.0)
+    data = nested.assign(s=sign * rng.uniform(0.1, 1, len(nested)))
+    res = mg.glmm(f"y ~ x + s + {random}", data, method="laplace", quiet=True)
+    assert any("s predicts the outcome perfectly" in note for note in res.notes)
+    # a combination of two covariates separates: the linear program's note
+    data = nested.assign(s=sign - nested["x"])
+    res = mg.glmm(f"y ~ x + s + {random}", data, method="laplace", quiet=True)
+    assert any("x and s predict the outcome perfectly" in note for note in res.notes)

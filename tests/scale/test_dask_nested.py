@@ -276,6 +276,27 @@ def test_weights_and_vce_with_nested_factors_are_refused_on_dask(client):
             mg.glmm("y ~ x + (1 | comm/mom)", ddf, family="binomial", nolog=True, **option)
 
 
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | comm/mom)", "y ~ x + (1 | comm)"])
+def test_an_outcome_with_nothing_to_model_is_refused_on_dask(client, formula):
+    """As in memory: before, the fit ran to a log likelihood of 0."""
+    data = simulate("logit", seed=7).assign(y=1)
+    ddf = dd.from_pandas(data, npartitions=3, sort=False)
+    with pytest.raises(MixedGLMError, match="'y' is 1 in every observation"):
+        mg.glmm(formula, ddf, family="binomial", nolog=True)
+
+
+def test_margins_after_a_nested_dask_fit_equal_memory(client, capsys):
+    data = simulate("logit", seed=8)
+    mem, _, res, _ = both(capsys, "y ~ x + (1 | comm/mom)", data, method="laplace")
+    rows = data.dropna()
+    want = mem.margins(dydx="x", data=rows)
+    np.testing.assert_allclose(
+        res.margins(dydx="x", data=rows).to_numpy(), want.to_numpy(), rtol=1e-6
+    )
+    with pytest.raises(MixedGLMError, match=r"data=.*pandas DataFrame"):
+        res.margins(dydx="x")
+
+
 def test_cli_fits_a_nested_model_on_a_parquet_directory(client, tmp_path, capsys):
     whole, folder = parquet_parts(simulate("poisson", seed=9), tmp_path)
     common = ["y ~ x + (1 | comm/mom)", "--family", "poisson", "--nolog"]

@@ -104,25 +104,82 @@ def check_matrix(matrix: np.ndarray, names: Sequence[str], what: str) -> None:
         _raise_bad(names[j], f"column of the {what}", *_bad_values(col))
 
 
-def check_outcome_varies(
-    y: np.ndarray, name: str, family: str, trials: np.ndarray | None = None
-) -> None:
-    """A binary outcome that is always 0 or always 1 (a count always 0) has no model."""
+def outcome_extent(y: np.ndarray, trials: np.ndarray | None = None) -> np.ndarray:
+    """``[min y, max y, every trial a success]``: what :func:`check_outcome_extent` needs,
+    so that the partitions of a Dask frame can send it (see :func:`combine_extents`)."""
     if y.size == 0:
+        return np.array([np.inf, -np.inf, 1.0])
+    n = np.ones_like(y) if trials is None else trials
+    return np.array([float(np.min(y)), float(np.max(y)), float(np.all(y >= n))])
+
+
+def combine_extents(extents: Sequence[np.ndarray]) -> np.ndarray:
+    """The extent of the rows of several partitions."""
+    stacked = np.asarray(extents, dtype=float).reshape(-1, 3)
+    return np.array([stacked[:, 0].min(), stacked[:, 1].max(), stacked[:, 2].min()])
+
+
+def check_outcome_extent(extent: np.ndarray, name: str, family: str, has_trials: bool) -> None:
+    """Refuse an outcome with nothing to model: binary always 0 or always 1 (binomial: no
+    success or only successes), a count always 0, a continuous outcome without variation."""
+    low, high, all_success = (float(v) for v in extent)
+    if low > high:  # no rows: the sample-size checks speak
         return
-    if family in ("bernoulli", "binomial"):
-        n = np.ones_like(y) if trials is None else trials
-        if np.all(y >= n) or np.all(y <= 0):
-            value = "1" if trials is None and np.all(y >= n) else ("0" if np.all(y <= 0) else "n")
-            what = "a success in every trial" if value == "n" else f"{value} in every observation"
-            raise DataError(
-                f"outcome '{name}' is {what} of the estimation sample: there is nothing to model"
-            )
-    elif family in ("poisson", "nbinomial") and np.all(y == 0):
+    if family in ("bernoulli", "binomial") and (high <= 0 or all_success):
+        if high <= 0:
+            what = "0 in every observation"
+        else:
+            what = "a success in every trial" if has_trials else "1 in every observation"
+        raise DataError(
+            f"outcome '{name}' is {what} of the estimation sample: there is nothing to model"
+        )
+    if family in ("poisson", "nbinomial") and high == 0:
         raise DataError(
             f"outcome '{name}' is 0 in every observation of the estimation sample: there is "
             "nothing to model"
         )
+    if family in ("gaussian", "gamma") and low == high:
+        raise DataError(
+            f"outcome '{name}' is {low:g} in every observation of the estimation sample: "
+            "its variance is zero and there is nothing to model"
+        )
+
+
+def check_outcome_varies(
+    y: np.ndarray, name: str, family: str, trials: np.ndarray | None = None
+) -> None:
+    """:func:`check_outcome_extent` of the rows ``y`` (``trials``: binomial trials)."""
+    check_outcome_extent(outcome_extent(y, trials), name, family, trials is not None)
+
+
+def outcome_notes(
+    y: np.ndarray,
+    X: np.ndarray,
+    names: Sequence[str],
+    family: str,
+    response: str,
+    trials: np.ndarray | None = None,
+) -> list[str]:
+    """Before a fit: refuse an outcome with nothing to model (:func:`check_outcome_varies`),
+    then the notes of separation by a single covariate."""
+    check_outcome_varies(y, response, family, trials)
+    return univariate_separation_notes(y, X, names, family)
+
+
+def fitted_separation_notes(
+    notes: list[str],
+    y: np.ndarray,
+    X: np.ndarray,
+    names: Sequence[str],
+    family: str,
+    estimates: tuple[np.ndarray, np.ndarray],
+    trials: np.ndarray | None = None,
+) -> list[str]:
+    """After a fit: ``notes`` (the univariate ones), or, when there are none and the
+    ``(estimates, SEs)`` look like separation, the linear program's note."""
+    if notes or not separation_suspected(X, names, *estimates):
+        return notes
+    return separation_notes(y, X, names, family, trials)
 
 
 def _solve(signed: np.ndarray, eq: np.ndarray, bounds: list, complete: bool = False):

@@ -37,6 +37,7 @@ from mixedglm.scale import partition as part
 from mixedglm.scale.frame import (
     DistributedData,
     as_dask_frame,
+    check_distributed_outcome,
     distribute,
     on_holders,
     with_idioms,
@@ -243,6 +244,7 @@ def fit_distributed(
     quiet, vce = opts.quiet, opts.vce
     try:
         fam = family.with_categories(dist.design.categories) if family.is_ordinal else family
+        check_distributed_outcome(dist.sums, dist.design, fam)
         structure = choose_structure(parsed, dist.design, cov)
         if not quiet:
             for note in dist.design.notes:

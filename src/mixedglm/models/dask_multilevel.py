@@ -18,6 +18,7 @@ from mixedglm.models.multilevel import fit_design
 from mixedglm.options import FitOptions
 from mixedglm.results.dask_multilevel import DaskMultilevelResults
 from mixedglm.results.multilevel import MultilevelResults
+from mixedglm.scale.frame import check_distributed_outcome
 from mixedglm.scale.multilevel import NestedSpec, distribute_nested
 
 
@@ -45,6 +46,7 @@ def fit_nested(
     try:
         categories = nested.design.base.categories
         fam = family.with_categories(categories) if family.is_ordinal else family
+        check_distributed_outcome(nested.data.sums, nested.design.base, fam)
         method, nagq, curvature = asked
         fitted = fit_design(
             nested.design, fam, method=method, nagq=nagq, curvature=curvature,

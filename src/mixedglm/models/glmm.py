@@ -15,12 +15,7 @@ import numpy as np
 
 from mixedglm.data import DataSource, apply_subset, check_engine, load_data
 from mixedglm.design.build import ModelDesign, build_design
-from mixedglm.design.checks import (
-    check_outcome_varies,
-    separation_notes,
-    separation_suspected,
-    univariate_separation_notes,
-)
+from mixedglm.design.checks import fitted_separation_notes, outcome_notes
 from mixedglm.design.weights import (
     WeightInfo,
     check_weights,
@@ -84,14 +79,15 @@ def choose_structure(
     )
 
 
-def _refuse_with_several_factors(**given: object) -> None:
-    """Options not available yet with several grouping factors: an error naming them, never
-    silently ignored."""
+def _refuse_with_several_factors(where: str = "", **given: object) -> None:
+    """Options not available yet with several grouping factors (``where``: " on Dask" when
+    only the Dask fit lacks them): an error naming them, never silently ignored."""
     asked = [name for name, value in given.items() if value]
     if asked:
+        instead = "fit in memory" if where else "fit without it (or with one grouping factor)"
         raise MixedGLMError(
-            f"{', '.join(asked)} with several grouping factors is not available yet: fit "
-            "without it (or with one grouping factor)"
+            f"{', '.join(asked)} with several grouping factors is not available yet{where}: "
+            f"{instead}"
         )
 
 
@@ -389,10 +385,10 @@ def glmm(
 
         nested = needs_multilevel(parsed)  # nested factors: models/dask_multilevel.py
         if nested:
+            _refuse_with_several_factors(" on Dask", vce=parse_vce(vce) is not None)
             _refuse_with_several_factors(
-                vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
-                group_weights=group_weights,
-            )  # fmt: skip
+                reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights
+            )
         if group_weights and parse_vce(vce) is not None:
             raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
         if reml and parse_vce(vce) is not None:
@@ -417,9 +413,8 @@ def glmm(
         raise MixedGLMError("trials= is for the binomial family")
     if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
         _refuse_with_several_factors(
-            vce=parse_vce(vce) is not None, reml=reml, fweight=fweight, pweight=pweight,
-            group_weights=group_weights,
-        )  # fmt: skip
+            reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights
+        )
         return multilevel_glmm(
             parsed,
             frame,
@@ -435,6 +430,7 @@ def glmm(
             level=level,
             quiet=quiet,
             log=_printer(not nolog and not quiet),
+            vce=vce,
         )
     gname = parsed.groups[0] if parsed.groups else None
     check_weights(frame, fweight, pweight, group_weights, gname)
@@ -455,8 +451,9 @@ def glmm(
         fam = fam.with_categories(design.categories)
     structure = choose_structure(parsed, design, _one_factor_cov(cov))
     trials_arr = design.trials if design.binomial_trials else None
-    check_outcome_varies(design.y, design.response, fam.name, trials_arr)
-    checks = univariate_separation_notes(design.y, design.X, design.x_names, fam.name)
+    checks = outcome_notes(
+        design.y, design.X, design.x_names, fam.name, design.response, trials_arr
+    )
     if not quiet:
         for note in (*design.notes, *checks):
             print(note)
@@ -491,8 +488,8 @@ def glmm(
         vce = "robust"  # sampling weights imply robust standard errors, as Stata
     res = glmm_robust(res, vce, frame)
     printed = () if quiet else (*design.notes, *checks)
-    if not checks and separation_suspected(
-        design.X, design.x_names, res.params.to_numpy(), res.bse.to_numpy()
-    ):
-        checks = separation_notes(design.y, design.X, design.x_names, fam.name, trials_arr)
+    checks = fitted_separation_notes(
+        checks, design.y, design.X, design.x_names, fam.name,
+        (res.params.to_numpy(), res.bse.to_numpy()), trials_arr,
+    )  # fmt: skip
     return with_notes(res, [*checks, *singular_notes(res)], printed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from mixedglm.design.checks import fitted_separation_notes, outcome_notes
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
@@ -33,6 +34,8 @@ from mixedglm.errors import ConvergenceWarning, MixedGLMError
 from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
 from mixedglm.inference import covariance_with_boundary
+from mixedglm.inference.robust import parse_vce
+from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
 from mixedglm.optim.outer import OuterProductSteps, enough_clusters
@@ -371,15 +374,53 @@ def multilevel_glmm(
     level: float = 95.0,
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
+    vce: str | None = None,
 ) -> MultilevelResults:
-    """Design and fit of a several-factor model (what :func:`mixedglm.glmm` calls)."""
+    """Design and fit of a several-factor model (what :func:`mixedglm.glmm` calls);
+    ``vce``: robust or cluster-robust standard errors (nested factors)."""
     design = build_multilevel_design(
         parsed, frame, family, cov=cov, offset=offset, exposure=exposure, trials=trials
     )
-    return fit_design(
+    base = design.base
+    n_trials = base.trials if base.binomial_trials else None
+    data = (base.y, base.X, base.x_names, family.name)
+    checks = outcome_notes(*data, base.response, n_trials)
+    res = fit_design(
         design, family, method=method, nagq=nagq, curvature=curvature, maxiter=maxiter,
-        level=level, quiet=quiet, log=log,
+        level=level, quiet=quiet, log=log, checks=checks,
     )  # fmt: skip
+    found = fitted_separation_notes(
+        checks, *data, (res.params.to_numpy(), res.bse.to_numpy()), n_trials
+    )
+    new = [note for note in found if note not in res.notes]
+    rows = frame.iloc[base.source_positions] if base.source_positions is not None else None
+    res = replace(res, notes=(*res.notes, *new), data=rows)
+    return multilevel_robust(res, vce, frame)
+
+
+def multilevel_robust(
+    res: MultilevelResults, vce: str | None, frame: pd.DataFrame
+) -> MultilevelResults:
+    """``res`` with the sandwich covariance of ``vce`` (Stata's ``melogit ..., vce(robust)``:
+    clusters are the top level's units, or groups of them): the engine's scores per
+    top-level cluster at the estimates. Crossed factors have no independent clusters."""
+    if parse_vce(vce) is None:
+        return res
+    design = res.design
+    if not design.nested:
+        raise MixedGLMError(
+            f"vce='{vce}' needs independent clusters; the crossed factors "
+            f"{', '.join(f.name for f in design.factors)} do not split the data into any"
+        )
+    provider = MemoryEngines(design, res.family)
+    engine = provider.laplace() if res.rule.is_laplace else provider.nested(res.rule)
+    scores = engine.contributions(res.params_all).score
+    top = design.factors[design.order[0]].name
+    positions = design.base.source_positions
+    out = robust_cov(res.cov_all, scores, design.top_codes, top, vce, frame, positions)
+    assert out is not None
+    cov, info = out
+    return replace(res, cov_all=cov, vce=info)
 
 
 def fit_design(
@@ -394,9 +435,11 @@ def fit_design(
     quiet: bool,
     log: Callable[[str], None] | None,
     engines: Engines | None = None,
+    checks: Sequence[str] = (),
 ) -> MultilevelResults:
     """The rule, the design's notes and the fit of a several-factor design (in memory, or
-    on the ``engines`` of a Dask fit)."""
+    on the ``engines`` of a Dask fit); ``checks``: notes on the data to show with the
+    design's and keep with the results."""
     if family.is_ordinal:
         family = family.with_categories(design.base.categories)
     rule = multilevel_rule(design, method, nagq, curvature)
@@ -406,8 +449,9 @@ def fit_design(
             "Laplace engine uses the observed curvature"
         )
     if not quiet:
-        for note in design.base.notes:
+        for note in (*design.base.notes, *checks):
             print(note)
-    return fit_multilevel(
+    res = fit_multilevel(
         design, family, rule, maxiter=maxiter, level=level, log=log, engines=engines
     )
+    return replace(res, notes=(*res.notes, *checks)) if checks else res

@@ -18,7 +18,6 @@ import pandas as pd
 
 from mixedglm.engines.rules import IntegrationRule
 from mixedglm.errors import MixedGLMError
-from mixedglm.inference.margins import margins as margins_of_fit
 from mixedglm.results.dask_common import DaskResultsMixin
 from mixedglm.results.glmm import GLMMResults
 from mixedglm.results.predict import KINDS
@@ -107,31 +106,6 @@ class DaskGLMMResults(DaskResultsMixin, GLMMResults):  # type: ignore[misc]
         return self._lazy().map_partitions(
             _effects, self._base(), self.spec, self.rule, kind, se, expand, meta, meta=meta
         )
-
-    def margins(
-        self,
-        dydx: str | list[str] | None = None,
-        at: dict | None = None,
-        over: str | None = None,
-        marginal: bool = True,
-        data: pd.DataFrame | dd.DataFrame | None = None,
-        level: float | None = None,
-    ) -> pd.DataFrame:
-        """As :meth:`GLMMResults.margins`, over the rows of ``data`` (a pandas DataFrame):
-        after a fit on Dask the estimation rows are not in memory, so ``data`` is needed
-        (``ddf.compute()`` when it fits, or a random sample of it)."""
-        if data is None:
-            raise MixedGLMError(
-                "margins() after a fit on Dask averages over the rows of data=, a pandas "
-                "DataFrame (the estimation rows are on the workers): pass ddf.compute() "
-                "when it fits in memory, or a random sample of the rows"
-            )
-        if isinstance(data, dd.DataFrame):
-            raise MixedGLMError(
-                "margins(data=...) takes a pandas DataFrame: compute the Dask DataFrame "
-                "(or a random sample of it) first"
-            )
-        return margins_of_fit(self, dydx, at, over, marginal, data, level)
 
     def predict(
         self, data: object = None, kind: str = "mu", conditional: bool = True, u0: bool = False

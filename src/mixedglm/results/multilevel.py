@@ -18,6 +18,9 @@ from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.inference import TestResult, lr_test_variance, wald_test
 from mixedglm.inference.lrtest import sample_signature
+from mixedglm.inference.margins import MarginsModel
+from mixedglm.inference.margins import margins as margins_of_fit
+from mixedglm.inference.robust import VCEInfo
 from mixedglm.inference.varcomp import VarCompRow, component_rows, log_scale_ci, rows_frame
 from mixedglm.options import resolve_level
 from mixedglm.report.stata import render_ic, render_table
@@ -44,6 +47,8 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
     hessian_ok: bool = True
     boundary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     level: float = 95.0
+    data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
+    vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -268,25 +273,33 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
 
         return predict_multilevel(self, data, kind, factors, fixedonly)
 
-    def margins(self, *args: object, **kwargs: object) -> pd.DataFrame:
-        """Not available yet with several grouping factors (an error saying so)."""
-        raise MixedGLMError(
-            "margins() with several grouping factors is not available yet; predict(kind='mu', "
-            "fixedonly=True) gives the mean response with all random effects at zero"
-        )
+    margins = margins_of_fit  # Stata's margins: mixedglm.inference.margins.margins
+
+    def margins_model(self) -> MarginsModel:
+        """The fit's model for :func:`~mixedglm.inference.margins.margins`: every factor's
+        random-effect columns, ``Lambda`` block diagonal over the factors."""
+        from mixedglm.results.multilevel_predict import margins_model
+
+        return margins_model(self)
 
     # -- output ----------------------------------------------------------------------------
-    def table(self, level: float | None = None):
-        """The :class:`~mixedglm.report.table.CoefTable` of Stata's multilevel output."""
+    def table(self, level: float | None = None, eform: bool | str = False):
+        """The :class:`~mixedglm.report.table.CoefTable` of Stata's multilevel output;
+        ``eform`` as :meth:`GLMMResults.summary` (odds ratios, rate ratios, exp(b))."""
+        from mixedglm.results.eform import resolve_eform
         from mixedglm.results.multilevel_tables import multilevel_table
 
-        return multilevel_table(self, resolve_level(level, self.level))
+        kind = resolve_eform(eform, self.family)
+        return multilevel_table(self, resolve_level(level, self.level), kind)
 
-    def summary(self, level: float | None = None, ic: bool = True) -> Summary:
-        """Stata's output: group summary table, fixed effects, a variance block per level
-        (and ``estat ic`` with ``ic``)."""
+    def summary(
+        self, level: float | None = None, ic: bool = True, eform: bool | str = False
+    ) -> Summary:
+        """Stata's output: group summary table, fixed effects (exponentiated with
+        ``eform``: Stata's ``melogit, or``), a variance block per level (and ``estat ic``
+        with ``ic``)."""
         extras = (self.estat_ic(),) if ic else ()
-        return Summary(self.table(level), extras)
+        return Summary(self.table(level, eform), extras)
 
     def estat_ic(self) -> str:
         """Stata's ``estat ic``: AIC and BIC with N = number of observations."""

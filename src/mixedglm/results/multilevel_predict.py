@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import block_diag
 
 from mixedglm.design.build import readable_name
 from mixedglm.design.multilevel import _factor_codes
 from mixedglm.errors import DataError, MixedGLMError
+from mixedglm.inference.margins import MarginsModel
 
 KINDS = ("xb", "eta", "mu")
 
@@ -37,6 +39,33 @@ def _offset(res, data: pd.DataFrame) -> np.ndarray:
         values = data[name].to_numpy(dtype=float)
         out += values if transform is None else transform(values)
     return out
+
+
+def _random_columns(f, data: pd.DataFrame) -> np.ndarray:
+    """Factor ``f``'s random-effect columns of ``data``."""
+    return np.hstack(
+        [
+            np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
+            for spec in f.specs
+        ]
+    )
+
+
+def margins_model(res) -> MarginsModel:
+    """See :meth:`MultilevelResults.margins_model`."""
+    factors = res.design.factors
+
+    def arrays(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        Z = np.hstack([_random_columns(f, data) for f in factors])
+        return _fixed_matrix(res, data), Z, _offset(res, data)
+
+    def lam(theta: np.ndarray) -> np.ndarray:
+        blocks = [
+            f.structure.lam(theta[sl]) for f, sl in zip(factors, res.theta_slices, strict=True)
+        ]
+        return block_diag(*blocks)
+
+    return MarginsModel(tuple(res.design.base.x_names), arrays, lam)
 
 
 def _chosen(res, factors) -> list[int]:
@@ -76,12 +105,7 @@ def predict_multilevel(res, data, kind: str, factors, fixedonly: bool) -> pd.Ser
             else:
                 new_codes, new_labels = _factor_codes(data, cols)
                 codes[k] = pd.Index(f.labels).get_indexer(new_labels[new_codes])
-            Zs[k] = np.hstack(
-                [
-                    np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-                    for spec in f.specs
-                ]
-            )
+            Zs[k] = _random_columns(f, data)
     xb = X @ beta + offset
     if kind == "xb":
         return pd.Series(xb, index=index, name="xb")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mixedglm.report.formats import comma_int, fixed
 from mixedglm.report.table import CoefTable, HeaderLine, Row
+from mixedglm.results.eform import eform_notes, eform_title
 from mixedglm.results.serialize import clean, coef_records
 from mixedglm.results.tables import (
     _varcomp_blocks,
@@ -36,8 +37,9 @@ def group_summary_lines(res) -> list[str]:
     return lines
 
 
-def multilevel_table(res, level: float) -> CoefTable:
-    """The :class:`CoefTable` of a :class:`~mixedglm.results.multilevel.MultilevelResults`."""
+def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
+    """The :class:`CoefTable` of a :class:`~mixedglm.results.multilevel.MultilevelResults`;
+    ``eform`` (``or``, ``irr``, ``eform``) exponentiates the fixed effects."""
     design, fam = res.design, res.family
     base = design.base
     wald = res.wald
@@ -59,8 +61,9 @@ def multilevel_table(res, level: float) -> CoefTable:
         )
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
-    header.append(HeaderLine(f"Log likelihood = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
-    blocks = coefficient_blocks(res, base, level)
+    ll_word = "Log pseudolikelihood" if res.vce is not None else "Log likelihood"
+    header.append(HeaderLine(f"{ll_word} = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
+    blocks = coefficient_blocks(res, base, level, eform is not None)
     comps = res.varcomp(level)
     for k in res._level_order():
         name = design.display[k]
@@ -68,9 +71,11 @@ def multilevel_table(res, level: float) -> CoefTable:
     resid = [c for c in comps if c.kind == "resvar"]
     if resid:
         blocks += _varcomp_blocks("", resid, base.response)[1:]
-    footer = [test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test)]
-    if res.lr_test.kind == "chi2":
-        footer += ["", "Note: LR test is conservative and provided only for reference."]
+    footer = eform_notes(eform, "_cons" in res.params.index) if eform is not None else []
+    if res.vce is None:  # Stata prints no LR test with robust standard errors
+        footer.append(test_footer(f"LR test vs. {fam.pooled_words}: ", res.lr_test))
+        if res.lr_test.kind == "chi2":
+            footer += ["", "Note: LR test is conservative and provided only for reference."]
     return CoefTable(
         title=fam.title,
         header=tuple(header),
@@ -79,6 +84,9 @@ def multilevel_table(res, level: float) -> CoefTable:
         footer=tuple(footer),
         level=level,
         notes_before=tuple(res.notes),
+        coef_name=eform_title(eform) if eform is not None else "Coef.",
+        se_title="Robust" if res.vce is not None else "",
+        se_note=res.vce.note if res.vce is not None else "",
     )
 
 
@@ -150,7 +158,10 @@ def multilevel_to_dict(res, level: float) -> dict:
             }
             for n, e, s, lo, hi in res.ancillary(level)
         ],
-        "lr_test": {k: clean(v) for k, v in res.lr_test.to_dict().items()},
+        "vce": res.vce.to_dict() if res.vce is not None else {"type": "oim"},
+        "lr_test": (
+            {k: clean(v) for k, v in res.lr_test.to_dict().items()} if res.vce is None else None
+        ),
         "wald": {"chi2": clean(res.wald.stat), "df": res.wald.df, "p": clean(res.wald.p)},
         "level": level,
         "notes": list(res.notes),

@@ -28,6 +28,7 @@ from distributed import Client
 from distributed.diagnostics.progressbar import TextProgressBar
 
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
+from mixedglm.design.checks import check_outcome_extent, combine_extents
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.missing import dropped_note, missing_notes
 from mixedglm.design.weights import check_weight_counts, weight_roles
@@ -570,8 +571,15 @@ def totals(sums: list[dict], family: Family) -> dict:
         "ones": np.all([s["ones"] for s in sums], axis=0),
         "sums": np.sum([s["sums"] for s in sums], axis=0),
         "counts": np.sum([s["counts"] for s in sums], axis=0) if family.is_ordinal else None,
+        "outcome": combine_extents([s["outcome"] for s in sums]),
         "sample": f"dask:{n}:{sum(s['sample'] for s in sums) % 2**64:016x}",
         "weighted": None
         if sums[0]["weighted"] is None
         else np.sum([s["weighted"] for s in sums], axis=0),
     }
+
+
+def check_distributed_outcome(sums: dict, design: ModelDesign, family: Family) -> None:
+    """The in-memory refusal of an outcome with nothing to model, from the partitions'
+    added :func:`~mixedglm.design.checks.outcome_extent`."""
+    check_outcome_extent(sums["outcome"], design.response, family.name, design.binomial_trials)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.build import ModelDesign, _check_text_columns, build_design
+from mixedglm.design.checks import outcome_extent
 from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.design.weights import (
     group_weight_vector,
@@ -271,6 +272,7 @@ def summary(design: ModelDesign, family: Family, weights: tuple | None = None) -
             ]
         ),
         "counts": np.bincount(y.astype(np.int64), minlength=k).astype(float) if k else None,
+        "outcome": outcome_extent(y, design.trials if design.binomial_trials else None),
         "sample": sample_hash(design),
         "weighted": None if weights is None else _weighted_sums(design, *weights),
     }
