@@ -239,8 +239,107 @@ def test_schur_complement_on_threads_equals_one_thread(monkeypatch):
         return True
 
     monkeypatch.setattr(lj, "use_threads", threads)
-    engine.u = np.zeros(engine.n_u)
+    engine.forget()
     ll2, g2 = engine.gradient(x)
     assert calls  # the threaded path ran
     assert abs(ll2 - ll1) < 1e-9 * abs(ll1)
     np.testing.assert_allclose(g2, g1, rtol=1e-8, atol=1e-10)
+
+
+def test_blockwise_factorisation_equals_dense_linear_algebra():
+    """Schur complement, its Cholesky factor and inverse, and the selected inverse (with
+    two effects per block level, so that every kernel's loops over ``q1`` run) against
+    ``H = A' W A + I`` built densely and inverted by numpy."""
+    from mixedglm.engines import laplace_kernels as kern
+
+    data = _sim(seed=5)
+    _, engine = _engine("yb ~ x + (1 + x | a) + (1 | b)", data, BERNOULLI)
+    assert engine.q1 == 2 and engine.m == 7
+    x = np.array([0.1, 0.5, 0.8, 0.2, 0.4, 0.6])
+    st, a, _, _ = engine._at(x)
+    fac = st["fac"]
+    A = np.zeros((a.shape[0], engine.n_u))
+    np.add.at(A, (np.arange(a.shape[0])[:, None], engine.pos), a)
+    H = A.T @ (A * st["w"][:, None]) + np.eye(engine.n_u)
+    hinv = np.linalg.inv(H)
+    n1 = engine.g1 * engine.q1
+    logdet = np.sum(fac["logdet_d"]) + np.sum(fac["logdet_s"])
+    assert logdet == pytest.approx(np.linalg.slogdet(H)[1], rel=1e-12)
+    sinv = engine._sinv(fac)
+    np.testing.assert_allclose(sinv.reshape(7, 7), hinv[n1:, n1:], rtol=1e-10)
+    P, H11 = kern.selected_inverse(
+        engine.q1, engine.kptr, engine.kpos, fac["Dinv"], fac["F"], sinv, engine.layout
+    )
+    for g in range(engine.g1):
+        rows = slice(g * 2, g * 2 + 2)
+        np.testing.assert_allclose(H11[g], hinv[rows, rows], rtol=1e-10)
+        k = engine.kpos[engine.kptr[g] : engine.kptr[g + 1]]
+        block = P[engine.kptr[g] * 2 : engine.kptr[g + 1] * 2].reshape(2, k.size)
+        np.testing.assert_allclose(-block, hinv[rows, n1 + k], rtol=1e-10, atol=1e-14)
+
+
+def test_a_convergence_the_exact_hessian_refutes_takes_more_newton_steps(monkeypatch):
+    """Newton's steps on a held Hessian (:mod:`mixedglm.optim.held`) that claims
+    convergence the exact Hessian refutes: more steps on exact Hessians, to the optimum of
+    the usual fit."""
+    import mixedglm as mg
+    import mixedglm.models.multilevel as ml
+    from mixedglm.optim import Evaluation
+    from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
+
+    class Overcurved(HeldHessianSteps):
+        """Near the optimum a Hessian 1000 times too curved: a scaled gradient 1000 times
+        too small."""
+
+        def __call__(self, params, order):
+            ev = super().__call__(params, order)
+            if order == 2 and scaled_gradient(ev.gradient, ev.hessian) < 1e-5:
+                return Evaluation(ev.loglik, ev.gradient, 1e3 * ev.hessian)
+            return ev
+
+    data = _sim(seed=2, n_a=30, n_b=12, per=3)
+    kw = {"method": "laplace", "nolog": True, "quiet": True}
+    usual = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, **kw)
+    monkeypatch.setattr(ml, "HeldHessianSteps", Overcurved)
+    runs = []
+
+    def counted(*args, **kwargs):
+        runs.append(args[0])
+        return ml_newton(*args, **kwargs)
+
+    ml_newton = ml.newton_maximize
+    monkeypatch.setattr(ml, "newton_maximize", counted)
+    rechecked = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, **kw)
+    assert len(runs) == 3 and isinstance(runs[2], JointLaplaceEngine)  # pooled, held, exact
+    iterations = [r.iteration for r in rechecked.opt.history]
+    assert iterations == list(range(len(iterations)))
+    assert rechecked.opt.iterations == iterations[-1]
+    assert rechecked.converged and rechecked.opt.scaled_gradient < 1e-9
+    # both converged (scaled gradient < 1e-9): the same optimum to a tiny fraction of an SE
+    se = np.sqrt(np.diag(usual.cov_all))
+    assert np.all(np.abs(rechecked.params_all - usual.params_all) < 1e-4 * se)
+    np.testing.assert_allclose(np.sqrt(np.diag(rechecked.cov_all)), se, rtol=1e-5)
+
+
+def test_modes_carried_to_a_new_theta_keep_the_effects():
+    """The start of PIRLS at new variance parameters: the ``u`` whose effects
+    ``b = Lambda u`` are the last modes' (per level and factor; a sign flip included), and
+    the log-likelihood found from there equals the one found from zero modes."""
+    data = _sim(seed=6)
+    design, engine = _engine("yb ~ x + (1 + x | a) + (1 | b)", data, BERNOULLI)
+    x0 = np.array([0.1, 0.5, 0.8, 0.2, 0.4, 0.6])
+    x1 = x0 * np.array([1.0, 1.0, -1.5, 0.7, 2.0, -0.5])
+    st = engine._at(x0)[0]
+    theta0, theta1 = engine.split(x0)[1], engine.split(x1)[1]
+    guess = engine._same_effects(st["u"], theta0, theta1)
+    assert guess is not None and engine._same_effects(st["u"], theta0, theta0) is None
+    post = engine.posterior(x0)
+    for k, f in enumerate(design.factors):
+        sl, idx = engine._theta_slices[k], engine._u_index[k]
+        np.testing.assert_array_equal(st["u"][idx], post[f.name].mean)  # each level's u
+        b0 = st["u"][idx] @ f.structure.lam(theta0[sl]).T
+        b1 = guess[idx] @ f.structure.lam(theta1[sl]).T
+        np.testing.assert_allclose(b1, b0, rtol=1e-12, atol=1e-14)
+    carried = engine.loglik(x1)  # from the carried modes (the last state's)
+    engine.forget()
+    assert carried == pytest.approx(engine.loglik(x1), rel=1e-12)

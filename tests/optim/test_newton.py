@@ -11,46 +11,7 @@ import pytest
 
 from mixedglm.optim import Evaluation, newton_maximize
 from mixedglm.optim.newton import IterationRecord, format_loglik
-
-
-class Counted:
-    """An objective that records the points and orders it was asked for."""
-
-    def __init__(self, f, grad, hess):
-        self.f, self.grad, self.hess = f, grad, hess
-        self.calls: list[tuple[np.ndarray, int]] = []
-
-    def __call__(self, x: np.ndarray, order: int) -> Evaluation:
-        self.calls.append((x.copy(), order))
-        value = float(self.f(x))
-        if order == 0:
-            return Evaluation(value)
-        return Evaluation(value, self.grad(x), self.hess(x) if order == 2 else None)
-
-
-def quadratic(A: np.ndarray, b: np.ndarray) -> Counted:
-    """``f(x) = -0.5 x'Ax + b'x`` (A positive definite): maximum at ``A^-1 b``."""
-    return Counted(lambda x: -0.5 * x @ A @ x + b @ x, lambda x: b - A @ x, lambda x: -A)
-
-
-def logistic_loglik(seed: int = 0):
-    """A logistic regression log-likelihood (concave, not quadratic) on simulated data."""
-    rng = np.random.default_rng(seed)
-    X = np.column_stack([np.ones(400), rng.normal(size=(400, 2))])
-    y = rng.binomial(1, 1 / (1 + np.exp(-(X @ [0.3, -0.8, 0.5]))))
-
-    def f(b):
-        eta = X @ b
-        return float(y @ eta - np.logaddexp(0, eta).sum())
-
-    def grad(b):
-        return X.T @ (y - 1 / (1 + np.exp(-(X @ b))))
-
-    def hess(b):
-        mu = 1 / (1 + np.exp(-(X @ b)))
-        return -(X * (mu * (1 - mu))[:, None]).T @ X
-
-    return Counted(f, grad, hess)
+from optim_objectives import Counted, logistic_loglik, quadratic
 
 
 def test_a_concave_quadratic_is_solved_in_one_step():
@@ -235,3 +196,19 @@ def test_last_step_skips_the_derivatives_that_would_only_confirm_convergence():
     np.testing.assert_allclose(ev.hessian, ev_plain.hessian, rtol=1e-3)
     np.testing.assert_allclose(ev.gradient, 0.0, atol=1e-12)
     assert opt.scaled_gradient < 1e-9
+
+
+def test_with_trial_order_0_a_rejected_step_never_gets_a_hessian():
+    # as above: from x = 2 the full step to -8 is rejected, then halved; with trial_order=0
+    # every trial point is evaluated at order 0 and only the accepted one at order 2
+    objective = Counted(
+        lambda x: -np.sqrt(1 + x[0] ** 2),
+        lambda x: np.array([-x[0] / np.sqrt(1 + x[0] ** 2)]),
+        lambda x: np.array([[-((1 + x[0] ** 2) ** -1.5)]]),
+    )
+    x, _ev, opt = newton_maximize(objective, np.array([2.0]), trial_order=0)
+    assert opt.converged and abs(x[0]) < 1e-6
+    assert [c[1] for c in objective.calls[1:5]] == [0, 0, 0, 2]
+    np.testing.assert_allclose([c[0][0] for c in objective.calls[1:5]], [-8.0, -3.0, -0.5, -0.5])
+    hessian_points = [c[0][0] for c in objective.calls if c[1] == 2]
+    assert -8.0 not in hessian_points and -3.0 not in hessian_points

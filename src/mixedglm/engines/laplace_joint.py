@@ -7,20 +7,28 @@ With ``b = Lambda(theta) u``, ``u ~ N(0, I)`` and ``A = Z Lambda`` the log-likel
     H = A' W A + I,   W = diag(-l_i''),
 
 at the joint mode ``u^`` of all factors' effects, found by penalised iteratively reweighted
-least squares (Newton on ``u`` with step halving, warm started from the last mode).
+least squares (Newton on ``u`` with step halving, warm started from the last mode: where
+theta changed, from the ``u`` that keeps the last mode's effects ``b = Lambda u``, if the
+penalised log-likelihood is higher there). The engine keeps its last PIRLS state and
+gradient, so that an evaluation at the same parameters (the optimiser's Hessian where it
+has just accepted a log-likelihood) costs nothing.
 
 ``H`` is factorised blockwise, as MixedModels.jl does: the factor with the most random
 effects (the *block factor*: subjects, or the innermost level of a nested model) gives a
 block-diagonal ``D``, all other factors together a dense Schur complement
-``S = C - B' D^-1 B`` (LAPACK). Its size is the number of random effects of the other
-factors, so the engine suits designs where those have up to a few thousand levels.
+``S = C - B' D^-1 B``, dense within each connected component of the other factors (one
+small block per top cluster of a nested model, one block for crossed factors), factorised
+and inverted by numba loops without BLAS threads (:mod:`mixedglm.engines.laplace_kernels`).
+Its size is the number of random effects of the other factors, so the engine suits designs
+where those have up to a few thousand levels.
 
 The gradient is exact: the envelope theorem for ``u^`` plus the derivative of ``log det H``
 through ``W`` (third derivatives of the family), through ``u^`` (one more solve with ``H``)
 and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
 inverse. The Hessian for the standard errors is the symmetrised central difference of the
 exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
-steps use forward differences (:meth:`JointLaplaceEngine.newton_hessian`).
+steps use forward differences (:mod:`mixedglm.engines.laplace_hessian`), held and
+BFGS-updated near the optimum by the fit (:mod:`mixedglm.optim.held`).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from mixedglm.design.multilevel import MultilevelDesign
+from mixedglm.engines import laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
@@ -99,6 +108,7 @@ class JointLaplaceEngine(FactorParameters):
         self._build_pattern()
         n_g = np.diff(self.kptr).astype(np.float64)
         self._schur_cost = self.q1 * (n_g * (n_g + 1) / 2 + n_g + 1.0)
+        self._schur_bounds: np.ndarray | None = None  # the threads' chunks of block levels
         self._theta_slices = []
         start = 0
         for f in factors:
@@ -113,7 +123,10 @@ class JointLaplaceEngine(FactorParameters):
         self.pos_top = np.zeros(self.n_u, dtype=np.int64)
         self.pos_top[pos.ravel()] = np.repeat(top, width)
         self.u = np.zeros(self.n_u)
+        self._u_index = self._level_indices()
         self.last_params: np.ndarray | None = None
+        self._last_at: tuple | None = None  # (params, what _at returned there)
+        self._last_gradient: tuple | None = None  # (params, what _gradient_terms returned)
 
     # -- set-up -----------------------------------------------------------------------
     def _build_pattern(self) -> None:
@@ -178,6 +191,21 @@ class JointLaplaceEngine(FactorParameters):
                 f"{largest:,} effects is more than it handles ({MAX_REST:,})"
             )
 
+    def _level_indices(self) -> list[np.ndarray]:
+        """Per factor, the positions in ``u`` of each level's effects ``(levels, q)``."""
+        factors = self.design.factors
+        out = []
+        off = self.g1 * self.q1
+        start = 0  # in the rest, before its renumbering by component
+        for k, f in enumerate(factors):
+            local = np.arange(f.n_levels * f.q).reshape(f.n_levels, f.q)
+            if k == self.block:
+                out.append(local)
+                continue
+            out.append(off + self.rest_perm[start + local])
+            start += f.n_levels * f.q
+        return out
+
     def _theta_derivative_rows(self) -> np.ndarray:
         """``dA/dtheta_t`` on each row's coordinates, ``(T, N, J)`` (``A`` is linear in
         theta: ``a_k = Lambda_k' z_k``)."""
@@ -193,7 +221,10 @@ class JointLaplaceEngine(FactorParameters):
     # -- parameters (n_beta, n_aux, n_params, split, theta_of: FactorParameters) ------
     def _row_values(self, theta: np.ndarray) -> np.ndarray:
         """``a`` = the rows of ``A = Z Lambda`` on their coordinates ``(N, J)``."""
-        return np.ascontiguousarray(np.tensordot(theta, self._da, axes=1))
+        out = theta[0] * self._da[0] if theta.size else np.zeros(self._da.shape[1:])
+        for t in range(1, theta.size):
+            out += theta[t] * self._da[t]  # in place: tensordot's copies took 7 ms a call
+        return out
 
     # -- PIRLS ------------------------------------------------------------------------
     def _factorise(self, a: np.ndarray, l1: np.ndarray, w: np.ndarray, u: np.ndarray) -> dict:
@@ -234,10 +265,13 @@ class JointLaplaceEngine(FactorParameters):
         several threads when it is worth it (each thread's share of ``B' D^-1 B`` in its
         own copy of ``C``, added at the end: crossed designs, one large dense block)."""
         args = (self.kptr, self.kpos, self.q1)
-        cost = self._schur_cost
-        if self.n_flat > MAX_SHARED or not use_threads(cost):
+        if self._schur_bounds is None:  # decided once (numba's thread count, numpy: 4 ms)
+            threads = self.n_flat <= MAX_SHARED and use_threads(self._schur_cost)
+            one = np.array([0, self.g1], dtype=np.int64)
+            self._schur_bounds = cost_chunks(self._schur_cost, per_thread=1) if threads else one
+        bounds = self._schur_bounds
+        if bounds.size == 2:
             return bool(kern.schur(D, B, *args, Dinv, F, C, logdet_d, self.layout, 0, self.g1))
-        bounds = cost_chunks(cost, per_thread=1)
         shares = [C] + [np.zeros_like(C) for _ in range(bounds.size - 2)]
         ok = np.zeros(bounds.size - 1, dtype=bool)
 
@@ -269,8 +303,11 @@ class JointLaplaceEngine(FactorParameters):
         val = kern.row_terms(xb, self.pos, a, u, self.y, self.trials, aux, self.family.token, *out)
         return val - 0.5 * float(u @ u)
 
-    def _pirls(self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray) -> dict:
-        """The joint mode of ``u`` and everything at it (rows' derivatives, factors).
+    def _pirls(
+        self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray, guess: np.ndarray | None = None
+    ) -> dict:
+        """The joint mode of ``u`` and everything at it (rows' derivatives, factors), from
+        ``self.u`` or from ``guess`` where the penalised log-likelihood is higher there.
 
         Each trial point of the step halving is evaluated into the spare set of row arrays,
         so that an accepted step's values serve the next iteration as they are."""
@@ -280,6 +317,11 @@ class JointLaplaceEngine(FactorParameters):
         if not np.all(np.isfinite(u)):
             u[:] = 0.0
         obj = self._rows(xb, a, u, aux, rows)
+        if guess is not None:
+            val = self._rows(xb, a, guess, aux, spare)
+            if np.isfinite(val) and not val <= obj:  # higher, or obj not finite
+                u, obj = guess, val
+                rows, spare = spare, rows
         if not np.isfinite(obj):
             raise _NotFinite
         for _ in range(PIRLS_MAXITER):
@@ -317,13 +359,57 @@ class JointLaplaceEngine(FactorParameters):
 
     def _at(self, params: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         """PIRLS at ``params`` (retried from zero modes once): its state (empty when it
-        fails), the rows' ``a``, ``aux`` and ``theta``."""
+        fails), the rows' ``a``, ``aux`` and ``theta``. At the parameters of the last call
+        the last result (the optimiser asks for the Hessian where it has just accepted a
+        log-likelihood; the differenced Hessians return to their centre)."""
+        last = self._last_at
+        if last is not None and np.array_equal(last[0], params):
+            if last[1][0]:
+                self.u = last[1][0]["u"]
+            return cast("tuple[dict, np.ndarray, np.ndarray, np.ndarray]", last[1])
+        guess = None
+        if last is not None and last[1][0] and self.u is last[1][0]["u"]:
+            guess = self._same_effects(self.u, last[1][3], self.split(np.asarray(params))[1])
+        out = self._pirls_at(params, guess)
+        self._last_at = (np.array(params, dtype=float), out)
+        return out
+
+    def _same_effects(
+        self, u: np.ndarray, theta0: np.ndarray, theta: np.ndarray
+    ) -> np.ndarray | None:
+        """The ``u`` whose effects ``b = Lambda(theta) u`` are those of ``u`` at ``theta0``
+        (``None`` where theta did not change or a ``Lambda`` is singular): where theta
+        changes, and above all where a Newton step or the start grid flips or rescales
+        it, the effects move much less than ``u`` (from the old ``u`` PIRLS took up to 25
+        factorisations on the crossed benchmark's first trial step)."""
+        if np.array_equal(theta0, theta):
+            return None
+        out = u.copy()
+        for k, f in enumerate(self.design.factors):
+            sl = self._theta_slices[k]
+            old, new = f.structure.lam(theta0[sl]), f.structure.lam(theta[sl])
+            if np.linalg.cond(new) > 1e8:
+                return None
+            idx = self._u_index[k]
+            out[idx] = u[idx] @ np.linalg.solve(new, old).T
+        return out
+
+    def forget(self) -> None:
+        """Zero modes, no remembered results, the threads decided again: the next
+        evaluation starts afresh."""
+        self.u = np.zeros(self.n_u)
+        self._last_at = self._last_gradient = None
+        self._schur_bounds = None
+
+    def _pirls_at(
+        self, params: np.ndarray, guess: np.ndarray | None = None
+    ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         beta, theta, aux = self.split(np.asarray(params, dtype=float))
         aux = np.ascontiguousarray(aux, dtype=float)
         xb = self.X @ beta + self.offset
         a = self._row_values(theta)
         try:
-            st = self._pirls(xb, a, aux)
+            st = self._pirls(xb, a, aux, guess)
         except _NotFinite:
             self.u = np.zeros(self.n_u)
             try:
@@ -347,6 +433,17 @@ class JointLaplaceEngine(FactorParameters):
 
     # -- gradient ---------------------------------------------------------------------
     def _gradient_terms(self, params: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The PIRLS state at ``params`` and the per-top-cluster gradient (the last result
+        at the same parameters: order-2 evaluations follow order-1 ones there)."""
+        last = self._last_gradient
+        if last is not None and np.array_equal(last[0], params):
+            self._at(params)  # its modes
+            return cast("tuple[dict, np.ndarray]", last[1])
+        out = self._new_gradient_terms(params)
+        self._last_gradient = (np.array(params, dtype=float), out)
+        return out
+
+    def _new_gradient_terms(self, params: np.ndarray) -> tuple[dict, np.ndarray]:
         st, a, aux, _ = self._at(params)
         if not st:
             return {}, np.full((self.n_top, self.n_params), np.nan)
@@ -397,43 +494,10 @@ class JointLaplaceEngine(FactorParameters):
         logdet = float(np.sum(fac["logdet_d"]) + np.sum(self._logdet_s_diag(st)))
         return float(st["obj"] + self.const - 0.5 * logdet)
 
+    # -- Hessians (differences of the exact gradient: laplace_hessian) ------------------
     def fd_hessian(self, params: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
-        """Central differences of the exact gradient in the directions ``columns`` (all by
-        default), as columns of a ``(P, P)`` array (other columns zero)."""
-        params = np.asarray(params, dtype=float)
-        k = params.size
-        hess = np.zeros((k, k))
-        base, _, _, _ = self._at(params)
-        start = base["u"] if base else self.u
-        for r in range(k) if columns is None else columns:
-            step = self.fd_step * max(1.0, abs(params[r]))
-            up, down = params.copy(), params.copy()
-            up[r] += step
-            down[r] -= step
-            move = self._mode_derivative(base, r)
-            self.u = start + step * move
-            g_up = self.gradient(up)[1]
-            self.u = start - step * move
-            hess[:, r] = (g_up - self.gradient(down)[1]) / (2.0 * step)
-        self._at(params)
-        return hess
-
-    def _mode_derivative(self, st: dict, r: int) -> np.ndarray:
-        """``d u^ / d params[r]`` at a PIRLS state (zero for an auxiliary parameter, or
-        without a state): the implicit derivative of ``A' l'(eta) - u = 0``,
-        ``H du = d(A' l')/d params[r]``. Perturbed evaluations start from ``u^ + h du``
-        instead of ``u^``: their modes are then found in one Newton step fewer."""
-        if not st or r >= self.n_beta + self.n_theta:
-            return np.zeros(self.n_u)
-        a, w = st["a"], st["w"]
-        if r < self.n_beta:
-            rhs = kern.scatter_rows(self.pos, a, -w * self.X[:, r], self.n_u)
-        else:
-            da = np.ascontiguousarray(self._da[r - self.n_beta])
-            moved = kern.gather_rows(self.pos, da, st["u"])
-            rhs = kern.scatter_rows(self.pos, da, st["l1"], self.n_u)
-            rhs -= kern.scatter_rows(self.pos, a, w * moved, self.n_u)
-        return self._solve(st["fac"], rhs)
+        """Central differences of the exact gradient in the directions ``columns``."""
+        return laplace_hessian.fd_hessian(self, params, columns)
 
     def exact_hessian(self, params: np.ndarray) -> np.ndarray:
         """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
@@ -442,24 +506,16 @@ class JointLaplaceEngine(FactorParameters):
         return 0.5 * (hess + hess.T)
 
     def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Log-likelihood, gradient and the Hessian Newton steps with: forward differences
-        of the exact gradient (``P`` gradients, half the central differences' cost; their
-        ``O(h)`` error only slows the last steps, the convergence test uses the exact
-        gradient)."""
-        params = np.asarray(params, dtype=float)
-        base, score = self._gradient_terms(params)
-        ll0, grad0 = (self.loglik_from(base) if base else -np.inf), score.sum(axis=0)
-        if not np.isfinite(ll0):
-            return ll0, grad0, self.exact_hessian(params)
-        hess = np.empty((self.n_params, self.n_params))
-        for r in range(self.n_params):
-            step = 10 * self.fd_step * max(1.0, abs(params[r]))
-            up = params.copy()
-            up[r] += step
-            self.u = base["u"] + step * self._mode_derivative(base, r)
-            hess[:, r] = (self.gradient(up)[1] - grad0) / step
+        """Log-likelihood, gradient and forward-difference Hessian for Newton's steps."""
+        return laplace_hessian.newton_hessian(self, params)
+
+    def _mode_derivative(self, st: dict, r: int) -> np.ndarray:
+        return laplace_hessian.mode_derivative(self, st, r)
+
+    def _restore(self, params: np.ndarray, centre: tuple) -> None:
+        """Back to the PIRLS state at ``params`` after perturbed evaluations."""
+        self._last_at = (np.array(params, dtype=float), centre)
         self._at(params)
-        return ll0, grad0, 0.5 * (hess + hess.T)
 
     # -- the engine interface -----------------------------------------------------------
     def evaluate(self, params: np.ndarray, order: int) -> Evaluation:
@@ -469,9 +525,8 @@ class JointLaplaceEngine(FactorParameters):
             return Evaluation(*self.gradient(params))
         if not self.exact:
             return Evaluation(*self.newton_hessian(params))
-        hess = self.exact_hessian(params)
-        ll, grad = self.gradient(params)
-        return Evaluation(ll, grad, hess)
+        ll, grad = self.gradient(params)  # first: often remembered from Newton's last step
+        return Evaluation(ll, grad, self.exact_hessian(params))
 
     def __call__(self, params: np.ndarray, order: int) -> Evaluation:
         return self.evaluate(params, order)

@@ -36,12 +36,14 @@ from mixedglm.formula import ParsedFormula
 from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.vce import robust_cov
-from mixedglm.optim import newton_maximize
+from mixedglm.optim import Evaluation, OptSummary, newton_maximize
+from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
 from mixedglm.optim.outer import OuterProductSteps, enough_clusters
 from mixedglm.results.multilevel import MultilevelResults
 
 BOUNDARY_SD = 1e-6
 MC_TRUST = 1e-2  # scaled gradient below which Newton takes full steps (mcaghermite)
+RECHECK = 10.0  # the exact Hessian's scaled gradient above RECHECK * gtol: more Newton steps
 
 
 def needs_multilevel(formula: ParsedFormula) -> bool:
@@ -183,6 +185,33 @@ def _start(
     return candidates[best]
 
 
+def _recheck(
+    engine: Any,
+    x: np.ndarray,
+    ev: Evaluation,
+    opt: OptSummary,
+    gtol: float,
+    log: Callable | None,
+    maxiter: int,
+) -> tuple[np.ndarray, Evaluation, OptSummary]:
+    """The convergence checked on the exact Hessian (Newton's steps may have held an older
+    one, :mod:`mixedglm.optim.held`): when its scaled gradient is well above ``gtol``, more
+    Newton steps on exact Hessians."""
+    assert ev.gradient is not None and ev.hessian is not None
+    if not opt.converged or scaled_gradient(ev.gradient, ev.hessian) <= RECHECK * gtol:
+        return x, ev, opt
+    x, ev, more = newton_maximize(engine, x, log=log, maxiter=maxiter, gtol=gtol)
+    summary = replace(
+        more,
+        iterations=opt.iterations + more.iterations,
+        evaluations=opt.evaluations + more.evaluations,
+        # the further steps' iteration 0 is the point where the first ones stopped
+        history=opt.history
+        + tuple(replace(r, iteration=opt.iterations + r.iteration) for r in more.history[1:]),
+    )
+    return x, ev, summary
+
+
 def _boundary(design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray) -> np.ndarray:
     """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
     linear predictor's scale)."""
@@ -229,10 +258,12 @@ def fit_multilevel(
     laplace.exact = False  # Newton steps: the cheaper Hessian; the covariance: the exact one
     # as start values for quadrature the Laplace estimates need not be tight
     gtol = 1e-9 if rule.is_laplace else 1e-2
-    steps: Any = laplace
+    # near the optimum the last differenced Hessian is held (one gradient per step); the
+    # Hessian only at accepted points (a rejected step's would cost a gradient per parameter)
+    steps: Any = HeldHessianSteps(laplace)
     if not rule.is_laplace and enough_clusters(design.n_top, x0.size):
         steps = OuterProductSteps(laplace)  # a start: one gradient per step suffices
-    x, ev, opt = newton_maximize(steps, x0, log=log, maxiter=maxiter, gtol=gtol)
+    x, ev, opt = newton_maximize(steps, x0, log=log, maxiter=maxiter, gtol=gtol, trial_order=0)
     laplace.exact = True
     engine = laplace
     if not rule.is_laplace:
@@ -262,6 +293,8 @@ def fit_multilevel(
         )
     if boundary.any() or rule.is_laplace or ev.hessian is None:
         ev = engine(x, 2)  # Laplace: the exact Hessian (Newton used a cheaper one)
+        if rule.is_laplace and not boundary.any():
+            x, ev, opt = _recheck(engine, x, ev, opt, gtol, log, maxiter)
     assert ev.hessian is not None
     cov_all, hess_ok = covariance_with_boundary(ev.hessian, p, boundary, notes)
     n_bad = 0 if rule.is_laplace else provider.unconverged(engine)

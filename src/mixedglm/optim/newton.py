@@ -106,6 +106,7 @@ def newton_maximize(
     log: Callable[[str], None] | None = None,
     trust: float = 0.0,
     last_step: bool = False,
+    trial_order: int = 2,
 ) -> tuple[np.ndarray, Evaluation, OptSummary]:
     """Maximise ``objective`` from ``x0``.
 
@@ -127,6 +128,11 @@ def newton_maximize(
     would only confirm convergence. The returned evaluation then holds the log-likelihood at
     the maximiser, the previous iterate's Hessian and the gradient the quadratic model
     predicts (zero to rounding).
+
+    ``trial_order``: the order of the evaluation of a full Newton step before it is
+    accepted. 2 (the default) serves the next iteration at once; 0 asks for the Hessian
+    only at accepted points (one more evaluation per step, but no Hessian of a rejected
+    step: for objectives whose Hessian costs many gradients).
     """
     x = np.array(x0, dtype=float)
     evaluation = objective(x, 2)
@@ -180,7 +186,7 @@ def newton_maximize(
                 x, evaluation, arrival_note = x + direction, trial, ""
                 continue
         new_x, new_eval, arrival_note, evals = _line_search(
-            objective, x, evaluation, direction, gradient, max_halvings
+            objective, x, evaluation, direction, gradient, max_halvings, trial_order
         )
         n_eval += evals
         if new_eval is None:
@@ -214,6 +220,7 @@ def _line_search(
     direction: np.ndarray,
     gradient: np.ndarray,
     max_halvings: int,
+    trial_order: int = 2,
 ) -> tuple[np.ndarray, Evaluation | None, str, int]:
     """Step halving along the Newton direction, then along the gradient."""
     base = current.loglik
@@ -223,7 +230,7 @@ def _line_search(
         step = 1.0
         for halving in range(max_halvings + 1):
             trial_x = x + step * candidate
-            order = 2 if halving == 0 else 0
+            order = trial_order if halving == 0 else 0
             trial = objective(trial_x, order)
             evals += 1
             if np.isfinite(trial.loglik) and trial.loglik >= base - slack:
