@@ -1,6 +1,7 @@
 """The one way the package compiles a kernel: numba, cached (see ``compile_cache``), with
 numpy's error model (no Python exceptions for division by zero: smaller code that compiles
-faster; the kernels check what matters themselves)."""
+faster; the kernels check what matters themselves). Importing it makes numba's inliner skip
+its defensive IR copies (``jit_inline``), which made inlined state machines slow to compile."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import numba
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
+
+from mixedglm import jit_inline
+
+jit_inline.install()
 
 
 def kernel(

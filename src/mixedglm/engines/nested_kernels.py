@@ -329,7 +329,7 @@ def _finish_deriv(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> None:
         s.ug[d, r] = 0.0
 
 
-@kernel
+@kernel(inline=True)
 def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
     """After h and its u-derivatives at the centre: the inverse curvature's factor into
     ``mode_r``, the Newton step into ``delta``; True when the mode is found."""
@@ -461,7 +461,7 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
     return False
 
 
-@kernel
+@kernel(inline=True)
 def eval_top(fam, nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, i: int, order: int):
     """Top-level cluster ``i``: the log of its integral (without constants); the gradient
     in ``s.ug[0]``, the Hessian in ``s.uh[0]``. One loop, everything inlined: calls with
