@@ -39,9 +39,13 @@ def test_options_not_available_are_refused_by_name(nested, options, named):
         mg.glmm("y ~ x + (1 | h/g)", nested, method="laplace", quiet=True, **options)
 
 
-def test_reml_with_several_factors_is_refused(nested):
-    with pytest.raises(MixedGLMError, match="reml with several grouping factors"):
-        mg.glmm("yc ~ x + (1 | h) + (1 | f)", nested, family="gaussian", reml=True, quiet=True)
+def test_reml_with_several_factors_is_refused_for_a_glmm_and_with_weights(nested):
+    # REML itself works with several factors (tests/multilevel/test_reml_multilevel.py)
+    with pytest.raises(MixedGLMError, match="reml=True is for linear"):
+        mg.glmm("y ~ x + (1 | h) + (1 | f)", nested, family="poisson", reml=True, quiet=True)
+    with pytest.raises(MixedGLMError, match="pweight with several grouping factors"):
+        mg.glmm("yc ~ x + (1 | h/g)", nested, family="gaussian", reml=True, pweight="w",
+                quiet=True)  # fmt: skip
 
 
 def test_group_weights_must_be_a_dict(nested):

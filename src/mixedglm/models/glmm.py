@@ -34,6 +34,7 @@ from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
 from mixedglm.inference.singular import singular_notes, with_notes
+from mixedglm.models.lmm_multilevel import reml_multilevel_glmm
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
 from mixedglm.models.reml import fit_reml
 from mixedglm.models.vce import glmm_robust
@@ -385,9 +386,9 @@ def glmm(
 
         nested = needs_multilevel(parsed)  # nested factors: models/dask_multilevel.py
         if nested:
-            _refuse_with_several_factors(" on Dask", vce=parse_vce(vce) is not None)
+            _refuse_with_several_factors(" on Dask", vce=parse_vce(vce) is not None, reml=reml)
             _refuse_with_several_factors(
-                reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights
+                fweight=fweight, pweight=pweight, group_weights=group_weights
             )
         if group_weights and parse_vce(vce) is not None:
             raise MixedGLMError("vce= robust or cluster is not available with group_weights=")
@@ -412,9 +413,14 @@ def glmm(
     if trials is not None and not fam.is_binary:
         raise MixedGLMError("trials= is for the binomial family")
     if needs_multilevel(parsed):  # several grouping factors: models/multilevel.py
-        _refuse_with_several_factors(
-            reml=reml, fweight=fweight, pweight=pweight, group_weights=group_weights
-        )
+        _refuse_with_several_factors(fweight=fweight, pweight=pweight, group_weights=group_weights)
+        if reml and parse_vce(vce) is not None:
+            raise MixedGLMError("vce= robust or cluster is not available with reml=True")
+        if reml:
+            return reml_multilevel_glmm(
+                parsed, frame, fam, cov=cov, offset=offset, exposure=exposure, maxiter=maxiter,
+                level=level, quiet=quiet, log=_printer(not nolog and not quiet),
+            )  # fmt: skip
         return multilevel_glmm(
             parsed,
             frame,

@@ -212,7 +212,9 @@ def _recheck(
     return x, ev, summary
 
 
-def _boundary(design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray) -> np.ndarray:
+def boundary_flags(
+    design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray
+) -> np.ndarray:
     """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
     linear predictor's scale)."""
     flags = np.zeros(theta.shape[0], dtype=bool)
@@ -283,7 +285,7 @@ def fit_multilevel(
     notes = list(base.notes)
     slices = theta_slices(design)
     n_theta = slices[-1].stop
-    boundary = _boundary(design, provider.scales, x[p : p + n_theta])
+    boundary = boundary_flags(design, provider.scales, x[p : p + n_theta])
     if boundary.any():
         x = x.copy()
         x[p : p + n_theta][boundary] = 0.0

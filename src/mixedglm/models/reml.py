@@ -135,7 +135,7 @@ def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 1e-4)
     return out
 
 
-def _richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
+def richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
     """The Hessian by central differences at two steps, extrapolated (Richardson): its
     error is of order ``h**4`` with steps large enough that the rounding of ``f`` (which
     differs with the order of the sums, in memory or on Dask) moves it by about 1e-9."""
@@ -150,7 +150,7 @@ def _criterion(cp: CrossProducts, structure: CovarianceStructure, theta_rel: np.
         return math.inf
 
 
-def _newton_polish(f: Callable[[np.ndarray], float], x: np.ndarray, steps: int = 4) -> np.ndarray:
+def newton_polish(f: Callable[[np.ndarray], float], x: np.ndarray, steps: int = 4) -> np.ndarray:
     """A few Newton steps on ``f`` (central differences) from the optimisers' ``x``, each
     kept unless it raises ``f``: the optimum to about 1e-9 rather than the derivative-free
     polish's 1e-7, so that fits whose sums were added in another order (on Dask) agree."""
@@ -219,7 +219,7 @@ def fit_reml(
         objective, sol.x, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12}
     )
     best = polish if polish.fun <= sol.fun else sol
-    theta_rel = _newton_polish(lambda z: _criterion(cp, structure, z), best.x)
+    theta_rel = newton_polish(lambda z: _criterion(cp, structure, z), best.x)
     loglik, parts = _profiled(cp, structure.lam(theta_rel))
     sigma = math.sqrt(parts["sigma2"])
     theta = theta_rel * sigma
@@ -227,7 +227,7 @@ def fit_reml(
     p, t = cp.p, structure.n_theta
     params = np.concatenate([beta, theta, [math.log(sigma)]])
     var_x = np.concatenate([theta, [math.log(sigma)]])
-    hess = _richardson_hessian(lambda z: _unprofiled(cp, structure, z), var_x)
+    hess = richardson_hessian(lambda z: _unprofiled(cp, structure, z), var_x)
     lam = structure.lam(theta)
     zero = np.linalg.norm(lam, axis=1) * scales < 1e-6
     basis = structure.basis()

@@ -49,6 +49,7 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
     level: float = 95.0
     data: pd.DataFrame | None = field(default=None, repr=False)  # estimation rows (margins)
     vce: VCEInfo | None = None  # robust / cluster-robust covariance (None: observed information)
+    estimator: str = "ML"  # or "REML" (Gaussian models, lmer's default)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -69,7 +70,7 @@ class MultilevelResults(MixedFit, CoefficientResults, MultilevelAccessors, Displ
 
     @property
     def method(self) -> str:
-        return self.rule.method
+        return "REML" if self.estimator == "REML" else self.rule.method
 
     @property
     def nagq(self) -> int:

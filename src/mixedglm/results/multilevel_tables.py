@@ -51,7 +51,10 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
     header.append(HeaderLine(f"Random effects: {design.kind}"))
     if base.binomial_trials:
         header.append(HeaderLine(f"Binomial variable: {base.trials_name}"))
-    if res.rule.is_laplace:
+    reml = res.estimator == "REML"
+    if reml:
+        pass  # exact likelihood: no integration method (as Stata's mixed, reml)
+    elif res.rule.is_laplace:
         header.append(HeaderLine(f"Integration method: {'Laplace':>11}"))
     else:
         counts = [str(res.rule.points(res.factors[k].name)) for k in res._level_order()]
@@ -62,6 +65,8 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
     header.append(HeaderLine())
     header.append(HeaderLine("", f"Wald chi2({wald.df})", fixed(wald.stat, 2)))
     ll_word = "Log pseudolikelihood" if res.vce is not None else "Log likelihood"
+    if reml:
+        ll_word = "Log restricted-likelihood"
     header.append(HeaderLine(f"{ll_word} = {res.loglik:.8g}", "Prob > chi2", fixed(wald.p, 4)))
     blocks = coefficient_blocks(res, base, level, eform is not None)
     comps = res.varcomp(level)
@@ -77,7 +82,7 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
         if res.lr_test.kind == "chi2":
             footer += ["", "Note: LR test is conservative and provided only for reference."]
     return CoefTable(
-        title=fam.title,
+        title=fam.title.replace(" ML ", " REML ") if reml else fam.title,
         header=tuple(header),
         depvar=base.response,
         blocks=tuple(blocks),

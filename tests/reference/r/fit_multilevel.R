@@ -49,3 +49,10 @@ p <- read.csv(file.path(DATA, "penicillin.csv"), stringsAsFactors = TRUE)
 run_lmer("penicillin_lmer_ml_crossed", "penicillin", p, diameter ~ 1 + (1 | plate) + (1 | sample), REML = FALSE)
 s <- read.csv(file.path(DATA, "pastes.csv"), stringsAsFactors = TRUE)
 run_lmer("pastes_lmer_ml_nested", "pastes", s, strength ~ 1 + (1 | batch/cask), REML = FALSE)
+
+## REML (lmer's default) with several factors: crossed, nested, and crossed with fixed
+## effects and a random slope (VerbAgg's three-level response taken as a number)
+run_lmer("penicillin_lmer_reml_crossed", "penicillin", p, diameter ~ 1 + (1 | plate) + (1 | sample), REML = TRUE)
+run_lmer("pastes_lmer_reml_nested", "pastes", s, strength ~ 1 + (1 | batch/cask), REML = TRUE)
+run_lmer("verbagg_lmer_reml_crossed_slope", "verbagg", v,
+         resp ~ Anger + Gender + btype + situ + (1 | id) + (1 + Gender | item), REML = TRUE)
