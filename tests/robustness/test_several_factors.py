@@ -40,7 +40,7 @@ def test_options_not_available_are_refused_by_name(nested, options, named):
 
 
 def test_reml_with_several_factors_is_refused_for_a_glmm_and_with_weights(nested):
-    # REML itself works with several factors (tests/multilevel/test_reml_multilevel.py)
+    # REML itself works with several factors (tests/multilevel/test_lmm_multilevel.py)
     with pytest.raises(MixedGLMError, match="reml=True is for linear"):
         mg.glmm("y ~ x + (1 | h) + (1 | f)", nested, family="poisson", reml=True, quiet=True)
     with pytest.raises(MixedGLMError, match="pweight with several grouping factors"):

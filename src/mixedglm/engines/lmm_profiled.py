@@ -26,7 +26,11 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
+from mixedglm.blas_threads import one_blas_thread
 from mixedglm.design.multilevel import MultilevelDesign
+from mixedglm.errors import MixedGLMError
+
+MAX_REST = 8000  # effects of the factors other than the block factor (a dense Schur block)
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -65,6 +69,13 @@ class ProfiledLMM:
         self.gb, self.qb = fb.n_levels, fb.q
         Xy = np.column_stack([X, y])
         zb = _factor_matrix(fb.codes, fb.Z, fb.n_levels)
+        q_rest = sum(design.factors[k].n_levels * design.factors[k].q for k in self.rest)
+        if q_rest > MAX_REST:
+            raise MixedGLMError(
+                f"the linear model's profiled likelihood factorises the random effects of the "
+                f"factors other than '{fb.name}' as one dense block; {q_rest:,} effects are "
+                f"more than it handles ({MAX_REST:,})"
+            )
         zr = scipy.sparse.hstack(
             [_factor_matrix(f.codes, f.Z, f.n_levels) for f in self._rest_factors()]
             or [scipy.sparse.csr_matrix((self.n, 0))],
@@ -112,8 +123,14 @@ class ProfiledLMM:
         qb, gb, p = self.qb, self.gb, self.p
         # D = Lb' Zb'Zb Lb + I, level by level
         d = np.einsum("ba,gbc,cd->gad", lam_b, self.zbzb, lam_b) + np.eye(qb)
-        ld = np.linalg.cholesky(d)  # LinAlgError where not positive definite
-        ld_inv = np.linalg.inv(ld)
+        if qb == 1:  # scalar blocks: no LAPACK call per level
+            if not np.all(d > 0.0):
+                raise np.linalg.LinAlgError("a level's block is not positive definite")
+            ld = np.sqrt(d)
+            ld_inv = 1.0 / ld
+        else:
+            ld = np.linalg.cholesky(d)  # LinAlgError where not positive definite
+            ld_inv = np.linalg.inv(ld)
         logdet = 2.0 * float(np.sum(np.log(np.einsum("gii->gi", ld))))
         # B = Lr' Zr'Zb Lb, then L21 = B Ld^-T (sparse)
         lam_b_full = _block_diagonal(np.broadcast_to(lam_b, (gb, qb, qb)).copy())
@@ -127,14 +144,16 @@ class ProfiledLMM:
         if q_rest:
             s = lam_r.T @ (lam_r.T @ self.zrzr.T).T  # Lr' Zr'Zr Lr (dense)
             s = np.asarray(s) + np.eye(q_rest) - (l21 @ l21.T).toarray()
-            lr = scipy.linalg.cholesky(s, lower=True, check_finite=False)
+            # LAPACK on one thread (see ``blas_threads``)
+            with one_blas_thread():
+                lr = scipy.linalg.cholesky(s, lower=True, check_finite=False)
+                rhs = np.asarray(lam_r.T @ self.zrxy) - l21 @ cb_flat
+                cr = scipy.linalg.solve_triangular(lr, rhs, lower=True, check_finite=False)
             logdet += 2.0 * float(np.sum(np.log(np.diag(lr))))
-            rhs = np.asarray(lam_r.T @ self.zrxy) - l21 @ cb_flat
-            cr = scipy.linalg.solve_triangular(lr, rhs, lower=True, check_finite=False)
             xyxy = xyxy - cr.T @ cr
         r = np.linalg.cholesky(xyxy).T  # upper: [[R_X, r_Xy], [0, r_yy]]
         rx = r[:p, :p]
-        beta = scipy.linalg.solve_triangular(rx, r[:p, p], check_finite=False)
+        beta = np.linalg.solve(rx, r[:p, p])
         return {"logdet": logdet, "rx": rx, "beta": beta, "pwrss": float(r[p, p] ** 2)}
 
     def loglik(self, theta_rel: np.ndarray, reml: bool) -> tuple[float, dict]:

@@ -35,13 +35,14 @@ from mixedglm.families import Family
 from mixedglm.formula import ParsedFormula
 from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
+from mixedglm.models.factor_params import boundary_flags, factor_scales, theta_slices
+from mixedglm.models.lmm_multilevel import fit_profiled, is_linear
 from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
 from mixedglm.optim.outer import OuterProductSteps, enough_clusters
 from mixedglm.results.multilevel import MultilevelResults
 
-BOUNDARY_SD = 1e-6
 MC_TRUST = 1e-2  # scaled gradient below which Newton takes full steps (mcaghermite)
 RECHECK = 10.0  # the exact Hessian's scaled gradient above RECHECK * gtol: more Newton steps
 
@@ -97,15 +98,6 @@ def level_points(design: MultilevelDesign, rule: IntegrationRule) -> list[int]:
     return [rule.points(design.factors[k].name) for k in design.order]
 
 
-def theta_slices(design: MultilevelDesign) -> list[slice]:
-    """Each factor's part of ``theta`` (factors in the formula's order)."""
-    out, start = [], 0
-    for f in design.factors:
-        out.append(slice(start, start + f.structure.n_theta))
-        start += f.structure.n_theta
-    return out
-
-
 class Engines(Protocol):
     """What :func:`fit_multilevel` needs of the data: its engines and the factors' scales."""
 
@@ -130,7 +122,7 @@ class MemoryEngines:
 
     @cached_property
     def scales(self) -> list[np.ndarray]:
-        return [np.sqrt(np.mean(f.Z**2, axis=0)) for f in self.design.factors]
+        return factor_scales(self.design)
 
     def pooled(self) -> GLMObjective:
         """The pooled GLM (no random effects), its ``start()`` the start values."""
@@ -212,23 +204,6 @@ def _recheck(
     return x, ev, summary
 
 
-def boundary_flags(
-    design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray
-) -> np.ndarray:
-    """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
-    linear predictor's scale)."""
-    flags = np.zeros(theta.shape[0], dtype=bool)
-    for f, sl, sc in zip(design.factors, theta_slices(design), scales, strict=True):
-        lam = f.structure.lam(theta[sl])
-        basis = f.structure.basis()
-        local = np.zeros(sl.stop - sl.start, dtype=bool)
-        for a in range(f.q):
-            if np.linalg.norm(lam[a]) * sc[a] < BOUNDARY_SD:
-                local |= np.any(basis[:, a, :] != 0, axis=1)
-        flags[sl] = local
-    return flags
-
-
 def fit_multilevel(
     design: MultilevelDesign,
     family: Family,
@@ -242,6 +217,9 @@ def fit_multilevel(
     """Estimate a model with several grouping factors on a ready design; ``engines``
     provides the engines (by default :class:`MemoryEngines` on ``design``)."""
     check_rule(design, rule)
+    if engines is None and is_linear(family):  # exact and far faster: lmer's criterion
+        return fit_profiled(design, family, rule, reml=False, maxiter=max(maxiter, 200),
+                            level=level, log=log)  # fmt: skip
     t0 = time.perf_counter()
     base = design.base
     provider: Engines = engines or MemoryEngines(design, family)

@@ -1,21 +1,26 @@
-"""REML with several grouping factors (lmer's default for Gaussian models) against lme4's
+"""Linear models with several grouping factors on lme4's profiled criterion. REML (lmer's
+default for Gaussian models) against lme4's
 ``lmer(..., REML = TRUE)`` (tests/reference/r/fit_multilevel.R): Penicillin (crossed),
 Pastes (nested) and VerbAgg's response taken as a number (crossed, fixed effects and a
 correlated random slope by item). Targets: estimates and SEs 1e-4 relative, the REML
 log-likelihood at least lmer's (lmer stops up to 1e-7 short on VerbAgg) and within 1e-6.
 The profiled criterion is also checked against a dense computation with ``V`` itself, and
-the ML one against the joint Laplace engine (exact for a Gaussian model)."""
+the ML one against the joint Laplace engine (exact for a Gaussian model); ML fits, which run
+on the profiled criterion too, against the general path (Newton on the Laplace engine)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedglm as mg
 from mixedglm.engines.lmm_profiled import ProfiledLMM
+from mixedglm.engines.rules import make_rule
 from mixedglm.errors import MixedGLMError
+from mixedglm.models.multilevel import MemoryEngines, fit_multilevel
 
 from refdata import load_reference, load_reference_data
 
@@ -165,3 +170,44 @@ def test_reml_refusals_name_the_problem():
     with pytest.raises(MixedGLMError, match="fweight"):
         mg.glmm("resp ~ Anger + (1 | id) + (1 | item)", data, family="gaussian", reml=True,
                 fweight="w", nolog=True, quiet=True)  # fmt: skip
+
+
+def _sim_crossed(seed: int, sd_b: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 600
+    a, b = rng.integers(0, 40, n), rng.integers(0, 15, n)
+    x = rng.normal(size=n)
+    slope = rng.normal(0, 0.4, 40)
+    y = 1 + 0.5 * x + rng.normal(0, 0.7, 40)[a] + slope[a] * x + rng.normal(0, sd_b, 15)[b]
+    return pd.DataFrame({"y": y + rng.normal(0, 1.0, n), "x": x, "a": a, "b": b})
+
+
+@pytest.mark.parametrize(("formula", "sd_b"), [
+    ("y ~ x + (1 + x | a) + (1 | b)", 0.5),
+    ("y ~ x + (1 | a) + (1 | b)", 0.0),  # b's variance at (or next to) zero
+    ("y ~ x + (1 | b/a)", 0.5),  # nested: the default rule is quadrature (exact here too)
+])  # fmt: skip
+def test_ml_by_the_profiled_criterion_equals_the_laplace_engine(formula, sd_b):
+    """A Gaussian model's ML fit runs on the profiled criterion; the general path (joint
+    Laplace, exact for a Gaussian model, with Newton and its differenced Hessian) gives the
+    same estimates, SEs and log-likelihood."""
+    data = _sim_crossed(5, sd_b)
+    res = mg.glmm(formula, data, family="gaussian", nolog=True, quiet=True)
+    assert res.estimator == "ML" and res.opt.converged
+    rule = make_rule("laplace", None, None)
+    design = res.design
+    slow = fit_multilevel(design, res.family, rule, engines=MemoryEngines(design, res.family))
+    assert res.loglik == pytest.approx(slow.loglik, abs=1e-6)
+    assert res.loglik >= slow.loglik - 1e-9
+    np.testing.assert_allclose(res.params, slow.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.bse, slow.bse, rtol=1e-4)
+    sd_new, sd_old = res.sd(), slow.sd()
+    keep = sd_old["estimate"] > 1e-3  # a zero variance: both at the boundary, no SE
+    np.testing.assert_allclose(
+        sd_new.loc[keep, "estimate"], sd_old.loc[keep, "estimate"], rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(sd_new.loc[keep, "se"], sd_old.loc[keep, "se"], rtol=1e-3)
+    for name, frame in res.random_effects().items():
+        np.testing.assert_allclose(
+            frame.to_numpy(), slow.random_effects()[name].to_numpy(), rtol=1e-4, atol=1e-5
+        )
