@@ -56,3 +56,16 @@ run_lmer("penicillin_lmer_reml_crossed", "penicillin", p, diameter ~ 1 + (1 | pl
 run_lmer("pastes_lmer_reml_nested", "pastes", s, strength ~ 1 + (1 | batch/cask), REML = TRUE)
 run_lmer("verbagg_lmer_reml_crossed_slope", "verbagg", v,
          resp ~ Anger + Gender + btype + situ + (1 | id) + (1 + Gender | item), REML = TRUE)
+
+## InstEval (73,421 ratings, 2,972 students x 1,128 lecturers crossed, 28 dept:service
+## levels): lmer's own example, REML (its default) and ML
+data(InstEval, package = "lme4")
+I <- InstEval
+w(data.frame(y = I$y, s = as.integer(as.character(I$s)), d = as.integer(as.character(I$d)),
+             dept = as.integer(as.character(I$dept)), service = as.integer(I$service) - 1L),
+  "insteval")
+ie <- read.csv(file.path(DATA, "insteval.csv"))
+ie$s <- factor(ie$s); ie$d <- factor(ie$d); ie$dept <- factor(ie$dept)
+fi <- y ~ service + (1 | s) + (1 | d) + (1 | dept:service)
+run_lmer("insteval_lmer_reml_crossed", "insteval", ie, fi, REML = TRUE)
+run_lmer("insteval_lmer_ml_crossed", "insteval", ie, fi, REML = FALSE)
