@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import mixedglm as mg
+from mixedglm.engines import lmm_profiled
 from mixedglm.engines.lmm_profiled import ProfiledLMM
 from mixedglm.engines.rules import make_rule
 from mixedglm.errors import MixedGLMError
@@ -244,3 +245,17 @@ def test_insteval_equals_lmer(reml):
     order = [list(res.params.index).index(n) for n in names]
     np.testing.assert_allclose(np.sqrt(np.diag(block))[order], ref["fixef"]["se"], rtol=1e-4)
     np.testing.assert_allclose(res.bse[names], ref["fixef"]["se"], rtol=2e-3)
+
+
+def test_a_dense_block_too_large_falls_back_to_the_general_path(monkeypatch):
+    """ML: the general engines (which split nested designs into their top clusters) fit
+    what the profiled criterion's one dense block cannot hold; REML says why it cannot."""
+    data = _sim_crossed(7, 0.5)
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    fast = mg.glmm(formula, data, family="gaussian", nolog=True, quiet=True)
+    monkeypatch.setattr(lmm_profiled, "MAX_REST", 10)  # b has 15 levels
+    slow = mg.glmm(formula, data, family="gaussian", nolog=True, quiet=True)
+    assert slow.opt.history and not fast.opt.history  # Newton's iterations, not COBYQA's
+    assert slow.loglik == pytest.approx(fast.loglik, abs=1e-6)
+    with pytest.raises(MixedGLMError, match="more than it handles"):
+        mg.glmm(formula, data, family="gaussian", reml=True, nolog=True, quiet=True)

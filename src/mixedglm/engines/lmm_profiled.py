@@ -51,6 +51,17 @@ def _block_diagonal(blocks: np.ndarray) -> scipy.sparse.bsr_matrix:
     ).tocsr()
 
 
+def _block_factor(design: MultilevelDesign) -> int:
+    """The factor with the most random effects (the block-diagonal part)."""
+    return int(np.argmax([f.n_levels * f.q for f in design.factors]))
+
+
+def rest_size(design: MultilevelDesign) -> int:
+    """Random effects of the factors other than the block factor: the dense block's size."""
+    block = _block_factor(design)
+    return sum(f.n_levels * f.q for k, f in enumerate(design.factors) if k != block)
+
+
 class ProfiledLMM:
     """Cross-products of a Gaussian design with several factors, and the profiled ML and
     REML log-likelihoods as functions of the relative ``theta`` (all factors' parameters
@@ -62,14 +73,13 @@ class ProfiledLMM:
         X = np.asarray(base.X, dtype=float)
         y = np.asarray(base.y, dtype=float) - np.asarray(base.offset, dtype=float)
         self.n, self.p = X.shape
-        sizes = [f.n_levels * f.q for f in design.factors]
-        self.block = int(np.argmax(sizes))  # the factor giving the block-diagonal part
+        self.block = _block_factor(design)
         self.rest = [k for k in range(len(design.factors)) if k != self.block]
         fb = design.factors[self.block]
         self.gb, self.qb = fb.n_levels, fb.q
         Xy = np.column_stack([X, y])
         zb = _factor_matrix(fb.codes, fb.Z, fb.n_levels)
-        q_rest = sum(design.factors[k].n_levels * design.factors[k].q for k in self.rest)
+        q_rest = rest_size(design)
         if q_rest > MAX_REST:
             raise MixedGLMError(
                 f"the linear model's profiled likelihood factorises the random effects of the "

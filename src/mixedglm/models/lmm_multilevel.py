@@ -25,8 +25,9 @@ from scipy import optimize
 
 from mixedglm.design.checks import outcome_notes
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
+from mixedglm.engines import lmm_profiled
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
-from mixedglm.engines.lmm_profiled import ProfiledLMM
+from mixedglm.engines.lmm_profiled import ProfiledLMM, rest_size
 from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
@@ -82,6 +83,12 @@ def profiled_optimum(
 def is_linear(family: Family) -> bool:
     """Gaussian with the identity link: the profiled likelihood applies."""
     return family.name == "gaussian" and family.link == "identity"
+
+
+def profiled_applies(design: MultilevelDesign, family: Family) -> bool:
+    """A Gaussian model whose factors other than the largest fit in one dense block (else
+    the general engines, which split nested designs into their top clusters)."""
+    return is_linear(family) and rest_size(design) <= lmm_profiled.MAX_REST
 
 
 def _beta_jacobian(model: ProfiledLMM, var_x: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from mixedglm.formula import ParsedFormula
 from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.factor_params import boundary_flags, factor_scales, theta_slices
-from mixedglm.models.lmm_multilevel import fit_profiled, is_linear
+from mixedglm.models.lmm_multilevel import fit_profiled, profiled_applies
 from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
@@ -217,7 +217,7 @@ def fit_multilevel(
     """Estimate a model with several grouping factors on a ready design; ``engines``
     provides the engines (by default :class:`MemoryEngines` on ``design``)."""
     check_rule(design, rule)
-    if engines is None and is_linear(family):  # exact and far faster: lmer's criterion
+    if engines is None and profiled_applies(design, family):  # exact, far faster: lmer's
         return fit_profiled(design, family, rule, reml=False, maxiter=max(maxiter, 200),
                             level=level, log=log)  # fmt: skip
     t0 = time.perf_counter()
