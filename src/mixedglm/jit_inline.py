@@ -45,11 +45,11 @@ def _inline_function(self: Any, caller_ir: Any, block: Any, i: int, function: An
                      arg_typs: Any = None) -> Any:  # fmt: skip
     callee_ir = self.run_untyped_passes(function)  # fresh IR, used once: no copy needed
     freevars = function.__code__.co_freevars
-    inline_closurecall.copy = _NoDeepCopy  # type: ignore[attr-defined]
+    inline_closurecall.copy = _NoDeepCopy  # type: ignore[assignment]
     try:
         return self.inline_ir(caller_ir, block, i, callee_ir, freevars, arg_typs=arg_typs)
     finally:
-        inline_closurecall.copy = copy  # type: ignore[attr-defined]
+        inline_closurecall.copy = copy
 
 
 _inline_function.mixedglm_patch = True  # type: ignore[attr-defined]
