@@ -6,7 +6,8 @@ Nested factors are integrated by adaptive quadrature level by level
 without ``method`` is Stata's, ``mvaghermite`` with 7 points per random effect at every
 level (``nagq={factor: points}`` gives each level its own count; ``method="mcaghermite"``
 places the grids at the modes and curvatures); the fit starts from the joint Laplace
-estimates. ``method="laplace"`` (or
+estimates (with many top-level clusters moved by a Newton step of the quadrature estimated
+on a sample of them). ``method="laplace"`` (or
 ``nagq=1``) uses the joint Laplace approximation (:mod:`mixedglm.engines.laplace_joint`),
 lme4's ``glmer`` with ``nAGQ = 1``; crossed factors always use it (as Stata does), and
 quadrature asked for with crossed factors is an error that says so.
