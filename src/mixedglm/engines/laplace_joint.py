@@ -43,6 +43,7 @@ from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
+from mixedglm.engines.laplace_rows import RowChunks
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
@@ -109,6 +110,7 @@ class JointLaplaceEngine(FactorParameters):
         n_g = np.diff(self.kptr).astype(np.float64)
         self._schur_cost = self.q1 * (n_g * (n_g + 1) / 2 + n_g + 1.0)
         self._schur_bounds: np.ndarray | None = None  # the threads' chunks of block levels
+        self._chunks: RowChunks | None = None  # the row kernels' (decided at first use)
         self._theta_slices = []
         start = 0
         for f in factors:
@@ -234,7 +236,8 @@ class JointLaplaceEngine(FactorParameters):
         B = np.empty(self.kpos.shape[0] * q1)
         C = np.empty(self.n_flat)
         lay = self.layout
-        kern.assemble(self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr, grad, D, B, C, lay)
+        args = (self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr)
+        self._row_chunks().assemble(args, (grad, D, B, C), lay)
         Dinv = np.empty_like(D)
         F = np.empty_like(B)
         logdet_d = np.empty(g1)
@@ -284,6 +287,12 @@ class JointLaplaceEngine(FactorParameters):
             C += share
         return bool(ok.all())
 
+    def _row_chunks(self) -> RowChunks:
+        if self._chunks is None:
+            share = self.n_u + self.g1 * self.q1 * self.q1 + self.kpos.size * self.q1
+            self._chunks = RowChunks(self.y.shape[0], share + self.n_flat)
+        return self._chunks
+
     def _solve(self, fac: dict, rhs: np.ndarray) -> np.ndarray:
         n1 = self.g1 * self.q1
         r1, r2 = rhs[:n1], rhs[n1:]
@@ -300,7 +309,8 @@ class JointLaplaceEngine(FactorParameters):
     ) -> float:
         """The penalised log-likelihood at ``u``; the rows' ``eta`` and kernel derivatives
         into the five arrays of ``out``."""
-        val = kern.row_terms(xb, self.pos, a, u, self.y, self.trials, aux, self.family.token, *out)
+        chunks = self._row_chunks()
+        val = chunks.row_terms(xb, self.pos, a, u, self.y, self.trials, aux, self.family.token, out)
         return val - 0.5 * float(u @ u)
 
     def _pirls(
@@ -399,7 +409,7 @@ class JointLaplaceEngine(FactorParameters):
         evaluation starts afresh."""
         self.u = np.zeros(self.n_u)
         self._last_at = self._last_gradient = None
-        self._schur_bounds = None
+        self._schur_bounds = self._chunks = None
 
     def _pirls_at(
         self, params: np.ndarray, guess: np.ndarray | None = None

@@ -42,7 +42,7 @@ def cidx(p1: int, p2: int, layout: tuple) -> int:
     return comp_base[c] + (p1 - comp_first[c]) * comp_size[c] + (p2 - comp_first[c])
 
 
-@kernel
+@kernel(nogil=True)
 def row_terms(
     xb: np.ndarray,
     pos: np.ndarray,
@@ -76,7 +76,7 @@ def row_terms(
     return total
 
 
-@kernel
+@kernel(nogil=True)
 def assemble(
     c1: np.ndarray,
     pos: np.ndarray,
@@ -92,25 +92,30 @@ def assemble(
     B: np.ndarray,
     C: np.ndarray,
     layout: tuple,
+    lo: int,
+    hi: int,
+    init: bool,
 ) -> None:
     """The gradient ``A' l' - u`` and the blocks of ``H = A' W A + I``: ``D`` ``(G1, q1,
     q1)``, ``B`` (flat, see the module doc) and the rest's ``C`` (flat component blocks,
-    see :func:`cidx`)."""
-    n, width = a.shape
+    see :func:`cidx`); rows ``lo .. hi - 1`` added to the arrays, which ``init`` first sets
+    to ``-u`` and the identity (without it the caller's zeros: a thread's share)."""
+    width = a.shape[1]
     g1 = D.shape[0]
     off = g1 * q1
     rest = width - q1
-    for k in range(grad.shape[0]):
-        grad[k] = -u[k]
-    D[:] = 0.0
-    for g in range(g1):
-        for r in range(q1):
-            D[g, r, r] = 1.0
-    B[:] = 0.0
-    C[:] = 0.0
-    for r in range(layout[0].shape[0]):
-        C[cidx(r, r, layout)] = 1.0
-    for i in range(n):
+    if init:
+        for k in range(grad.shape[0]):
+            grad[k] = -u[k]
+        D[:] = 0.0
+        for g in range(g1):
+            for r in range(q1):
+                D[g, r, r] = 1.0
+        B[:] = 0.0
+        C[:] = 0.0
+        for r in range(layout[0].shape[0]):
+            C[cidx(r, r, layout)] = 1.0
+    for i in range(lo, hi):
         wi = w[i]
         g = c1[i]
         for j in range(width):

@@ -163,6 +163,10 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
         self._last: tuple[np.ndarray, np.ndarray] | None = None
         self.last_status = np.zeros(n_units[0], dtype=np.int64)
         self._laplace: JointLaplaceEngine | None = None
+        # order-0 evaluations store the posterior means and keep the last one's (a fit's
+        # last evaluation is at the estimates: no pass of its own for the posterior)
+        self.keep_posterior = False
+        self._kept: tuple[np.ndarray, nk.Warm] | None = None
 
     # -- parameters: FactorParameters; nagq, method, curvature: RuleAccessors -----------
 
@@ -175,6 +179,9 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
         return nk.NData(xb, self.X, W, self.ZE, self.y, self.trials, aux)
 
     def _run(self, params: np.ndarray, order: int, warm: nk.Warm | None = None):
+        if warm is None and order == 0 and self.keep_posterior:
+            warm = self._posterior_warm()
+            self._kept = None if warm is None else (np.array(params, dtype=float), warm)
         nd = self._data(params)
         g = self.n_units[0]
         n_par = self.n_params
@@ -222,6 +229,29 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
         ll, grad, _ = self._run(params, 1)
         return Contributions(ll, grad)
 
+    def sample_terms(
+        self, params: np.ndarray, units: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The top-level units ``units`` (positions in the engine's order) alone: their
+        clusters' codes, exact scores ``(m, P)`` and the sum of their Hessians, in the
+        thread pool (their grids stay as warm starts)."""
+        nd = self._data(params)
+        g, n_par = self.n_units[0], self.n_params
+        cost = np.diff(self.top_starts)[units].astype(float) * float(np.prod(self.tree.nk))
+        bounds = cost_chunks(cost) if use_threads(cost) else np.array([0, units.size], np.int64)
+        ll, grad = np.empty(g), np.zeros((g, n_par))
+        hess = np.zeros((bounds.shape[0] - 1, n_par, n_par))
+        status = np.zeros(g, dtype=np.int64)
+        fam, tr, wm = self.family.token, self.tree, self._warm
+
+        def run(lo: int, hi: int, slot: int) -> None:
+            for i in units[lo:hi]:
+                i = int(i)
+                nk.chunk(fam, nd, tr, wm, self.const, 2, ll, grad, hess, status, i, i + 1, slot)
+
+        run_chunks(run, bounds)
+        return self.unit_codes[0][units], grad[units], hess.sum(axis=0)
+
     # -- posterior ----------------------------------------------------------------------
     def posterior(self, params: np.ndarray, kind: str = "means") -> dict[str, Posterior]:
         """``{factor: Posterior}`` on the spherical scale. ``"means"``: each unit's posterior
@@ -238,21 +268,20 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
             raise MixedGLMError(f"posterior kind must be 'means' or 'modes', not {kind!r}")
         tr, qm = self.tree, self.q_max
         n_levels = len(self.levels)
-        sizes = [self.n_units[d] * int(self.npath[d]) for d in range(n_levels)]
-        pwoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        total = int(sum(sizes))
-        if total * int(tr.nodes.shape[1]) > MAX_POSTERIOR:
-            raise MixedGLMError(
-                f"the posterior means need {total * int(tr.nodes.shape[1]):,} stored node "
-                f"weights (units x paths of outer nodes x points, more than "
-                f"{MAX_POSTERIOR:,}): use fewer points (nagq=) or kind='modes'"
-            )
-        w = self._warm
-        warm = nk.Warm(
-            w.gm, w.gr, w.valid, w.goff, np.zeros(total * int(tr.nodes.shape[1])),
-            np.zeros(total * qm), np.zeros(total * qm * qm), pwoff, self.npath, w.wp, w.wl,
-        )  # fmt: skip
-        self._run(params, 0, warm)
+        kept = self._kept
+        if kept is not None and np.array_equal(kept[0], params):
+            warm = kept[1]  # the last evaluation's, at these parameters
+        else:
+            found = self._posterior_warm()
+            if found is None:
+                raise MixedGLMError(
+                    f"the posterior means need {self._posterior_size():,} stored node "
+                    f"weights (units x paths of outer nodes x points, more than "
+                    f"{MAX_POSTERIOR:,}): use fewer points (nagq=) or kind='modes'"
+                )
+            warm = found
+            self._run(params, 0, warm)
+        pwoff = warm.pwoff
         k_max = int(tr.nodes.shape[1])
         out: dict[str, Posterior] = {}
         path_w = np.ones((self.n_units[0], 1))
@@ -277,6 +306,23 @@ class NestedAGHQEngine(FactorParameters, RuleAccessors):
                 parent = np.repeat(np.arange(n), np.diff(c0))
                 path_w = child_w[parent]
         return out
+
+    def _posterior_size(self) -> int:
+        """Node weights stored for the posterior means (units x paths x points)."""
+        units = sum(self.n_units[d] * int(self.npath[d]) for d in range(len(self.levels)))
+        return units * int(self.tree.nodes.shape[1])
+
+    def _posterior_warm(self) -> nk.Warm | None:
+        """The warm starts with room for every unit's posterior (None: too many)."""
+        if self._posterior_size() > MAX_POSTERIOR:
+            return None
+        sizes = [self.n_units[d] * int(self.npath[d]) for d in range(len(self.levels))]
+        pwoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        total, qm, w = int(sum(sizes)), self.q_max, self._warm
+        return nk.Warm(
+            w.gm, w.gr, w.valid, w.goff, np.zeros(total * int(self.tree.nodes.shape[1])),
+            np.zeros(total * qm), np.zeros(total * qm * qm), pwoff, self.npath, w.wp, w.wl,
+        )  # fmt: skip
 
     def with_rule(self, rule: IntegrationRule) -> NestedAGHQEngine:
         """The same model with another number of points."""

@@ -6,7 +6,8 @@ Nested factors are integrated by adaptive quadrature level by level
 without ``method`` is Stata's, ``mvaghermite`` with 7 points per random effect at every
 level (``nagq={factor: points}`` gives each level its own count; ``method="mcaghermite"``
 places the grids at the modes and curvatures); the fit starts from the joint Laplace
-estimates. ``method="laplace"`` (or
+estimates (with many top-level clusters moved by a Newton step of the quadrature estimated
+on a sample of them). ``method="laplace"`` (or
 ``nagq=1``) uses the joint Laplace approximation (:mod:`mixedglm.engines.laplace_joint`),
 lme4's ``glmer`` with ``nAGQ = 1``; crossed factors always use it (as Stata does), and
 quadrature asked for with crossed factors is an error that says so.
@@ -45,6 +46,9 @@ from mixedglm.results.multilevel import MultilevelResults
 
 MC_TRUST = 1e-2  # scaled gradient below which Newton takes full steps (mcaghermite)
 RECHECK = 10.0  # the exact Hessian's scaled gradient above RECHECK * gtol: more Newton steps
+# the quadrature's first step from the Laplace estimates on a sample of the top-level
+# clusters (a tenth, at least SAMPLE_MIN), with at least four times as many clusters in all
+SAMPLE_SHARE, SAMPLE_MIN = 0.1, 100
 
 
 def needs_multilevel(formula: ParsedFormula) -> bool:
@@ -133,7 +137,9 @@ class MemoryEngines:
         return JointLaplaceEngine(self.design, self.family)
 
     def nested(self, rule: IntegrationRule) -> NestedAGHQEngine:
-        return NestedAGHQEngine(self.design, self.family, rule)
+        engine = NestedAGHQEngine(self.design, self.family, rule)
+        engine.keep_posterior = True  # the fit's last evaluation serves the posterior means
+        return engine
 
     def unconverged(self, engine: NestedAGHQEngine) -> int:
         """Top-level clusters whose mean-variance grid fell back in the last evaluation."""
@@ -175,6 +181,34 @@ def _start(
         raise MixedGLMError("the log likelihood is not finite at any starting value")
     engine.u = modes[best]
     return candidates[best]
+
+
+def _sampled_step(engine: Any, laplace: Any, n_top: int, x: np.ndarray) -> np.ndarray:
+    """The Laplace estimates ``x`` moved by the quadrature's Newton step, its score and
+    Hessian estimated on an evenly spread sample of the top-level clusters: the score as the
+    Laplace score of all clusters plus the sample's differences between the two scores (the
+    Laplace scores as control variates: the differences vary far less from cluster to
+    cluster than the scores), scaled to all clusters. From the Laplace optimum, as far as a
+    full Newton step of the quadrature (scaled gradient about 35 on a million rows), this
+    lands as close to its optimum (about 0.01) as that full step, for a tenth of its cost: a
+    Newton iteration on all clusters fewer. ``x`` unchanged without enough clusters, for an
+    engine without ``sample_terms`` (Dask) or where the estimates are not usable."""
+    m = max(SAMPLE_MIN, round(SAMPLE_SHARE * n_top))
+    sample = getattr(engine, "sample_terms", None)
+    if sample is None or 4 * m > n_top:
+        return x
+    units = ((np.arange(m) + 0.5) * (n_top / m)).astype(np.int64)
+    codes, score, hess = sample(x, units)
+    lap = np.asarray(laplace.contributions(x).score, dtype=float)
+    grad = lap.sum(axis=0) + (n_top / m) * (score - lap[codes]).sum(axis=0)
+    neg_h = -(n_top / m) * 0.5 * (hess + hess.T)
+    if not (np.all(np.isfinite(grad)) and np.all(np.isfinite(neg_h))):
+        return x
+    try:
+        chol = np.linalg.cholesky(neg_h)
+    except np.linalg.LinAlgError:
+        return x
+    return x + np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
 
 
 def _recheck(
@@ -257,6 +291,7 @@ def fit_multilevel(
         # mean-variance grids: the evaluation that would only confirm convergence is one
         # of the log-likelihood (the Hessian for the covariance is the previous iterate's)
         trust = 0.0 if rule.is_meanvar else MC_TRUST
+        x = _sampled_step(engine, laplace, design.n_top, x)
         x, ev, opt = newton_maximize(
             engine, x, log=log, maxiter=maxiter, trust=trust, last_step=rule.is_meanvar
         )
