@@ -3,10 +3,15 @@
 names).
 
 Each differenced gradient needs the modes at the moved parameters: PIRLS starts there from
-``u^ + h du^/dparam`` (the implicit derivative, one solve with the factor at hand), which
-saves one factorisation per moved point. The covariance of the estimates comes from the
-symmetrised central differences (lme4's ``vcov`` is a finite-difference Hessian of its
-deviance); Newton's steps use forward differences, half the cost.
+``u^ + h du^/dparam`` (the implicit derivative, one solve with the factor at hand), which is
+the mode up to ``O(h^2)``. With the small step :data:`FORWARD_STEP` that start already
+meets PIRLS's convergence test, so each moved point costs one factorisation of ``H``, and
+forward differences (one gradient per parameter, the centre's being at hand) are as close
+to central ones as the exact gradient allows: on the crossed benchmark the standard
+errors from forward differences at ``1e-7`` equal those from central differences at
+``1e-5`` (12 gradients, 16 factorisations instead of 6 and 6) to ``1.3e-6`` relative
+(lme4's ``vcov`` is itself a finite-difference Hessian of its deviance). Newton's steps
+and the covariance of the estimates use the same Hessian.
 """
 
 from __future__ import annotations
@@ -20,29 +25,62 @@ from mixedglm.engines import laplace_kernels as kern
 if TYPE_CHECKING:
     from mixedglm.engines.laplace_joint import JointLaplaceEngine
 
+FORWARD_STEP = 1e-7  # relative to max(1, |param|)
+
 
 def fd_hessian(
-    engine: JointLaplaceEngine, params: np.ndarray, columns: np.ndarray | None = None
+    engine: JointLaplaceEngine,
+    params: np.ndarray,
+    columns: np.ndarray | None = None,
+    step: float | None = None,
 ) -> np.ndarray:
-    """Central differences of the exact gradient in the directions ``columns`` (all by
-    default), as columns of a ``(P, P)`` array (other columns zero)."""
+    """Differences of the exact gradient in the directions ``columns`` (all by default), as
+    columns of a ``(P, P)`` array (other columns zero): forward differences at ``step``
+    (by default the engine's ``fd_step``, :data:`FORWARD_STEP`) relative to
+    ``max(1, |param|)``."""
+    return _differences(engine, params, columns, step, central=False)
+
+
+def central_hessian(
+    engine: JointLaplaceEngine, params: np.ndarray, step: float = 1e-5
+) -> np.ndarray:
+    """Central differences of the exact gradient (the covariance's Hessian before the
+    forward differences of :func:`fd_hessian`; the tests compare the two)."""
+    return _differences(engine, params, None, step, central=True)
+
+
+def _differences(
+    engine: JointLaplaceEngine,
+    params: np.ndarray,
+    columns: np.ndarray | None,
+    step: float | None,
+    central: bool,
+) -> np.ndarray:
     params = np.asarray(params, dtype=float)
     k = params.size
     hess = np.zeros((k, k))
     centre = engine._at(params)
     base = centre[0]
     start = base["u"] if base else engine.u
+    grad0 = None if central else engine.gradient(params)[1]
+    remembered = engine._last_gradient
+    rel = engine.fd_step if step is None else step
     for r in range(k) if columns is None else columns:
-        step = engine.fd_step * max(1.0, abs(params[r]))
-        up, down = params.copy(), params.copy()
-        up[r] += step
-        down[r] -= step
+        h = rel * max(1.0, abs(params[r]))
+        up = params.copy()
+        up[r] += h
         move = mode_derivative(engine, base, r)
-        engine.u = start + step * move
+        engine.u = start + h * move
         g_up = engine.gradient(up)[1]
-        engine.u = start - step * move
-        hess[:, r] = (g_up - engine.gradient(down)[1]) / (2.0 * step)
+        if grad0 is not None:
+            hess[:, r] = (g_up - grad0) / h
+            continue
+        down = params.copy()
+        down[r] -= h
+        engine.u = start - h * move
+        hess[:, r] = (g_up - engine.gradient(down)[1]) / (2.0 * h)
     engine._restore(params, centre)
+    engine._last_gradient = remembered
     return hess
 
 
@@ -67,22 +105,9 @@ def mode_derivative(engine: JointLaplaceEngine, st: dict, r: int) -> np.ndarray:
 def newton_hessian(
     engine: JointLaplaceEngine, params: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log-likelihood, gradient and the Hessian Newton steps with: forward differences
-    of the exact gradient (``P`` gradients, half the central differences' cost; their
-    ``O(h)`` error only slows the last steps, the convergence test uses the exact
-    gradient)."""
+    """Log-likelihood, gradient and the symmetrised Hessian of :func:`fd_hessian`."""
     params = np.asarray(params, dtype=float)
     base, score = engine._gradient_terms(params)
-    centre = engine._at(params)
-    ll0, grad0 = (engine.loglik_from(base) if base else -np.inf), score.sum(axis=0)
-    if not np.isfinite(ll0):
-        return ll0, grad0, engine.exact_hessian(params)
-    hess = np.empty((engine.n_params, engine.n_params))
-    for r in range(engine.n_params):
-        step = 10 * engine.fd_step * max(1.0, abs(params[r]))
-        up = params.copy()
-        up[r] += step
-        engine.u = base["u"] + step * mode_derivative(engine, base, r)
-        hess[:, r] = (engine.gradient(up)[1] - grad0) / step
-    engine._restore(params, centre)
-    return ll0, grad0, 0.5 * (hess + hess.T)
+    ll0 = engine.loglik_from(base) if base else -np.inf
+    hess = fd_hessian(engine, params)
+    return ll0, score.sum(axis=0), 0.5 * (hess + hess.T)

@@ -25,10 +25,11 @@ where those have up to a few thousand levels.
 The gradient is exact: the envelope theorem for ``u^`` plus the derivative of ``log det H``
 through ``W`` (third derivatives of the family), through ``u^`` (one more solve with ``H``)
 and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
-inverse. The Hessian for the standard errors is the symmetrised central difference of the
-exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
-steps use forward differences (:mod:`mixedglm.engines.laplace_hessian`), held and
-BFGS-updated near the optimum by the fit (:mod:`mixedglm.optim.held`).
+inverse. The Hessian for the standard errors and Newton's steps is the symmetrised forward
+difference of the exact gradient at a small step, as close to central differences as the
+gradient allows (lme4's ``vcov`` is a finite-difference Hessian of its deviance;
+:mod:`mixedglm.engines.laplace_hessian`), held and BFGS-updated near the optimum by the fit
+(:mod:`mixedglm.optim.held`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,12 @@ class JointLaplaceEngine(FactorParameters):
     parameterises factor ``k``'s ``Lambda`` (formula order, see
     :mod:`mixedglm.engines.covariance`)."""
 
-    def __init__(self, design: MultilevelDesign, family: Family, fd_step: float = 1e-5) -> None:
+    def __init__(
+        self,
+        design: MultilevelDesign,
+        family: Family,
+        fd_step: float = laplace_hessian.FORWARD_STEP,
+    ) -> None:
         self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
         base = design.base
         self.design = design
@@ -496,7 +502,7 @@ class JointLaplaceEngine(FactorParameters):
 
     # -- Hessians (differences of the exact gradient: laplace_hessian) ------------------
     def fd_hessian(self, params: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
-        """Central differences of the exact gradient in the directions ``columns``."""
+        """Forward differences of the exact gradient in the directions ``columns``."""
         return laplace_hessian.fd_hessian(self, params, columns)
 
     def exact_hessian(self, params: np.ndarray) -> np.ndarray:
@@ -506,7 +512,7 @@ class JointLaplaceEngine(FactorParameters):
         return 0.5 * (hess + hess.T)
 
     def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Log-likelihood, gradient and forward-difference Hessian for Newton's steps."""
+        """Log-likelihood, gradient and Hessian (that of :meth:`exact_hessian`) at once."""
         return laplace_hessian.newton_hessian(self, params)
 
     def _mode_derivative(self, st: dict, r: int) -> np.ndarray:
