@@ -28,6 +28,7 @@ from mixedglm.design.checks import fitted_separation_notes, outcome_notes
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
+from mixedglm.engines.laplace_start import em_step
 from mixedglm.engines.nested_aghq import NestedAGHQEngine
 from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, MixedGLMError
@@ -182,6 +183,16 @@ def _start(
     if best is None:
         raise MixedGLMError("the log likelihood is not finite at any starting value")
     engine.u = modes[best]
+    if isinstance(engine, JointLaplaceEngine) and not design.nested:
+        # crossed factors: one EM step on the SDs from the best node (laplace_start), kept
+        # where its log likelihood is higher (Newton's first evaluation then costs nothing)
+        refined = em_step(engine, candidates[best])
+        ll = engine.loglik(refined)
+        if log:
+            log(f"{'EM step:':<14} log likelihood = {ll:.8g}")
+        if np.isfinite(ll) and ll > lls[best]:
+            return refined
+        engine.u = modes[best]
     return candidates[best]
 
 
