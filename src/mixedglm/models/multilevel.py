@@ -168,14 +168,22 @@ def _start(
     candidates = [np.concatenate([beta0, theta0 * f, aux0]) for f in factors]
     # evaluated from the smallest scaling up, so that each mode search starts from the modes
     # of the nearest scaling (from 2.0 after 0.5 it took several times longer); logged and
-    # chosen in Stata's order; the best's modes start the Laplace fit
+    # chosen in Stata's order; the best's modes start the Laplace fit. Crossed factors: from
+    # the largest scaling down, stopping at the first that lowers the log likelihood (the
+    # best along the ray found as by all four where it rises then falls: on the crossed
+    # benchmark two nodes instead of four), then an EM step from the best (laplace_start)
+    crossed = isinstance(engine, JointLaplaceEngine) and not design.nested
     lls, modes = {}, {}
-    for node in sorted(range(len(factors)), key=lambda k: factors[k]):
+    for node in sorted(range(len(factors)), key=lambda k: -factors[k] if crossed else factors[k]):
         lls[node] = engine.loglik(candidates[node])
         u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
         modes[node] = u.copy() if isinstance(u, np.ndarray) else u
+        if crossed and any(lls[node] < ll for ll in lls.values() if np.isfinite(ll)):
+            break
     best = None
     for node in range(len(factors)):
+        if node not in lls:
+            continue
         if log:
             log(f"{f'Grid node {node}:':<14} log likelihood = {lls[node]:.8g}")
         if np.isfinite(lls[node]) and (best is None or lls[node] > lls[best]):
@@ -183,9 +191,8 @@ def _start(
     if best is None:
         raise MixedGLMError("the log likelihood is not finite at any starting value")
     engine.u = modes[best]
-    if isinstance(engine, JointLaplaceEngine) and not design.nested:
-        # crossed factors: one EM step on the SDs from the best node (laplace_start), kept
-        # where its log likelihood is higher (Newton's first evaluation then costs nothing)
+    if crossed:  # the EM step kept where its log likelihood is higher (then Newton's first
+        # evaluation costs nothing: the engine remembers it)
         refined = em_step(engine, candidates[best])
         ll = engine.loglik(refined)
         if log:
