@@ -408,3 +408,48 @@ def test_em_step_is_the_em_update_of_each_factors_covariance(formula):
         else:
             np.testing.assert_allclose(got, sigma, rtol=1e-12, atol=1e-14)
     assert engine.loglik(new) > engine.loglik(x)
+
+
+@pytest.mark.parametrize("sd", [0.3, 1.2, 2.5])
+def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
+    """Crossed factors: the start grid's nodes from the largest scaling down, up to the
+    first that lowers the log likelihood; the best of those is the best of all four nodes
+    (the log likelihood rises then falls along the scaling), and the start is its EM step
+    where that is higher."""
+    import mixedglm.models.multilevel as ml
+    from mixedglm.engines.laplace_start import em_step
+
+    rng = np.random.default_rng(8)
+    data = _sim(seed=2, n_a=30, n_b=12, per=3)
+    eta = (
+        0.2 + 0.5 * data["x"] + rng.normal(0, sd, 30)[data["a"]] + rng.normal(0, sd, 12)[data["b"]]
+    )
+    data["yb"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    design, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    provider = ml.MemoryEngines(design, BERNOULLI)
+    beta0 = np.array([0.5, 0.2])
+    seen = []
+    original = engine.loglik
+
+    def loglik(params):
+        seen.append(np.array(params))
+        return original(params)
+
+    engine.loglik = loglik
+    start = ml._start(engine, design, provider.scales, beta0, np.zeros(0), None)
+    theta0 = np.concatenate(
+        [f.structure.start(s) for f, s in zip(design.factors, provider.scales, strict=True)]
+    )
+    grid = seen[:-1]  # the last: the EM step's
+    scalings = [float(p[2] / theta0[0]) for p in grid]
+    assert scalings == [2.0, 1.0, 0.5, 0.25][: len(grid)]
+    _, fresh = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    every = [fresh.loglik(np.concatenate([beta0, theta0 * f])) for f in (2.0, 1.0, 0.5, 0.25)]
+    seen_ll = every[: len(grid)]
+    assert len(grid) == 4 or seen_ll[-1] < max(seen_ll[:-1])
+    best = int(np.argmax(every))
+    assert best < len(grid)
+    chosen = np.concatenate([beta0, theta0 * (2.0, 1.0, 0.5, 0.25)[best]])
+    refined = em_step(fresh, chosen)
+    expected = refined if fresh.loglik(refined) > every[best] else chosen
+    np.testing.assert_allclose(start, expected, rtol=1e-8)
