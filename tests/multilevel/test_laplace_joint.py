@@ -453,3 +453,23 @@ def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
     refined = em_step(fresh, chosen)
     expected = refined if fresh.loglik(refined) > every[best] else chosen
     np.testing.assert_allclose(start, expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("formula,family,n_aux", CASES[:3])
+def test_predicted_modes_along_a_step_are_second_order_exact(formula, family, n_aux):
+    """PIRLS at a new point of Newton's path starts from ``u^ + (du^/dparams) d``
+    (``laplace_hessian.predicted_modes``, all parameters moved at once): its error is
+    ``O(|d|^2)``, the old modes' ``O(|d|)``; the modes found from there are the same."""
+    from mixedglm.engines import laplace_hessian
+
+    data = _sim()
+    _, engine = _engine(formula, data, family)
+    x = np.concatenate([[0.2, 0.4], np.full(engine.n_theta, 0.5), np.full(n_aux, -0.3)])
+    base = engine._at(x)[0]
+    u0 = base["u"].copy()
+    d = np.random.default_rng(5).normal(size=x.size) * 1e-3
+    predicted = laplace_hessian.predicted_modes(engine, base, x, x + d)
+    fresh = _engine(formula, data, family)[1]
+    u1 = fresh._at(x + d)[0]["u"]
+    assert np.max(np.abs(predicted - u1)) < 0.01 * np.max(np.abs(u0 - u1))
+    np.testing.assert_allclose(engine._at(x + d)[0]["u"], u1, rtol=1e-9, atol=1e-12)

@@ -102,6 +102,24 @@ def mode_derivative(engine: JointLaplaceEngine, st: dict, r: int) -> np.ndarray:
     return engine._solve(st["fac"], rhs)
 
 
+def predicted_modes(
+    engine: JointLaplaceEngine, st: dict, params0: np.ndarray, params: np.ndarray
+) -> np.ndarray:
+    """The modes at ``params`` to first order from a PIRLS state at ``params0``:
+    ``u^ + (du^/dparams) (params - params0)`` (one solve; auxiliary parameters' changes
+    ignored, as in :func:`mode_derivative`)."""
+    d = np.asarray(params, dtype=float) - params0
+    nb, nt = engine.n_beta, engine.n_theta
+    moved = engine.X @ d[:nb]  # the change of eta at fixed u
+    rhs = np.zeros(engine.n_u)
+    if nt and np.any(d[nb : nb + nt]):
+        da = engine._row_values(d[nb : nb + nt])  # A is linear in theta
+        moved += kern.gather_rows(engine.pos, da, st["u"])
+        rhs += kern.scatter_rows(engine.pos, da, st["l1"], engine.n_u)
+    rhs -= kern.scatter_rows(engine.pos, st["a"], st["w"] * moved, engine.n_u)
+    return st["u"] + engine._solve(st["fac"], rhs)
+
+
 def newton_hessian(
     engine: JointLaplaceEngine, params: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:

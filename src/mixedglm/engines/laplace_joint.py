@@ -314,7 +314,7 @@ class JointLaplaceEngine(FactorParameters):
         self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray, guess: np.ndarray | None = None
     ) -> dict:
         """The joint mode of ``u`` and everything at it (rows' derivatives, factors), from
-        ``self.u`` or from ``guess`` where the penalised log-likelihood is higher there.
+        ``guess`` or from ``self.u`` where the penalised log-likelihood is higher there.
 
         Each trial point of the step halving is evaluated into the spare set of row arrays,
         so that an accepted step's values serve the next iteration as they are."""
@@ -326,7 +326,7 @@ class JointLaplaceEngine(FactorParameters):
         obj = self._rows(xb, a, u, aux, rows)
         if guess is not None:
             val = self._rows(xb, a, guess, aux, spare)
-            if np.isfinite(val) and not val <= obj:  # higher, or obj not finite
+            if np.isfinite(val) and not val < obj:  # not lower, or obj not finite
                 u, obj = guess, val
                 rows, spare = spare, rows
         if not np.isfinite(obj):
@@ -376,7 +376,11 @@ class JointLaplaceEngine(FactorParameters):
             return cast("tuple[dict, np.ndarray, np.ndarray, np.ndarray]", last[1])
         guess = None
         if last is not None and last[1][0] and self.u is last[1][0]["u"]:
-            guess = self._same_effects(self.u, last[1][3], self.split(np.asarray(params))[1])
+            # PIRLS from the first-order prediction of the new modes or, where higher, from
+            # the old modes' effects (theta changed) or the old modes
+            guess = laplace_hessian.predicted_modes(self, last[1][0], last[0], params)
+            same = self._same_effects(self.u, last[1][3], self.split(np.asarray(params))[1])
+            self.u = self.u if same is None else same
         out = self._pirls_at(params, guess)
         self._last_at = (np.array(params, dtype=float), out)
         return out
