@@ -28,8 +28,8 @@ and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the bl
 inverse. The Hessian for the standard errors and Newton's steps is the symmetrised forward
 difference of the exact gradient at a small step, as close to central differences as the
 gradient allows (lme4's ``vcov`` is a finite-difference Hessian of its deviance;
-:mod:`mixedglm.engines.laplace_hessian`), held and BFGS-updated near the optimum by the fit
-(:mod:`mixedglm.optim.held`).
+:mod:`mixedglm.engines.laplace_hessian`; crossed fits step on its profiled Hessian), held
+and BFGS-updated near the optimum by the fit (:mod:`mixedglm.optim.held`).
 """
 
 from __future__ import annotations
