@@ -89,7 +89,8 @@ def test_gradient_is_exact(formula, family, n_aux):
 @pytest.mark.parametrize("formula,family,n_aux", CASES)
 def test_forward_hessian_equals_central_differences(formula, family, n_aux):
     """The Hessian of Newton's steps and of the covariance (forward differences of the
-    exact gradient at 1e-7) equals central differences at 1e-5 (the Hessian before)."""
+    exact gradient at 1e-6) equals central differences at 1e-5 (the Hessian before) up to
+    its ``O(h)`` error."""
     from mixedglm.engines import laplace_hessian
 
     data = _sim()
@@ -99,13 +100,13 @@ def test_forward_hessian_equals_central_differences(formula, family, n_aux):
     central = laplace_hessian.central_hessian(engine, x)
     forward = engine.fd_hessian(x)
     scale = np.max(np.abs(central))
-    np.testing.assert_allclose(forward, central, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(forward, central, rtol=1e-3, atol=1e-5 * scale)
     assert engine.loglik(x) == engine.gradient(x)[0]  # back at x
 
 
 def test_forward_hessian_standard_errors_equal_central_ones():
     """At a crossed fit's optimum the standard errors from the forward differences equal
-    those from central differences to 1e-5 relative (lme4's tolerance: 1e-3)."""
+    those from central differences to 1e-4 relative (lme4's tolerance: 1e-3)."""
     import mixedglm as mg
     from mixedglm.engines import laplace_hessian
 
@@ -115,8 +116,8 @@ def test_forward_hessian_standard_errors_equal_central_ones():
     central = laplace_hessian.central_hessian(engine, res.params_all)
     central = 0.5 * (central + central.T)
     se_central = np.sqrt(np.diag(np.linalg.inv(-central)))
-    np.testing.assert_allclose(np.sqrt(np.diag(res.cov_all)), se_central, rtol=1e-5)
-    np.testing.assert_allclose(engine.exact_hessian(res.params_all), central, rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt(np.diag(res.cov_all)), se_central, rtol=1e-4)
+    np.testing.assert_allclose(engine.exact_hessian(res.params_all), central, rtol=1e-4)
 
 
 @pytest.mark.parametrize("formula,family,n_aux", CASES[:3])
