@@ -4,15 +4,16 @@ names).
 
 Each differenced gradient needs the modes at the moved parameters: PIRLS starts there from
 ``u^ + h du^/dparam`` (the implicit derivative, one solve with the factor at hand), which is
-the mode up to ``O(h^2)``. With the small step :data:`FORWARD_STEP` that start already
-meets PIRLS's convergence test, so each moved point costs one factorisation of ``H``, and
-forward differences take one gradient per parameter (the centre's is at hand): on the
-crossed benchmark the standard errors from forward differences at ``1e-6`` equal those
-from central differences at ``1e-5`` (12 gradients, 16 factorisations instead of 6 and 6)
-to ``1.4e-5`` relative (at ``1e-7``: ``1.3e-6``, but the in-memory and Dask fits' standard
-errors, whose modes stop at different tolerances, then differed by ``1.6e-7``; lme4's
-``vcov`` is itself a finite-difference Hessian of its deviance, matched to ``1e-3``).
-Newton's steps (nested factors) and the covariance of the estimates use this Hessian.
+the mode up to ``O(h^2)``. With the small step :data:`COVARIANCE_STEP` that start already
+meets PIRLS's convergence test, so each moved point costs one factorisation of ``H``: the
+covariance's central differences (lme4's ``vcov`` is itself a finite-difference Hessian of
+its deviance) cost 12 factorisations on the crossed benchmark instead of 16 at 1e-5, with
+standard errors equal to 1e-6. Forward differences at that step (6 gradients) were tried:
+standard errors within 1.4e-5, but on a fit whose estimates drift with a separating
+covariate the convergence recheck on them (:func:`mixedglm.models.multilevel._recheck`)
+took 100 more Newton steps, and the in-memory and Dask fits' standard errors differed by
+1.6e-7 at 1e-7. Newton's steps (nested factors) use forward differences at
+:data:`NEWTON_STEP`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from mixedglm.optim import Evaluation
 if TYPE_CHECKING:
     from mixedglm.engines.laplace_joint import JointLaplaceEngine
 
-FORWARD_STEP = 1e-6  # relative to max(1, |param|)
+COVARIANCE_STEP = 1e-6  # relative to max(1, |param|)
+NEWTON_STEP = 1e-4  # Newton's differenced Hessians
 
 
 def fd_hessian(
@@ -38,16 +40,16 @@ def fd_hessian(
 ) -> np.ndarray:
     """Differences of the exact gradient in the directions ``columns`` (all by default), as
     columns of a ``(P, P)`` array (other columns zero): forward differences at ``step``
-    (by default the engine's ``fd_step``, :data:`FORWARD_STEP`) relative to
+    (by default the engine's ``fd_step``, :data:`COVARIANCE_STEP`) relative to
     ``max(1, |param|)``."""
     return _differences(engine, params, columns, step, central=False)
 
 
 def central_hessian(
-    engine: JointLaplaceEngine, params: np.ndarray, step: float = 1e-5
+    engine: JointLaplaceEngine, params: np.ndarray, step: float | None = None
 ) -> np.ndarray:
-    """Central differences of the exact gradient (the covariance's Hessian before the
-    forward differences of :func:`fd_hessian`; the tests compare the two)."""
+    """Central differences of the exact gradient at ``step`` (by default the engine's
+    ``fd_step``): the covariance's Hessian."""
     return _differences(engine, params, None, step, central=True)
 
 
@@ -125,11 +127,12 @@ def predicted_modes(
 def newton_hessian(
     engine: JointLaplaceEngine, params: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log-likelihood, gradient and the symmetrised Hessian of :func:`fd_hessian`."""
+    """Log-likelihood, gradient and the symmetrised Hessian of :func:`fd_hessian` at the
+    step :data:`NEWTON_STEP`."""
     params = np.asarray(params, dtype=float)
     base, score = engine._gradient_terms(params)
     ll0 = engine.loglik_from(base) if base else -np.inf
-    hess = fd_hessian(engine, params)
+    hess = fd_hessian(engine, params, step=NEWTON_STEP)
     return ll0, score.sum(axis=0), 0.5 * (hess + hess.T)
 
 
@@ -171,8 +174,11 @@ def profiled_hessian(engine: JointLaplaceEngine, params: np.ndarray) -> np.ndarr
 
 
 class ProfiledNewtonSteps:
-    """The engine as Newton's objective with :func:`profiled_hessian` as its Hessian (the
-    fit of crossed factors; the covariance comes from the engine's own)."""
+    """The engine as Newton's objective with :func:`profiled_hessian` as its Hessian where
+    that is negative definite, else the engine's differenced one (the fit of crossed
+    factors; the covariance comes from the engine's own). Near a zero variance the profiled
+    Hessian is indefinite: on its eigenvalue-modified steps a crossed fit with SDs near 0
+    crept for 100 iterations."""
 
     def __init__(self, engine: JointLaplaceEngine) -> None:
         self.engine = engine
@@ -181,4 +187,9 @@ class ProfiledNewtonSteps:
         if order < 2:
             return self.engine(params, order)
         ll, grad = self.engine.gradient(params)
-        return Evaluation(ll, grad, profiled_hessian(self.engine, params))
+        hess = profiled_hessian(self.engine, params)
+        try:
+            np.linalg.cholesky(-hess)
+        except np.linalg.LinAlgError:
+            return self.engine(params, 2)
+        return Evaluation(ll, grad, hess)

@@ -25,11 +25,11 @@ where those have up to a few thousand levels.
 The gradient is exact: the envelope theorem for ``u^`` plus the derivative of ``log det H``
 through ``W`` (third derivatives of the family), through ``u^`` (one more solve with ``H``)
 and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
-inverse. The Hessian for the standard errors and Newton's steps is the symmetrised forward
-difference of the exact gradient at a small step, as close to central differences as the
-gradient allows (lme4's ``vcov`` is a finite-difference Hessian of its deviance;
-:mod:`mixedglm.engines.laplace_hessian`; crossed fits step on its profiled Hessian), held
-and BFGS-updated near the optimum by the fit (:mod:`mixedglm.optim.held`).
+inverse. The Hessian for the standard errors is the symmetrised central difference of the
+exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
+steps use forward differences (:mod:`mixedglm.engines.laplace_hessian`; crossed fits the
+profiled Hessian), held and BFGS-updated near the optimum by the fit
+(:mod:`mixedglm.optim.held`).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class JointLaplaceEngine(FactorParameters):
         self,
         design: MultilevelDesign,
         family: Family,
-        fd_step: float = laplace_hessian.FORWARD_STEP,
+        fd_step: float = laplace_hessian.COVARIANCE_STEP,
     ) -> None:
         self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
         base = design.base
@@ -513,7 +513,7 @@ class JointLaplaceEngine(FactorParameters):
     def exact_hessian(self, params: np.ndarray) -> np.ndarray:
         """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
         of the estimates comes from it)."""
-        hess = self.fd_hessian(params)
+        hess = laplace_hessian.central_hessian(self, params)
         return 0.5 * (hess + hess.T)
 
     def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
