@@ -88,36 +88,37 @@ def test_gradient_is_exact(formula, family, n_aux):
 
 @pytest.mark.parametrize("formula,family,n_aux", CASES)
 def test_forward_hessian_equals_central_differences(formula, family, n_aux):
-    """The Hessian of Newton's steps and of the covariance (forward differences of the
-    exact gradient at 1e-6) equals central differences at 1e-5 (the Hessian before) up to
-    its ``O(h)`` error."""
+    """Forward differences of the exact gradient at 1e-6 (``fd_hessian``: the auxiliary
+    parameters' columns of the crossed fit's Newton Hessian) equal central differences at
+    1e-5 up to their ``O(h)`` error."""
     from mixedglm.engines import laplace_hessian
 
     data = _sim()
     _, engine = _engine(formula, data, family)
     rng = np.random.default_rng(4)
     x = np.concatenate([[0.2, 0.4], 0.3 + 0.4 * rng.random(engine.n_theta), np.full(n_aux, -0.3)])
-    central = laplace_hessian.central_hessian(engine, x)
+    central = laplace_hessian.central_hessian(engine, x, 1e-5)
     forward = engine.fd_hessian(x)
     scale = np.max(np.abs(central))
     np.testing.assert_allclose(forward, central, rtol=1e-3, atol=1e-5 * scale)
     assert engine.loglik(x) == engine.gradient(x)[0]  # back at x
 
 
-def test_forward_hessian_standard_errors_equal_central_ones():
-    """At a crossed fit's optimum the standard errors from the forward differences equal
-    those from central differences to 1e-4 relative (lme4's tolerance: 1e-3)."""
+def test_covariance_hessian_equals_central_differences_at_the_old_step():
+    """At a crossed fit's optimum the covariance's Hessian (central differences at 1e-6,
+    each moved point's modes found in one factorisation) and its standard errors equal
+    those from central differences at 1e-5 (the step before)."""
     import mixedglm as mg
     from mixedglm.engines import laplace_hessian
 
     data = _sim(seed=2, n_a=30, n_b=12, per=3)
     res = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, method="laplace", nolog=True, quiet=True)
     _, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
-    central = laplace_hessian.central_hessian(engine, res.params_all)
+    central = laplace_hessian.central_hessian(engine, res.params_all, 1e-5)
     central = 0.5 * (central + central.T)
     se_central = np.sqrt(np.diag(np.linalg.inv(-central)))
-    np.testing.assert_allclose(np.sqrt(np.diag(res.cov_all)), se_central, rtol=1e-4)
-    np.testing.assert_allclose(engine.exact_hessian(res.params_all), central, rtol=1e-4)
+    np.testing.assert_allclose(np.sqrt(np.diag(res.cov_all)), se_central, rtol=1e-6)
+    np.testing.assert_allclose(engine.exact_hessian(res.params_all), central, rtol=1e-6)
 
 
 @pytest.mark.parametrize("formula,family,n_aux", CASES[:3])
