@@ -27,8 +27,9 @@ through ``W`` (third derivatives of the family), through ``u^`` (one more solve 
 and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
 inverse. The Hessian for the standard errors is the symmetrised central difference of the
 exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
-steps use forward differences (:mod:`mixedglm.engines.laplace_hessian`), held and
-BFGS-updated near the optimum by the fit (:mod:`mixedglm.optim.held`).
+steps use forward differences (:mod:`mixedglm.engines.laplace_hessian`; crossed fits the
+profiled Hessian), held and BFGS-updated near the optimum by the fit
+(:mod:`mixedglm.optim.held`).
 """
 
 from __future__ import annotations
@@ -36,13 +37,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 
 from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
+from mixedglm.engines.laplace_pattern import build_pattern
 from mixedglm.engines.laplace_rows import RowChunks
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.errors import MixedGLMError
@@ -67,7 +67,12 @@ class JointLaplaceEngine(FactorParameters):
     parameterises factor ``k``'s ``Lambda`` (formula order, see
     :mod:`mixedglm.engines.covariance`)."""
 
-    def __init__(self, design: MultilevelDesign, family: Family, fd_step: float = 1e-5) -> None:
+    def __init__(
+        self,
+        design: MultilevelDesign,
+        family: Family,
+        fd_step: float = laplace_hessian.COVARIANCE_STEP,
+    ) -> None:
         self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
         base = design.base
         self.design = design
@@ -132,50 +137,12 @@ class JointLaplaceEngine(FactorParameters):
 
     # -- set-up -----------------------------------------------------------------------
     def _build_pattern(self) -> None:
-        """Which rest positions each block level meets (``kptr``, ``kpos``), each row's
-        local indices ``loc`` into that list, and the rest's connected components (rest
-        positions renumbered so that each component is contiguous: nested models give one
-        small dense block per top-level cluster, crossed ones one block)."""
-        n, width = self.pos.shape
-        off = self.g1 * self.q1
-        self.rest_perm = np.arange(self.m)  # old rest position -> new
-        if width == self.q1:
-            self.kptr = np.zeros(self.g1 + 1, dtype=np.int64)
-            self.kpos = np.zeros(0, dtype=np.int64)
-            self.loc = np.zeros((n, 0), dtype=np.int64)
-            self._set_layout(np.zeros(0, dtype=np.int64))
-            return
-        self._pattern()
-        edges = scipy.sparse.coo_matrix(
-            (
-                np.ones(self.kpos.shape[0]),
-                (np.repeat(np.arange(self.g1), np.diff(self.kptr)), self.kpos),
-            ),
-            shape=(self.g1, self.m),
-        ).tocsr()
-        graph = scipy.sparse.bmat([[None, edges], [edges.T, None]]).tocsr()
-        _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-        comp = labels[self.g1 :]
-        _, comp = np.unique(comp, return_inverse=True)
-        order = np.lexsort((np.arange(self.m), comp))  # new -> old
-        self.rest_perm = np.empty(self.m, dtype=np.int64)
-        self.rest_perm[order] = np.arange(self.m)
-        self.pos[:, self.q1 :] = off + self.rest_perm[self.pos[:, self.q1 :] - off]
-        self._pattern()
-        self._set_layout(comp[order].astype(np.int64))
-
-    def _pattern(self) -> None:
-        off = self.g1 * self.q1
-        rest_pos = self.pos[:, self.q1 :] - off
-        keys = self.c1[:, None] * self.m + rest_pos
-        uniq = np.unique(keys.ravel())
-        level = uniq // self.m
-        self.kpos = np.ascontiguousarray(uniq % self.m)
-        counts = np.bincount(level, minlength=self.g1)
-        self.kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.loc = np.ascontiguousarray(
-            np.searchsorted(uniq, keys) - self.kptr[self.c1][:, None], dtype=np.int64
-        )
+        """The block levels' rest positions and the rest's components
+        (:func:`~mixedglm.engines.laplace_pattern.build_pattern`)."""
+        pat = build_pattern(self.pos, self.c1, self.g1, self.q1, self.m)
+        self.pos, self.rest_perm = pat.pos, pat.rest_perm
+        self.kptr, self.kpos, self.loc = pat.kptr, pat.kpos, pat.loc
+        self._set_layout(pat.rest_comp)
 
     def _set_layout(self, rest_comp: np.ndarray) -> None:
         """Flat storage of the component blocks of ``S`` (see ``laplace_kernels.cidx``)."""
@@ -317,7 +284,7 @@ class JointLaplaceEngine(FactorParameters):
         self, xb: np.ndarray, a: np.ndarray, aux: np.ndarray, guess: np.ndarray | None = None
     ) -> dict:
         """The joint mode of ``u`` and everything at it (rows' derivatives, factors), from
-        ``self.u`` or from ``guess`` where the penalised log-likelihood is higher there.
+        ``guess`` or from ``self.u`` where the penalised log-likelihood is higher there.
 
         Each trial point of the step halving is evaluated into the spare set of row arrays,
         so that an accepted step's values serve the next iteration as they are."""
@@ -329,7 +296,7 @@ class JointLaplaceEngine(FactorParameters):
         obj = self._rows(xb, a, u, aux, rows)
         if guess is not None:
             val = self._rows(xb, a, guess, aux, spare)
-            if np.isfinite(val) and not val <= obj:  # higher, or obj not finite
+            if np.isfinite(val) and not val < obj:  # not lower, or obj not finite
                 u, obj = guess, val
                 rows, spare = spare, rows
         if not np.isfinite(obj):
@@ -379,7 +346,11 @@ class JointLaplaceEngine(FactorParameters):
             return cast("tuple[dict, np.ndarray, np.ndarray, np.ndarray]", last[1])
         guess = None
         if last is not None and last[1][0] and self.u is last[1][0]["u"]:
-            guess = self._same_effects(self.u, last[1][3], self.split(np.asarray(params))[1])
+            # PIRLS from the first-order prediction of the new modes or, where higher, from
+            # the old modes' effects (theta changed) or the old modes
+            guess = laplace_hessian.predicted_modes(self, last[1][0], last[0], params)
+            same = self._same_effects(self.u, last[1][3], self.split(np.asarray(params))[1])
+            self.u = self.u if same is None else same
         out = self._pirls_at(params, guess)
         self._last_at = (np.array(params, dtype=float), out)
         return out
@@ -506,17 +477,17 @@ class JointLaplaceEngine(FactorParameters):
 
     # -- Hessians (differences of the exact gradient: laplace_hessian) ------------------
     def fd_hessian(self, params: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
-        """Central differences of the exact gradient in the directions ``columns``."""
+        """Forward differences of the exact gradient in the directions ``columns``."""
         return laplace_hessian.fd_hessian(self, params, columns)
 
     def exact_hessian(self, params: np.ndarray) -> np.ndarray:
         """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
         of the estimates comes from it)."""
-        hess = self.fd_hessian(params)
+        hess = laplace_hessian.central_hessian(self, params)
         return 0.5 * (hess + hess.T)
 
     def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Log-likelihood, gradient and forward-difference Hessian for Newton's steps."""
+        """Log-likelihood, gradient and Hessian (that of :meth:`exact_hessian`) at once."""
         return laplace_hessian.newton_hessian(self, params)
 
     def _mode_derivative(self, st: dict, r: int) -> np.ndarray:

@@ -28,7 +28,9 @@ import pandas as pd
 from mixedglm.design.checks import fitted_separation_notes, outcome_notes
 from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
+from mixedglm.engines.laplace_hessian import ProfiledNewtonSteps
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
+from mixedglm.engines.laplace_start import em_step
 from mixedglm.engines.nested_aghq import NestedAGHQEngine
 from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, MixedGLMError
@@ -40,7 +42,7 @@ from mixedglm.models.factor_params import boundary_flags, factor_scales, theta_s
 from mixedglm.models.lmm_multilevel import fit_profiled, profiled_applies
 from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
-from mixedglm.optim.held import HeldHessianSteps, scaled_gradient
+from mixedglm.optim.held import HOLD_BELOW, HeldHessianSteps, scaled_gradient
 from mixedglm.optim.outer import OuterProductSteps, enough_clusters
 from mixedglm.results.multilevel import MultilevelResults
 
@@ -49,6 +51,9 @@ RECHECK = 10.0  # the exact Hessian's scaled gradient above RECHECK * gtol: more
 # the quadrature's first step from the Laplace estimates on a sample of the top-level
 # clusters (a tenth, at least SAMPLE_MIN), with at least four times as many clusters in all
 SAMPLE_SHARE, SAMPLE_MIN = 0.1, 100
+# crossed factors: Newton's (profiled) Hessian held, BFGS-updated, from a scaled gradient
+# of 10 (the crossed benchmark: held from the second step; 0.1 and 1: 7 steps, this 6)
+HOLD_CROSSED = 10.0
 
 
 def needs_multilevel(formula: ParsedFormula) -> bool:
@@ -165,14 +170,22 @@ def _start(
     candidates = [np.concatenate([beta0, theta0 * f, aux0]) for f in factors]
     # evaluated from the smallest scaling up, so that each mode search starts from the modes
     # of the nearest scaling (from 2.0 after 0.5 it took several times longer); logged and
-    # chosen in Stata's order; the best's modes start the Laplace fit
+    # chosen in Stata's order; the best's modes start the Laplace fit. Crossed factors: from
+    # the largest scaling down, stopping at the first that lowers the log likelihood (the
+    # best along the ray found as by all four where it rises then falls: on the crossed
+    # benchmark two nodes instead of four), then an EM step from the best (laplace_start)
+    crossed = isinstance(engine, JointLaplaceEngine) and not design.nested
     lls, modes = {}, {}
-    for node in sorted(range(len(factors)), key=lambda k: factors[k]):
+    for node in sorted(range(len(factors)), key=lambda k: -factors[k] if crossed else factors[k]):
         lls[node] = engine.loglik(candidates[node])
         u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
         modes[node] = u.copy() if isinstance(u, np.ndarray) else u
+        if crossed and any(lls[node] < ll for ll in lls.values() if np.isfinite(ll)):
+            break
     best = None
     for node in range(len(factors)):
+        if node not in lls:
+            continue
         if log:
             log(f"{f'Grid node {node}:':<14} log likelihood = {lls[node]:.8g}")
         if np.isfinite(lls[node]) and (best is None or lls[node] > lls[best]):
@@ -180,6 +193,15 @@ def _start(
     if best is None:
         raise MixedGLMError("the log likelihood is not finite at any starting value")
     engine.u = modes[best]
+    if crossed:  # the EM step kept where its log likelihood is higher (then Newton's first
+        # evaluation costs nothing: the engine remembers it)
+        refined = em_step(engine, candidates[best])
+        ll = engine.loglik(refined)
+        if log:
+            log(f"{'EM step:':<14} log likelihood = {ll:.8g}")
+        if np.isfinite(ll) and ll > lls[best]:
+            return refined
+        engine.u = modes[best]
     return candidates[best]
 
 
@@ -274,7 +296,10 @@ def fit_multilevel(
     gtol = 1e-9 if rule.is_laplace else 1e-2
     # near the optimum the last differenced Hessian is held (one gradient per step); the
     # Hessian only at accepted points (a rejected step's would cost a gradient per parameter)
-    steps: Any = HeldHessianSteps(laplace)
+    # crossed factors: Newton's Hessian the profiled one (laplace_hessian), held sooner
+    crossed = isinstance(laplace, JointLaplaceEngine) and not design.nested
+    objective = ProfiledNewtonSteps(laplace) if crossed else laplace
+    steps: Any = HeldHessianSteps(objective, below=HOLD_CROSSED if crossed else HOLD_BELOW)
     if not rule.is_laplace and enough_clusters(design.n_top, x0.size):
         steps = OuterProductSteps(laplace)  # a start: one gradient per step suffices
     x, ev, opt = newton_maximize(steps, x0, log=log, maxiter=maxiter, gtol=gtol, trial_order=0)
