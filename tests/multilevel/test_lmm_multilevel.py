@@ -20,7 +20,7 @@ import mixedglm as mg
 from mixedglm.engines import lmm_profiled
 from mixedglm.engines.lmm_profiled import ProfiledLMM
 from mixedglm.engines.rules import make_rule
-from mixedglm.errors import MixedGLMError
+from mixedglm.errors import ConvergenceWarning, MixedGLMError
 from mixedglm.models.multilevel import MemoryEngines, fit_multilevel
 
 from refdata import load_reference, load_reference_data
@@ -259,3 +259,13 @@ def test_a_dense_block_too_large_falls_back_to_the_general_path(monkeypatch):
     assert slow.loglik == pytest.approx(fast.loglik, abs=1e-6)
     with pytest.raises(MixedGLMError, match="more than it handles"):
         mg.glmm(formula, data, family="gaussian", reml=True, nolog=True, quiet=True)
+
+
+def test_non_convergence_is_reported():
+    data = load_reference_data("verbagg")
+    formula = "resp ~ Anger + C(Gender) + (1 | id) + (1 + C(Gender) | item)"
+    with pytest.warns(ConvergenceWarning, match="evaluations of the profiled criterion"):
+        res = mg.glmm(formula, data, family="gaussian", maxiter=1, nolog=True, quiet=True)
+    assert not res.opt.converged
+    res = mg.glmm(formula, data, family="gaussian", nolog=True, quiet=True)
+    assert res.opt.converged

@@ -274,8 +274,7 @@ def fit_multilevel(
     provides the engines (by default :class:`MemoryEngines` on ``design``)."""
     check_rule(design, rule)
     if engines is None and profiled_applies(design, family):  # exact, far faster: lmer's
-        return fit_profiled(design, family, rule, reml=False, maxiter=max(maxiter, 200),
-                            level=level, log=log)  # fmt: skip
+        return fit_profiled(design, family, rule, reml=False, maxiter=maxiter, level=level, log=log)
     t0 = time.perf_counter()
     base = design.base
     provider: Engines = engines or MemoryEngines(design, family)

@@ -51,12 +51,10 @@ def multilevel_table(res, level: float, eform: str | None = None) -> CoefTable:
     header.append(HeaderLine(f"Random effects: {design.kind}"))
     if base.binomial_trials:
         header.append(HeaderLine(f"Binomial variable: {base.trials_name}"))
-    reml = res.estimator == "REML"
-    if reml:
-        pass  # exact likelihood: no integration method (as Stata's mixed, reml)
-    elif res.rule.is_laplace:
+    reml = res.estimator == "REML"  # exact likelihood: no integration method (mixed, reml)
+    if res.rule.is_laplace and not reml:
         header.append(HeaderLine(f"Integration method: {'Laplace':>11}"))
-    else:
+    elif not reml:
         counts = [str(res.rule.points(res.factors[k].name)) for k in res._level_order()]
         points = "/".join(counts) if res.rule.levels else str(res.nagq)  # per level: 12/7
         header.append(
