@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from mixedglm.engines.base import Posterior
+    from mixedglm.engines.covariance import CovarianceStructure
     from mixedglm.engines.laplace_joint import JointLaplaceEngine
 
 
@@ -30,21 +32,25 @@ def em_step(engine: JointLaplaceEngine, params: np.ndarray) -> np.ndarray:
     params = np.asarray(params, dtype=float)
     post = engine.posterior(params)
     beta, theta, aux = engine.split(params)
-    new = theta.copy()
+    parts = []
     for k, f in enumerate(engine.design.factors):
-        p = post[f.name]
-        sl = engine._theta_slices[k]
-        m = (np.einsum("ga,gb->ab", p.mean, p.mean) + p.cov.sum(axis=0)) / p.mean.shape[0]
-        kind = f.structure.effective_kind
-        if not np.all(np.isfinite(m)):
-            continue
-        if kind == "independent":
-            new[sl] = theta[sl] * np.sqrt(np.maximum(np.diag(m), 0.0))
-        elif kind == "unstructured":
-            try:
-                root = np.linalg.cholesky(m)
-            except np.linalg.LinAlgError:
-                continue
-            lam = f.structure.lam(theta[sl]) @ root
-            new[sl] = np.einsum("lab,ab->l", f.structure.basis(), lam)
-    return np.concatenate([beta, new, aux])
+        own = engine.theta_of(theta, k)  # the factor's theta (factors in formula order)
+        parts.append(_em_theta(f.structure, own, post[f.name]))
+    return np.concatenate([beta, *parts, aux])
+
+
+def _em_theta(structure: CovarianceStructure, theta: np.ndarray, post: Posterior) -> np.ndarray:
+    """One factor's ``theta`` after the EM step (unchanged where it does not apply)."""
+    m = (np.einsum("ga,gb->ab", post.mean, post.mean) + post.cov.sum(axis=0)) / post.mean.shape[0]
+    if not np.all(np.isfinite(m)):
+        return theta
+    kind = structure.effective_kind
+    if kind == "independent":
+        return theta * np.sqrt(np.maximum(np.diag(m), 0.0))
+    if kind == "unstructured":
+        try:
+            root = np.linalg.cholesky(m)
+        except np.linalg.LinAlgError:
+            return theta
+        return np.einsum("lab,ab->l", structure.basis(), structure.lam(theta) @ root)
+    return theta
