@@ -13,9 +13,10 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
-from mixedglm import jit_inline
+from mixedglm import jit_inline, jit_ssa
 
 jit_inline.install()
+jit_ssa.install()
 
 
 def kernel(
