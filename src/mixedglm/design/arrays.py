@@ -32,6 +32,15 @@ class ClusterArrays:
     weights: np.ndarray | None = None
     cluster_weights: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        # numba compiles a kernel anew for read-only arrays (pandas' copy-on-write hands out
+        # read-only views): 13 s of compilation for the same family a second time. Read-only
+        # inputs are copied once here instead (the engines never write to them).
+        for name in ("y", "trials", "offset", "X", "Z", "starts", "weights", "cluster_weights"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and not value.flags.writeable:
+                object.__setattr__(self, name, value.copy())
+
     @property
     def n_obs(self) -> int:
         return self.y.shape[0]
