@@ -18,7 +18,8 @@ effects (the *block factor*: subjects, or the innermost level of a nested model)
 block-diagonal ``D``, all other factors together a dense Schur complement
 ``S = C - B' D^-1 B``, dense within each connected component of the other factors (one
 small block per top cluster of a nested model, one block for crossed factors), factorised
-and inverted by numba loops without BLAS threads (:mod:`mixedglm.engines.laplace_kernels`).
+and inverted by numba loops (:mod:`mixedglm.engines.laplace_kernels`), large blocks by
+LAPACK on one BLAS thread (:mod:`mixedglm.engines.laplace_dense`).
 Its size is the number of random effects of the other factors, so the engine suits designs
 where those have up to a few thousand levels.
 
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from mixedglm.design.multilevel import MultilevelDesign
-from mixedglm.engines import laplace_hessian
+from mixedglm.engines import laplace_dense, laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
 from mixedglm.engines.laplace_pattern import build_pattern
@@ -211,7 +212,7 @@ class JointLaplaceEngine(FactorParameters):
         if not self._schur(D, B, Dinv, F, C, logdet_d):
             raise _NotFinite
         logdet_s = np.empty(m)
-        if not kern.block_cholesky(C, lay, logdet_s):
+        if not laplace_dense.block_cholesky(C, lay, logdet_s):
             raise _NotFinite
         return {
             "grad": grad,
@@ -405,7 +406,7 @@ class JointLaplaceEngine(FactorParameters):
 
     def _sinv(self, fac: dict) -> np.ndarray:
         """``S^-1`` on the component blocks (flat)."""
-        return kern.block_inverse(fac["chol"], self.layout)
+        return laplace_dense.block_inverse(fac["chol"], self.layout)
 
     def loglik(self, params: np.ndarray) -> float:
         """The Laplace log-likelihood (``-inf`` where the modes cannot be found)."""

@@ -426,9 +426,10 @@ def gradient_rows(
 
 
 @kernel
-def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray) -> bool:
-    """Cholesky factor of each component block in place (lower triangle, row-major);
-    ``logdet[p]`` = ``2 log L_pp``. False when a block is not positive definite.
+def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray, big: int) -> bool:
+    """Cholesky factor of each component block smaller than ``big`` in place (lower
+    triangle, row-major); ``logdet[p]`` = ``2 log L_pp``. False when a block is not positive
+    definite. (The larger blocks: LAPACK, :mod:`mixedglm.engines.laplace_dense`.)
 
     Right-looking: after column ``j`` (copied to a contiguous vector) the trailing rows
     are updated along their contiguous entries, a loop without a reduction that
@@ -437,6 +438,8 @@ def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray) -> bool:
     col = np.empty(comp_size.max() if comp_size.shape[0] else 0)
     for c in range(comp_first.shape[0]):
         n = comp_size[c]
+        if n >= big:
+            continue
         m = S[comp_base[c] : comp_base[c] + n * n].reshape((n, n))
         for j in range(n):
             s = m[j, j]
@@ -481,14 +484,17 @@ def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def block_inverse(L: np.ndarray, layout: tuple) -> np.ndarray:
-    """``S^-1`` on the component blocks from their Cholesky factors (same layout, both
-    triangles). ``M = L^-1`` by rows, then ``S^-1 = M' M`` as a sum of the outer products
-    of ``M``'s rows: both loops run along contiguous rows, without reductions."""
+def block_inverse(L: np.ndarray, layout: tuple, big: int) -> np.ndarray:
+    """``S^-1`` on the component blocks smaller than ``big`` from their Cholesky factors
+    (same layout, both triangles; the larger blocks left zero, for LAPACK). ``M = L^-1`` by
+    rows, then ``S^-1 = M' M`` as a sum of the outer products of ``M``'s rows: both loops
+    run along contiguous rows, without reductions."""
     _, comp_first, comp_size, comp_base = layout
     out = np.zeros(L.shape[0])
     for c in range(comp_first.shape[0]):
         n = comp_size[c]
+        if n >= big:
+            continue
         b = comp_base[c]
         m = np.zeros((n, n))
         for i in range(n):
@@ -511,3 +517,12 @@ def block_inverse(L: np.ndarray, layout: tuple) -> np.ndarray:
             for j in range(i):
                 out[b + j * n + i] = out[b + i * n + j]
     return out
+
+
+@kernel
+def mirror_lower(S: np.ndarray, base: int, n: int) -> None:
+    """Copy the lower triangle of the row-major ``n x n`` block at ``S[base:]`` to its
+    upper triangle."""
+    for i in range(n):
+        for j in range(i):
+            S[base + j * n + i] = S[base + i * n + j]
