@@ -43,7 +43,7 @@ from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import laplace_dense, laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
-from mixedglm.engines.laplace_pattern import build_pattern
+from mixedglm.engines.laplace_pattern import build_pattern, rows_by_level
 from mixedglm.engines.laplace_rows import RowChunks
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.errors import MixedGLMError
@@ -112,6 +112,7 @@ class JointLaplaceEngine(FactorParameters):
             offset_k += f.n_levels * f.q
         self.pos = pos
         self.c1 = fb.codes.astype(np.int64)
+        self.rptr, self.order = rows_by_level(self.c1, self.g1)  # the assembly's rows
         self._build_pattern()
         n_g = np.diff(self.kptr).astype(np.float64)
         self._schur_cost = self.q1 * (n_g * (n_g + 1) / 2 + n_g + 1.0)
@@ -204,8 +205,8 @@ class JointLaplaceEngine(FactorParameters):
         B = np.empty(self.kpos.shape[0] * q1)
         C = np.empty(self.n_flat)
         lay = self.layout
-        args = (self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr)
-        self._row_chunks().assemble(args, (grad, D, B, C), lay)
+        args = (self.pos, a, self.loc, l1, w, u, q1, self.kptr, self.rptr, self.order)
+        self._row_chunks().assemble(args, grad, (D, B, C), lay)
         Dinv = np.empty_like(D)
         F = np.empty_like(B)
         logdet_d = np.empty(g1)
@@ -257,8 +258,8 @@ class JointLaplaceEngine(FactorParameters):
 
     def _row_chunks(self) -> RowChunks:
         if self._chunks is None:
-            share = self.n_u + self.g1 * self.q1 * self.q1 + self.kpos.size * self.q1
-            self._chunks = RowChunks(self.y.shape[0], share + self.n_flat)
+            share = self.m + self.n_flat  # a further thread's copies in the assembly
+            self._chunks = RowChunks(self.rptr, share, self._schur_cost)
         return self._chunks
 
     def _solve(self, fac: dict, rhs: np.ndarray) -> np.ndarray:
@@ -432,12 +433,12 @@ class JointLaplaceEngine(FactorParameters):
         fac = st["fac"]
         sinv = self._sinv(fac)
         v = np.empty_like(a)
-        P, H11 = kern.selected_inverse(
+        chunks = self._row_chunks()
+        P, H11 = chunks.selected_inverse(
             self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
         )
-        h = kern.row_leverages(
-            self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, v, self.layout
-        )
+        args = (self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, self.layout)
+        h = chunks.row_leverages(args, v)
         c = 0.5 * h * st["l3"]
         s = self._solve(fac, kern.scatter_rows(self.pos, a, c, self.n_u))
         As = kern.gather_rows(self.pos, a, s)
@@ -549,7 +550,7 @@ class JointLaplaceEngine(FactorParameters):
         start = n1
         for k, f in enumerate(self.design.factors):
             if k == self.block:
-                _, H11 = kern.selected_inverse(
+                _, H11 = self._row_chunks().selected_inverse(
                     self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
                 )
                 mean = u[:n1].reshape(f.n_levels, f.q)

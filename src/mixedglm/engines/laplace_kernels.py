@@ -78,7 +78,6 @@ def row_terms(
 
 @kernel(nogil=True)
 def assemble(
-    c1: np.ndarray,
     pos: np.ndarray,
     a: np.ndarray,
     loc: np.ndarray,
@@ -87,54 +86,66 @@ def assemble(
     u: np.ndarray,
     q1: int,
     kptr: np.ndarray,
+    rptr: np.ndarray,
+    order: np.ndarray,
     grad: np.ndarray,
+    grest: np.ndarray,
     D: np.ndarray,
     B: np.ndarray,
     C: np.ndarray,
     layout: tuple,
-    lo: int,
-    hi: int,
+    g0: int,
+    g1: int,
     init: bool,
 ) -> None:
     """The gradient ``A' l' - u`` and the blocks of ``H = A' W A + I``: ``D`` ``(G1, q1,
     q1)``, ``B`` (flat, see the module doc) and the rest's ``C`` (flat component blocks,
-    see :func:`cidx`); rows ``lo .. hi - 1`` added to the arrays, which ``init`` first sets
-    to ``-u`` and the identity (without it the caller's zeros: a thread's share)."""
+    see :func:`cidx`), from the rows of block levels ``g0 .. g1 - 1`` (level ``g``'s rows
+    ``order[rptr[g]:rptr[g + 1]]``, in their order in the data).
+
+    The levels' own parts (the block part of ``grad``, ``D``, ``B``) are set here: a
+    thread's chunk of levels writes them in the shared arrays. The rest's part of the
+    gradient (``grest``) and ``C`` are added to, which ``init`` first sets to ``-u`` and
+    the identity (without it the caller's zeros: a thread's share)."""
     width = a.shape[1]
-    g1 = D.shape[0]
-    off = g1 * q1
+    off = D.shape[0] * q1
     rest = width - q1
     if init:
-        for k in range(grad.shape[0]):
-            grad[k] = -u[k]
-        D[:] = 0.0
-        for g in range(g1):
-            for r in range(q1):
-                D[g, r, r] = 1.0
-        B[:] = 0.0
+        for k in range(grest.shape[0]):
+            grest[k] = -u[off + k]
         C[:] = 0.0
         for r in range(layout[0].shape[0]):
             C[cidx(r, r, layout)] = 1.0
-    for i in range(lo, hi):
-        wi = w[i]
-        g = c1[i]
-        for j in range(width):
-            grad[pos[i, j]] += l1[i] * a[i, j]
+    for g in range(g0, g1):
         n_g = kptr[g + 1] - kptr[g]
         base = kptr[g] * q1
         for r in range(q1):
-            ar = wi * a[i, r]
+            grad[g * q1 + r] = -u[g * q1 + r]
             for s in range(q1):
-                D[g, r, s] += ar * a[i, s]
+                D[g, r, s] = 1.0 if r == s else 0.0
+        for k in range(base, base + q1 * n_g):
+            B[k] = 0.0
+        for k in range(rptr[g], rptr[g + 1]):
+            i = order[k]
+            wi = w[i]
+            li = l1[i]
+            for r in range(q1):
+                air = a[i, r]
+                grad[g * q1 + r] += li * air
+                ar = wi * air
+                for s in range(q1):
+                    D[g, r, s] += ar * a[i, s]
+                for t in range(rest):
+                    B[base + r * n_g + loc[i, t]] += ar * a[i, q1 + t]
             for t in range(rest):
-                B[base + r * n_g + loc[i, t]] += ar * a[i, q1 + t]
-        for t in range(rest):
-            pt = pos[i, q1 + t] - off
-            at = wi * a[i, q1 + t]
-            for t2 in range(rest):
-                p2 = pos[i, q1 + t2] - off
-                if p2 <= pt:  # the lower triangle: all the factorisation reads
-                    C[cidx(pt, p2, layout)] += at * a[i, q1 + t2]
+                pt = pos[i, q1 + t] - off
+                ait = a[i, q1 + t]
+                grest[pt] += li * ait
+                at = wi * ait
+                for t2 in range(rest):
+                    p2 = pos[i, q1 + t2] - off
+                    if p2 <= pt:  # the lower triangle: all the factorisation reads
+                        C[cidx(pt, p2, layout)] += at * a[i, q1 + t2]
 
 
 @kernel
@@ -250,7 +261,7 @@ def back_substitute(
     return out
 
 
-@kernel
+@kernel(nogil=True)
 def selected_inverse(
     q1: int,
     kptr: np.ndarray,
@@ -259,19 +270,27 @@ def selected_inverse(
     F: np.ndarray,
     Sinv: np.ndarray,
     layout: tuple,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The blocks of ``H^-1`` the rows need: ``P_g = F_g S^-1[K_g, K_g]`` (flat, as ``F``;
-    ``H^-1`` between block level ``g`` and the rest is ``-P_g``) and the block levels'
-    diagonal blocks ``D_g^-1 + P_g F_g'`` ``(G1, q1, q1)`` (on the rest, ``H^-1 = S^-1``)."""
-    g1 = Dinv.shape[0]
-    P = np.zeros(F.shape[0])
-    H11 = Dinv.copy()
-    for g in range(g1):
+    P: np.ndarray,
+    H11: np.ndarray,
+    g0: int,
+    g1: int,
+) -> None:
+    """The blocks of ``H^-1`` the rows need, for the block levels ``g0 .. g1 - 1`` (each
+    writes only its own parts: threads take chunks of levels): ``P_g = F_g S^-1[K_g, K_g]``
+    (flat, as ``F``; ``H^-1`` between block level ``g`` and the rest is ``-P_g``) and the
+    block levels' diagonal blocks ``H11[g] = D_g^-1 + P_g F_g'`` ``(G1, q1, q1)`` (on the
+    rest, ``H^-1 = S^-1``)."""
+    for g in range(g0, g1):
         n_g = kptr[g + 1] - kptr[g]
         base = kptr[g] * q1
         k0 = kptr[g]
+        for r in range(q1):
+            for s in range(q1):
+                H11[g, r, s] = Dinv[g, r, s]
         if n_g == 0:
             continue
+        for k in range(base, base + q1 * n_g):
+            P[k] = 0.0
         comp = layout[0][kpos[k0]]
         first = layout[1][comp]
         size = layout[2][comp]
@@ -296,10 +315,9 @@ def selected_inverse(
                 for c in range(n_g):
                     t += P[base + r * n_g + c] * F[base + s * n_g + c]
                 H11[g, r, s] += t
-    return P, H11
 
 
-@kernel
+@kernel(nogil=True)
 def row_leverages(
     c1: np.ndarray,
     pos: np.ndarray,
@@ -310,15 +328,18 @@ def row_leverages(
     P: np.ndarray,
     H11: np.ndarray,
     Sinv: np.ndarray,
-    v: np.ndarray,
     layout: tuple,
-) -> np.ndarray:
-    """``v_i = H^-1[J_i, J_i] a_i`` per row from the selected inverse, and ``h_i = a_i' v_i``."""
-    n, width = a.shape
+    v: np.ndarray,
+    h: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:
+    """For rows ``lo .. hi - 1``: ``v_i = H^-1[J_i, J_i] a_i`` from the selected inverse,
+    and ``h_i = a_i' v_i``."""
+    width = a.shape[1]
     off = H11.shape[0] * q1
     rest = width - q1
-    h = np.empty(n)
-    for i in range(n):
+    for i in range(lo, hi):
         g = c1[i]
         n_g = kptr[g + 1] - kptr[g]
         base = kptr[g] * q1
@@ -341,7 +362,6 @@ def row_leverages(
         for j in range(width):
             hh += a[i, j] * v[i, j]
         h[i] = hh
-    return h
 
 
 @kernel
