@@ -208,14 +208,17 @@ def schur(
         # contiguous F (no reduction: it vectorises), and only S's lower triangle is
         # written, which stays in the processor's cache for S of a few hundred rows
         # (4,000 x 50 crossed levels: 8 ms rather than 33 with the reduction over q1 inside)
+        # Unsigned indices (all >= 0: cbase >= first) spare numba's test for negative ones
+        # on each access (3 times faster)
         k0 = kptr[g]
+        uk0 = np.uint64(k0)
         for c1 in range(n_g):
-            row = cbase + (kpos[k0 + c1] - first) * size - first
+            row = np.uint64(cbase - first + (kpos[k0 + c1] - first) * size)
             for r in range(q1):
                 b = B[base + r * n_g + c1]
-                fr = base + r * n_g
-                for c2 in range(c1 + 1):
-                    S[row + kpos[k0 + c2]] -= b * F[fr + c2]
+                fr = np.uint64(base + r * n_g)
+                for c2 in range(np.uint64(c1 + 1)):
+                    S[row + np.uint64(kpos[uk0 + c2])] -= b * F[fr + c2]
     return True
 
 
@@ -299,17 +302,19 @@ def selected_inverse(
         # S^-1[K_g, K_g] read from its lower triangle only (K_g is sorted: c <= c2 is
         # kpos[c] <= kpos[c2]), each entry serving both P[c] and P[c2]: half the reads,
         # from half the memory (which then stays in cache)
+        # (unsigned indices, as in schur)
+        uk0 = np.uint64(k0)
         for c2 in range(n_g):
-            row = cbase + (kpos[k0 + c2] - first) * size - first
+            row = np.uint64(cbase - first + (kpos[k0 + c2] - first) * size)
             for r in range(q1):
-                fr = base + r * n_g
+                fr = np.uint64(base + r * n_g)
                 f = F[fr + c2]
                 acc = 0.0
-                for c in range(c2):
-                    sv = Sinv[row + kpos[k0 + c]]
+                for c in range(np.uint64(c2)):
+                    sv = Sinv[row + np.uint64(kpos[uk0 + c])]
                     P[fr + c] += f * sv
                     acc += F[fr + c] * sv
-                P[fr + c2] += acc + f * Sinv[row + kpos[k0 + c2]]
+                P[fr + c2] += acc + f * Sinv[row + np.uint64(kpos[k0 + c2])]
         for r in range(q1):
             for s in range(q1):
                 t = 0.0
