@@ -42,6 +42,18 @@ def cidx(p1: int, p2: int, layout: tuple) -> int:
     return comp_base[c] + (p1 - comp_first[c]) * comp_size[c] + (p2 - comp_first[c])
 
 
+@kernel(inline=True)
+def urow(p1: int, layout: tuple) -> np.uint64:
+    """``cidx(p1, p2, layout) = urow(p1, layout) + p2``, unsigned (numba tests every
+    signed index for a negative value: unsigned indices make the row kernels' and the
+    dense loops' gathers 1.5 to 3 times faster). Never negative: ``comp_base >=
+    comp_first``."""
+    rest_comp, comp_first, comp_size, comp_base = layout
+    c = rest_comp[p1]
+    first = comp_first[c]
+    return np.uint64(comp_base[c] - first + (p1 - first) * comp_size[c])
+
+
 @kernel(nogil=True)
 def row_terms(
     xb: np.ndarray,
@@ -60,12 +72,13 @@ def row_terms(
 ) -> float:
     """Linear predictors and the kernel's derivatives per row; returns the kernel's sum
     (``family`` is the family's token, :mod:`mixedglm.families.dispatch`)."""
+    uint = np.uint64  # unsigned indices: :func:`urow`
     n, width = a.shape
     total = 0.0
-    for i in range(n):
+    for i in range(uint(n)):
         e = xb[i]
-        for j in range(width):
-            e += a[i, j] * u[pos[i, j]]
+        for j in range(uint(width)):
+            e += a[i, j] * u[uint(pos[i, j])]
         eta[i] = e
         f0, f1, f2, f3 = eta_derivs(family, y[i], ntr[i], e, aux)
         l0[i] = f0
@@ -107,45 +120,47 @@ def assemble(
     thread's chunk of levels writes them in the shared arrays. The rest's part of the
     gradient (``grest``) and ``C`` are added to, which ``init`` first sets to ``-u`` and
     the identity (without it the caller's zeros: a thread's share)."""
-    width = a.shape[1]
+    uint = np.uint64  # unsigned indices: :func:`urow`
+    uq1 = uint(q1)
     off = D.shape[0] * q1
-    rest = width - q1
+    rest = uint(a.shape[1]) - uq1
     if init:
         for k in range(grest.shape[0]):
             grest[k] = -u[off + k]
         C[:] = 0.0
         for r in range(layout[0].shape[0]):
             C[cidx(r, r, layout)] = 1.0
-    for g in range(g0, g1):
-        n_g = kptr[g + 1] - kptr[g]
-        base = kptr[g] * q1
-        for r in range(q1):
-            grad[g * q1 + r] = -u[g * q1 + r]
-            for s in range(q1):
+    for g in range(uint(g0), uint(g1)):
+        n_g = uint(kptr[g + uint(1)] - kptr[g])
+        base = uint(kptr[g]) * uq1
+        for r in range(uq1):
+            grad[g * uq1 + r] = -u[g * uq1 + r]
+            for s in range(uq1):
                 D[g, r, s] = 1.0 if r == s else 0.0
-        for k in range(base, base + q1 * n_g):
+        for k in range(base, base + uq1 * n_g):
             B[k] = 0.0
-        for k in range(rptr[g], rptr[g + 1]):
-            i = order[k]
+        for k in range(uint(rptr[g]), uint(rptr[g + uint(1)])):
+            i = uint(order[k])
             wi = w[i]
             li = l1[i]
-            for r in range(q1):
+            for r in range(uq1):
                 air = a[i, r]
-                grad[g * q1 + r] += li * air
+                grad[g * uq1 + r] += li * air
                 ar = wi * air
-                for s in range(q1):
+                for s in range(uq1):
                     D[g, r, s] += ar * a[i, s]
                 for t in range(rest):
-                    B[base + r * n_g + loc[i, t]] += ar * a[i, q1 + t]
+                    B[base + r * n_g + uint(loc[i, t])] += ar * a[i, uq1 + t]
             for t in range(rest):
-                pt = pos[i, q1 + t] - off
-                ait = a[i, q1 + t]
-                grest[pt] += li * ait
+                pt = pos[i, uq1 + t] - off
+                ait = a[i, uq1 + t]
+                grest[uint(pt)] += li * ait
                 at = wi * ait
+                row = urow(pt, layout)
                 for t2 in range(rest):
-                    p2 = pos[i, q1 + t2] - off
+                    p2 = pos[i, uq1 + t2] - off
                     if p2 <= pt:  # the lower triangle: all the factorisation reads
-                        C[cidx(pt, p2, layout)] += at * a[i, q1 + t2]
+                        C[row + uint(p2)] += at * a[i, uq1 + t2]
 
 
 @kernel
@@ -341,29 +356,31 @@ def row_leverages(
     hi: int,
 ) -> None:
     """For rows ``lo .. hi - 1``: ``v_i = H^-1[J_i, J_i] a_i`` from the selected inverse,
-    and ``h_i = a_i' v_i``."""
-    width = a.shape[1]
+    and ``h_i = a_i' v_i`` (unsigned indices, :func:`urow`)."""
+    uint = np.uint64
+    width = uint(a.shape[1])
+    uq1 = uint(q1)
     off = H11.shape[0] * q1
-    rest = width - q1
-    for i in range(lo, hi):
-        g = c1[i]
-        n_g = kptr[g + 1] - kptr[g]
-        base = kptr[g] * q1
-        for r in range(q1):
+    rest = width - uq1
+    for i in range(uint(lo), uint(hi)):
+        g = uint(c1[i])
+        n_g = uint(kptr[g + uint(1)] - kptr[g])
+        base = uint(kptr[g]) * uq1
+        for r in range(uq1):
             t = 0.0
-            for s in range(q1):
+            for s in range(uq1):
                 t += H11[g, r, s] * a[i, s]
             for t2 in range(rest):
-                t -= P[base + r * n_g + loc[i, t2]] * a[i, q1 + t2]
+                t -= P[base + r * n_g + uint(loc[i, t2])] * a[i, uq1 + t2]
             v[i, r] = t
         for t1 in range(rest):
-            p1 = pos[i, q1 + t1] - off
+            row = urow(pos[i, uq1 + t1] - off, layout)
             t = 0.0
-            for s in range(q1):
-                t -= P[base + s * n_g + loc[i, t1]] * a[i, s]
+            for s in range(uq1):
+                t -= P[base + s * n_g + uint(loc[i, t1])] * a[i, s]
             for t2 in range(rest):
-                t += Sinv[cidx(p1, pos[i, q1 + t2] - off, layout)] * a[i, q1 + t2]
-            v[i, q1 + t1] = t
+                t += Sinv[row + uint(pos[i, uq1 + t2] - off)] * a[i, uq1 + t2]
+            v[i, uq1 + t1] = t
         hh = 0.0
         for j in range(width):
             hh += a[i, j] * v[i, j]
@@ -373,23 +390,25 @@ def row_leverages(
 @kernel
 def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
     """``A' c``."""
+    uint = np.uint64  # unsigned indices: :func:`urow`
     out = np.zeros(size)
     n, width = a.shape
-    for i in range(n):
-        for j in range(width):
-            out[pos[i, j]] += a[i, j] * c[i]
+    for i in range(uint(n)):
+        for j in range(uint(width)):
+            out[uint(pos[i, j])] += a[i, j] * c[i]
     return out
 
 
 @kernel
 def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``A s``."""
+    uint = np.uint64  # unsigned indices: :func:`urow`
     n, width = a.shape
     out = np.empty(n)
-    for i in range(n):
+    for i in range(uint(n)):
         t = 0.0
-        for j in range(width):
-            t += a[i, j] * s[pos[i, j]]
+        for j in range(uint(width)):
+            t += a[i, j] * s[uint(pos[i, j])]
         out[i] = t
     return out
 
@@ -423,28 +442,31 @@ def gradient_rows(
     ``(l'_i + c_i - w_i (A s)_i) da_i u + l'_i da_i s - w_i da_i v_i``; an auxiliary
     parameter gets ``l_a + h_i l_eea / 2 + (A s)_i l_ea``.
     """
+    uint = np.uint64  # unsigned indices: :func:`urow`
     n, p = X.shape
     n_theta = da.shape[0]
     width = pos.shape[1]
     n_aux = aux.shape[0]
     l_a, l_ea, l_eea, l_aa = aux_buffers(n_aux)
-    for i in range(n):
-        gt = top[i]
+    up = uint(p)
+    for i in range(uint(n)):
+        gt = uint(top[i])
         ci = 0.5 * h[i] * l3[i]
         de = l1[i] + ci - w[i] * As[i]
-        for r in range(p):
+        for r in range(up):
             out[gt, r] += de * X[i, r]
-        for t in range(n_theta):
+        for t in range(uint(n_theta)):
             du = 0.0
             ds = 0.0
             dv = 0.0
-            for j in range(width):
+            for j in range(uint(width)):
                 d = da[t, i, j]
                 if d != 0.0:
-                    du += d * u[pos[i, j]]
-                    ds += d * s[pos[i, j]]
+                    pj = uint(pos[i, j])
+                    du += d * u[pj]
+                    ds += d * s[pj]
                     dv += d * v[i, j]
-            out[gt, p + t] += de * du + l1[i] * ds - w[i] * dv
+            out[gt, up + t] += de * du + l1[i] * ds - w[i] * dv
         if n_aux > 0:
             aux_derivs(family, y[i], ntr[i], eta[i], aux, l_a, l_ea, l_eea, l_aa)
             for k in range(n_aux):
