@@ -1,6 +1,6 @@
 """The joint Laplace engine's kernels by chunks (threads) equal the kernels in one piece:
 the assembly by chunks of block levels (rows in the data's order or not), the selected
-inverse by chunks of levels, the leverages by chunks of rows."""
+inverse by chunks of levels, the leverages and the gradient's rows by chunks of rows."""
 
 from __future__ import annotations
 
@@ -62,12 +62,11 @@ def test_chunked_kernels_equal_one_piece(shuffle: bool):
     eng = _engine(_data(shuffle))
     st, a, _, _ = eng._at(PARAMS)
     fac = st["fac"]
-    one = RowChunks(eng.rptr, eng.m + eng.n_flat, eng._schur_cost)
-    many = RowChunks(eng.rptr, eng.m + eng.n_flat, eng._schur_cost)
+    one, many = (RowChunks(eng.rptr, eng.m + eng.n_flat, eng._schur_cost, 6) for _ in "12")
     for chunks, pieces in ((one, 1), (many, 3)):
         chunks.assembly = _split(eng.g1, pieces)
         chunks.levels = _split(eng.g1, pieces)
-        chunks.terms = _split(eng.y.shape[0], pieces)
+        chunks.terms = chunks.score = _split(eng.y.shape[0], pieces)
     q1, g1 = eng.q1, eng.g1
     args = (eng.pos, a, eng.loc, st["l1"], st["w"], st["u"], q1, eng.kptr, eng.rptr, eng.order)
     out = []
@@ -98,3 +97,11 @@ def test_chunked_kernels_equal_one_piece(shuffle: bool):
     v_1, v_m = np.full_like(a, np.nan), np.full_like(a, np.nan)
     np.testing.assert_array_equal(many.row_leverages(lev, v_m), one.row_leverages(lev, v_1))
     np.testing.assert_array_equal(v_m, v_1)
+    h = one.row_leverages(lev, v_1)
+    As = np.arange(a.shape[0]) / a.shape[0]  # any values: the same for both
+    rows = (st["eta"], eng.y, eng.trials, np.zeros(0), BERNOULLI.token, st["l1"], st["w"])
+    args = (eng.X, eng.pos, eng._da, *rows, st["l3"], h, As, v_1, st["u"], st["u"], eng.top)
+    score_1, score_m = np.zeros((1, eng.n_params)), np.zeros((1, eng.n_params))
+    one.gradient_rows(args, score_1)
+    many.gradient_rows(args, score_m)
+    np.testing.assert_allclose(score_m, score_1, rtol=1e-13, atol=1e-13)

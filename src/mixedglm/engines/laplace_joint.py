@@ -260,7 +260,8 @@ class JointLaplaceEngine(FactorParameters):
     def _row_chunks(self) -> RowChunks:
         if self._chunks is None:
             share = self.m + self.n_flat  # a further thread's copies in the assembly
-            self._chunks = RowChunks(self.rptr, share, self._schur_cost)
+            score = self.n_top * self.n_params
+            self._chunks = RowChunks(self.rptr, share, self._schur_cost, score)
         return self._chunks
 
     def _solve(self, fac: dict, rhs: np.ndarray) -> np.ndarray:
@@ -445,26 +446,9 @@ class JointLaplaceEngine(FactorParameters):
         s = self._solve(fac, kern.scatter_rows(self.pos, a, c, self.n_u))
         As = kern.gather_rows(self.pos, a, s)
         out = np.zeros((self.n_top, self.n_params))
-        kern.gradient_rows(
-            self.X,
-            self.pos,
-            self._da,
-            st["eta"],
-            self.y,
-            self.trials,
-            aux,
-            self.family.token,
-            st["l1"],
-            st["w"],
-            st["l3"],
-            h,
-            As,
-            v,
-            st["u"],
-            s,
-            self.top,
-            out,
-        )
+        rows = (st["eta"], self.y, self.trials, aux, self.family.token, st["l1"], st["w"])
+        args = (self.X, self.pos, self._da, *rows, st["l3"], h, As, v, st["u"], s, self.top)
+        chunks.gradient_rows(args, out)
         return st, out
 
     def gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:

@@ -413,7 +413,7 @@ def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
-@kernel
+@kernel(nogil=True)
 def gradient_rows(
     X: np.ndarray,
     pos: np.ndarray,
@@ -433,9 +433,11 @@ def gradient_rows(
     s: np.ndarray,
     top: np.ndarray,
     out: np.ndarray,
+    lo: int,
+    hi: int,
 ) -> None:
-    """Each row's part of the gradient of the Laplace log-likelihood, added to its top
-    cluster's row of ``out`` ``(G, p + T + n_aux)``.
+    """Each row's (``lo .. hi - 1``) part of the gradient of the Laplace log-likelihood,
+    added to its top cluster's row of ``out`` ``(G, p + T + n_aux)``.
 
     With ``c_i = h_i l'''_i / 2`` and ``s = H^-1 A' c``: beta gets ``(l'_i + c_i - w_i
     (A s)_i) x_i``; theta_t (``da[t]`` = the row of ``dA/dtheta_t``) gets
@@ -443,13 +445,13 @@ def gradient_rows(
     parameter gets ``l_a + h_i l_eea / 2 + (A s)_i l_ea``.
     """
     uint = np.uint64  # unsigned indices: :func:`urow`
-    n, p = X.shape
+    p = X.shape[1]
     n_theta = da.shape[0]
     width = pos.shape[1]
     n_aux = aux.shape[0]
     l_a, l_ea, l_eea, l_aa = aux_buffers(n_aux)
     up = uint(p)
-    for i in range(uint(n)):
+    for i in range(uint(lo), uint(hi)):
         gt = uint(top[i])
         ci = 0.5 * h[i] * l3[i]
         de = l1[i] + ci - w[i] * As[i]

@@ -24,10 +24,13 @@ class RowChunks:
     """How the row kernels of ``n`` rows, and the per-level kernels, share the threads,
     decided once."""
 
-    def __init__(self, rptr: np.ndarray, share_size: int, level_cost: np.ndarray) -> None:
+    def __init__(
+        self, rptr: np.ndarray, share_size: int, level_cost: np.ndarray, score_size: int
+    ) -> None:
         """``rptr``: the block levels' rows (``rptr[g] .. rptr[g + 1] - 1`` in the order
         by level); ``share_size``: the entries of the assembly's arrays a thread adds to
-        its own copy of; ``level_cost``: each block level's work in the selected inverse."""
+        its own copy of; ``level_cost``: each block level's work in the selected inverse;
+        ``score_size``: the entries of the gradient's per-cluster array (a copy each)."""
         n, g1 = int(rptr[-1]), rptr.size - 1
         one = np.array([0, n], dtype=np.int64)
         all_levels = np.array([0, g1], dtype=np.int64)
@@ -37,6 +40,8 @@ class RowChunks:
         k = n_threads() if threaded and (n_threads() - 1) * share_size <= n else 1
         rows = np.diff(rptr).astype(np.float64) + 1.0
         self.assembly = cost_chunks(rows, per_thread=1) if k > 1 else all_levels
+        k = n_threads() if threaded and (n_threads() - 1) * score_size <= n else 1
+        self.score = np.linspace(0, n, k + 1).astype(np.int64) if k > 1 else one
         self.levels = cost_chunks(level_cost) if use_threads(level_cost) else all_levels
 
     def row_terms(
@@ -100,3 +105,16 @@ class RowChunks:
 
         run_chunks(run, self.terms)
         return h
+
+    def gradient_rows(self, args: tuple, out: np.ndarray) -> None:
+        """:func:`~mixedglm.engines.laplace_kernels.gradient_rows` added into ``out`` by
+        one chunk of rows per thread, each further thread into its own zeroed copy
+        (``args``: its arguments before ``out``)."""
+        shares = [out] + [np.zeros_like(out) for _ in range(self.score.size - 2)]
+
+        def run(lo: int, hi: int, slot: int) -> None:
+            kern.gradient_rows(*args, shares[slot], lo, hi)
+
+        run_chunks(run, self.score)
+        for share in shares[1:]:
+            out += share
