@@ -440,8 +440,8 @@ class JointLaplaceEngine(FactorParameters):
         P, H11 = chunks.selected_inverse(
             self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
         )
-        args = (self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, self.layout)
-        h = chunks.row_leverages(args, v)
+        lev = (self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, self.layout)
+        h = chunks.row_leverages(lev, v)
         c = 0.5 * h * st["l3"]
         s = self._solve(fac, kern.scatter_rows(self.pos, a, c, self.n_u))
         As = kern.gather_rows(self.pos, a, s)
