@@ -17,7 +17,11 @@ The dense loops (Schur complement, Cholesky factor, inverse, selected inverse) r
 innermost loop along contiguous memory without a reduction, which vectorises without
 fastmath, and the Schur complement and selected inverse touch only the lower triangle of
 ``S`` (for a 400 x 400 block it then stays in the processor's cache): together about 3
-times faster than dot-product loops (the crossed benchmark, ``docs/performance.md``).
+times faster than dot-product loops (the crossed benchmark, ``docs/performance.md``). The
+Cholesky factor and inverse here serve the small blocks; large ones go to LAPACK
+(:mod:`mixedglm.engines.laplace_dense`). The gathering loops and the row kernels index with
+unsigned integers (:func:`urow`): numba tests every signed index for a negative value,
+which made them 1.5 to 3 times slower.
 """
 
 from __future__ import annotations
