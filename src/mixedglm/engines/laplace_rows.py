@@ -3,7 +3,8 @@ thread pool (:mod:`mixedglm.engines.parallel`): each PIRLS iteration's rows' der
 (``row_terms``) and the assembly of ``H``'s blocks from them (``assemble``), the two
 passes over all rows that took two thirds of a nested model's Laplace fit on one thread;
 and the gradient's selected inverse (by chunks of block levels, each writing its own
-blocks) and rows' leverages.
+blocks), rows' leverages (by chunks of rows) and rows' terms (by one chunk of rows per
+thread, each further thread into its own copy of the per-cluster score).
 
 The rows' terms are independent: chunks of rows write their own rows and return their sums.
 The assembly goes by chunks of block levels, one per thread: each writes its levels'
