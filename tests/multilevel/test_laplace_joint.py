@@ -302,9 +302,11 @@ def test_blockwise_factorisation_equals_dense_linear_algebra():
     assert logdet == pytest.approx(np.linalg.slogdet(H)[1], rel=1e-12)
     sinv = engine._sinv(fac)
     np.testing.assert_allclose(sinv.reshape(7, 7), hinv[n1:, n1:], rtol=1e-10)
-    P, H11 = kern.selected_inverse(
-        engine.q1, engine.kptr, engine.kpos, fac["Dinv"], fac["F"], sinv, engine.layout
-    )
+    P, H11 = np.empty(fac["F"].shape[0]), np.empty_like(fac["Dinv"])
+    kern.selected_inverse(
+        engine.q1, engine.kptr, engine.kpos, fac["Dinv"], fac["F"], sinv, engine.layout,
+        P, H11, 0, engine.g1,
+    )  # fmt: skip
     for g in range(engine.g1):
         rows = slice(g * 2, g * 2 + 2)
         np.testing.assert_allclose(H11[g], hinv[rows, rows], rtol=1e-10)

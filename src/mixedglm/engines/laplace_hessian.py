@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mixedglm.blas_threads import one_blas_thread
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.optim import Evaluation
 
@@ -114,7 +115,8 @@ def predicted_modes(
     ignored, as in :func:`mode_derivative`)."""
     d = np.asarray(params, dtype=float) - params0
     nb, nt = engine.n_beta, engine.n_theta
-    moved = engine.X @ d[:nb]  # the change of eta at fixed u
+    with one_blas_thread():  # see JointLaplaceEngine._pirls_at
+        moved = engine.X @ d[:nb]  # the change of eta at fixed u
     rhs = np.zeros(engine.n_u)
     if nt and np.any(d[nb : nb + nt]):
         da = engine._row_values(d[nb : nb + nt])  # A is linear in theta
@@ -165,7 +167,8 @@ def profiled_hessian(engine: JointLaplaceEngine, params: np.ndarray) -> np.ndarr
         lhs[:, r] -= kern.scatter_rows(engine.pos, a, w * jac[:, r], engine.n_u)
     sol = np.column_stack([engine._solve(st["fac"], lhs[:, r]) for r in range(k)])
     hess = np.zeros((engine.n_params, engine.n_params))
-    hess[:k, :k] = lhs.T @ sol - (jac.T * w) @ jac
+    with one_blas_thread():
+        hess[:k, :k] = lhs.T @ sol - (jac.T * w) @ jac
     if engine.n_params > k:
         fd = fd_hessian(engine, params, np.arange(k, engine.n_params))
         hess[:, k:] = fd[:, k:]

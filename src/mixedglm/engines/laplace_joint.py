@@ -18,7 +18,8 @@ effects (the *block factor*: subjects, or the innermost level of a nested model)
 block-diagonal ``D``, all other factors together a dense Schur complement
 ``S = C - B' D^-1 B``, dense within each connected component of the other factors (one
 small block per top cluster of a nested model, one block for crossed factors), factorised
-and inverted by numba loops without BLAS threads (:mod:`mixedglm.engines.laplace_kernels`).
+and inverted by numba loops (:mod:`mixedglm.engines.laplace_kernels`), large blocks by
+LAPACK on one BLAS thread (:mod:`mixedglm.engines.laplace_dense`).
 Its size is the number of random effects of the other factors, so the engine suits designs
 where those have up to a few thousand levels.
 
@@ -38,11 +39,12 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from mixedglm.blas_threads import one_blas_thread
 from mixedglm.design.multilevel import MultilevelDesign
-from mixedglm.engines import laplace_hessian
+from mixedglm.engines import laplace_dense, laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
-from mixedglm.engines.laplace_pattern import build_pattern
+from mixedglm.engines.laplace_pattern import build_pattern, rows_by_level
 from mixedglm.engines.laplace_rows import RowChunks
 from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
 from mixedglm.errors import MixedGLMError
@@ -111,6 +113,7 @@ class JointLaplaceEngine(FactorParameters):
             offset_k += f.n_levels * f.q
         self.pos = pos
         self.c1 = fb.codes.astype(np.int64)
+        self.rptr, self.order = rows_by_level(self.c1, self.g1)  # the assembly's rows
         self._build_pattern()
         n_g = np.diff(self.kptr).astype(np.float64)
         self._schur_cost = self.q1 * (n_g * (n_g + 1) / 2 + n_g + 1.0)
@@ -203,15 +206,15 @@ class JointLaplaceEngine(FactorParameters):
         B = np.empty(self.kpos.shape[0] * q1)
         C = np.empty(self.n_flat)
         lay = self.layout
-        args = (self.c1, self.pos, a, self.loc, l1, w, u, q1, self.kptr)
-        self._row_chunks().assemble(args, (grad, D, B, C), lay)
+        args = (self.pos, a, self.loc, l1, w, u, q1, self.kptr, self.rptr, self.order)
+        self._row_chunks().assemble(args, grad, (D, B, C), lay)
         Dinv = np.empty_like(D)
         F = np.empty_like(B)
         logdet_d = np.empty(g1)
         if not self._schur(D, B, Dinv, F, C, logdet_d):
             raise _NotFinite
         logdet_s = np.empty(m)
-        if not kern.block_cholesky(C, lay, logdet_s):
+        if not laplace_dense.block_cholesky(C, lay, logdet_s):
             raise _NotFinite
         return {
             "grad": grad,
@@ -256,8 +259,9 @@ class JointLaplaceEngine(FactorParameters):
 
     def _row_chunks(self) -> RowChunks:
         if self._chunks is None:
-            share = self.n_u + self.g1 * self.q1 * self.q1 + self.kpos.size * self.q1
-            self._chunks = RowChunks(self.y.shape[0], share + self.n_flat)
+            share = self.m + self.n_flat  # a further thread's copies in the assembly
+            score = self.n_top * self.n_params
+            self._chunks = RowChunks(self.rptr, share, self._schur_cost, score)
         return self._chunks
 
     def _solve(self, fac: dict, rhs: np.ndarray) -> np.ndarray:
@@ -387,7 +391,8 @@ class JointLaplaceEngine(FactorParameters):
     ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
         beta, theta, aux = self.split(np.asarray(params, dtype=float))
         aux = np.ascontiguousarray(aux, dtype=float)
-        xb = self.X @ beta + self.offset
+        with one_blas_thread():  # OpenBLAS's threads: 0.4 ms, or 8 under load (spinning)
+            xb = self.X @ beta + self.offset
         a = self._row_values(theta)
         try:
             st = self._pirls(xb, a, aux, guess)
@@ -405,7 +410,7 @@ class JointLaplaceEngine(FactorParameters):
 
     def _sinv(self, fac: dict) -> np.ndarray:
         """``S^-1`` on the component blocks (flat)."""
-        return kern.block_inverse(fac["chol"], self.layout)
+        return laplace_dense.block_inverse(fac["chol"], self.layout)
 
     def loglik(self, params: np.ndarray) -> float:
         """The Laplace log-likelihood (``-inf`` where the modes cannot be found)."""
@@ -431,36 +436,19 @@ class JointLaplaceEngine(FactorParameters):
         fac = st["fac"]
         sinv = self._sinv(fac)
         v = np.empty_like(a)
-        P, H11 = kern.selected_inverse(
+        chunks = self._row_chunks()
+        P, H11 = chunks.selected_inverse(
             self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
         )
-        h = kern.row_leverages(
-            self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, v, self.layout
-        )
+        lev = (self.c1, self.pos, a, self.loc, self.q1, self.kptr, P, H11, sinv, self.layout)
+        h = chunks.row_leverages(lev, v)
         c = 0.5 * h * st["l3"]
         s = self._solve(fac, kern.scatter_rows(self.pos, a, c, self.n_u))
         As = kern.gather_rows(self.pos, a, s)
         out = np.zeros((self.n_top, self.n_params))
-        kern.gradient_rows(
-            self.X,
-            self.pos,
-            self._da,
-            st["eta"],
-            self.y,
-            self.trials,
-            aux,
-            self.family.token,
-            st["l1"],
-            st["w"],
-            st["l3"],
-            h,
-            As,
-            v,
-            st["u"],
-            s,
-            self.top,
-            out,
-        )
+        rows = (st["eta"], self.y, self.trials, aux, self.family.token, st["l1"], st["w"])
+        args = (self.X, self.pos, self._da, *rows, st["l3"], h, As, v, st["u"], s, self.top)
+        chunks.gradient_rows(args, out)
         return st, out
 
     def gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -548,7 +536,7 @@ class JointLaplaceEngine(FactorParameters):
         start = n1
         for k, f in enumerate(self.design.factors):
             if k == self.block:
-                _, H11 = kern.selected_inverse(
+                _, H11 = self._row_chunks().selected_inverse(
                     self.q1, self.kptr, self.kpos, fac["Dinv"], fac["F"], sinv, self.layout
                 )
                 mean = u[:n1].reshape(f.n_levels, f.q)

@@ -67,3 +67,13 @@ def build_pattern(pos: np.ndarray, c1: np.ndarray, g1: int, q1: int, m: int) -> 
     pos[:, q1:] = off + rest_perm[pos[:, q1:] - off]
     kptr, kpos, loc = _levels_meet(pos, c1, g1, q1, m)
     return Pattern(pos, rest_perm, kptr, kpos, loc, comp[order].astype(np.int64))
+
+
+def rows_by_level(c1: np.ndarray, g1: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rptr``, ``order``: block level ``g``'s rows are ``order[rptr[g]:rptr[g + 1]]``, in
+    their order in the data (the identity where the rows are sorted by level)."""
+    counts = np.bincount(c1, minlength=g1)
+    rptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if c1.size and np.all(c1[1:] >= c1[:-1]):
+        return rptr, np.arange(c1.size, dtype=np.int64)
+    return rptr, np.argsort(c1, kind="stable").astype(np.int64)
