@@ -24,7 +24,7 @@ from typing import Any
 
 import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS before the libraries are listed)
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a nested use in one thread must not deadlock
 _PREFIXES = ("scipy_openblas", "openblas")
 _SUFFIXES = ("64_", "")
 

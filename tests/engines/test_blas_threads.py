@@ -34,3 +34,10 @@ def test_a_factor_under_one_thread_equals_the_default():
     with one_blas_thread():
         lower = scipy.linalg.cholesky(s, lower=True)
     np.testing.assert_allclose(lower, np.linalg.cholesky(s), rtol=1e-12, atol=1e-12)
+
+
+def test_nested_use_in_one_thread_does_not_deadlock():
+    before = [get() for get, _ in controls()]
+    with one_blas_thread(), one_blas_thread():  # a plain lock would wait here forever
+        assert all(get() == 1 for get, _ in controls())
+    assert [get() for get, _ in controls()] == before
