@@ -15,18 +15,18 @@ provably the same program, all of these holding:
 * the block assigning it dominates every block that reads it, does not read it before the
   assignment, and is lowered first (numba lowers blocks in label order), so the value is
   defined wherever it is read;
-* numba releases it (an ``ir.Del``: a reference-count decrement for arrays) in exactly one
-  block, after the assignment, reached on every path from the assignment before the function
-  ends, the assignment runs again or control leaves the blocks it dominates, and that block
-  lies in no loop without the assignment (so the release runs once per assignment). numba's
-  slots are zeroed after a release, which makes repeated releases harmless; values are not,
-  so any variable with a release elsewhere keeps its slot.
+* numba releases it (an ``ir.Del``: a reference-count decrement for arrays) only in blocks
+  the assignment dominates, lowered after it, none in a loop without the assignment, and
+  every path from the assignment meets exactly one of them before the function ends, the
+  assignment runs again or control leaves the blocks it dominates: one release per
+  assignment. numba's slots are zeroed after a release, which makes repeated releases
+  harmless; values are not, so every other variable keeps its slot.
 
 Only functions of this package, outside generators, parallel (``prange``) and debug builds,
 are affected; other numba users in the process compile as before. The patch applies only
 when numba's lowering has the methods and fields it was written for (numba 0.68); otherwise
 numba is left alone and everything works, compiling more slowly. Measured (numba 0.68.1,
-empty cache, the nested test logit): 58 s of CPU before, 40 s after; estimates, SEs and
+empty cache, the nested test logit): 58 s of CPU before, 38 to 40 s after; estimates, SEs and
 log-likelihoods equal to all printed digits; the one-factor kernels compile as before.
 """
 
@@ -84,25 +84,51 @@ class _Flow:
         ia, ib = self.intervals.get(a), self.intervals.get(b)
         return ia is not None and ib is not None and ia[0] <= ib[0] and ib[1] <= ia[1]
 
-    def released_on_every_path(self, d: int, u: int) -> bool:
-        """Every path from block ``d`` meets ``u`` before it ends, comes back to ``d`` or
-        leaves the blocks ``d`` dominates."""
-        seen = {d}
-        todo = [d]
+    def _ends(self, d: int, node: int, stop: set[int]) -> bool:
+        """Whether a path from ``node`` (in the blocks ``d`` dominates) ends (the function
+        returns or raises, comes back to ``d`` or leaves those blocks) without meeting a
+        block of ``stop``."""
+        seen = {node}
+        todo = [node]
         while todo:
-            node = todo.pop()
-            succs = self.succs[node]
+            here = todo.pop()
+            succs = self.succs[here]
             if not succs:
-                return False  # the function ends (a return or a raise) without the release
+                return True
             for nxt in succs:
-                if nxt == u:
+                if nxt in stop:
                     continue
                 if nxt == d or not self.dominates(d, nxt):
-                    return False
+                    return True
                 if nxt not in seen:
                     seen.add(nxt)
                     todo.append(nxt)
+        return False
+
+    def released_once(self, d: int, dels: set[int]) -> bool:
+        """Every path from block ``d`` meets exactly one block of ``dels`` before it ends,
+        comes back to ``d`` or leaves the blocks ``d`` dominates (all of ``dels`` lie
+        there)."""
+        if self._ends(d, d, dels):
+            return False  # a path without a release
+        for u in dels:  # from one release, no path to another one (or the same)
+            if self._meets(d, u, dels):
+                return False
         return True
+
+    def _meets(self, d: int, u: int, dels: set[int]) -> bool:
+        seen = {u}
+        todo = [u]
+        while todo:
+            here = todo.pop()
+            for nxt in self.succs[here]:
+                if nxt in dels:
+                    return True
+                if nxt == d or not self.dominates(d, nxt) or nxt in seen:
+                    continue
+                seen.add(nxt)
+                todo.append(nxt)
+        return False
 
 
 def kept_as_values(blocks: dict[int, ir.Block], skip: Iterable[str]) -> set[str]:
@@ -124,19 +150,19 @@ def kept_as_values(blocks: dict[int, ir.Block], skip: Iterable[str]) -> set[str]
     flow: _Flow | None = None
     out: set[str] = set()
     for name, labels in assigned.items():
-        dels = released.get(name, [])
-        if len(labels) != 1 or name in skip or len(dels) != 1:
+        dels = set(released.get(name, ()))
+        if len(labels) != 1 or name in skip or not dels:
             continue
-        d, u = labels[0], dels[0]
+        d = labels[0]
         reads = read_in.get(name, set())
-        if not reads or u <= d or d in reads or any(r <= d for r in reads):
+        if not reads or d in reads or any(b <= d for b in reads | dels):
             continue  # block-local (numba's own case), read before assigned, or lowered first
         flow = flow or _Flow(blocks)
-        if not all(flow.dominates(d, r) for r in reads) or not flow.dominates(d, u):
+        if not all(flow.dominates(d, b) for b in reads | dels):
             continue
-        if not flow.loops[u] <= flow.loops[d]:
-            continue  # the release would run again without the assignment
-        if flow.released_on_every_path(d, u):
+        if any(not flow.loops[u] <= flow.loops[d] for u in dels):
+            continue  # a release would run again without the assignment
+        if flow.released_once(d, dels):
             out.add(name)
     return out
 

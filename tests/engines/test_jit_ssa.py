@@ -63,6 +63,15 @@ def _across(x):
     return y.sum() * z
 
 
+def _two_releases(x, flag):
+    y = x * 2.0  # released in each branch: every path meets one release, so kept too
+    if flag:
+        s = y.sum()
+    else:
+        s = y[0] + 1.0
+    return s
+
+
 def _inlined(x):
     p = _Pair(x.copy(), x + 1.0)
     acc = 0.0
@@ -78,7 +87,8 @@ def _inlined(x):
 CASES = [(_branches, (np.arange(10.0), True)), (_branches, (np.arange(10.0), False)),
          (_early_exit, (np.arange(6.0), 12.0)), (_early_exit, (np.arange(6.0), 1e9)),
          (_inlined, (np.linspace(0.0, 1.0, 4),)), (_across, (np.arange(3.0),)),
-         (_across, (-np.arange(3.0),))]  # fmt: skip
+         (_across, (-np.arange(3.0),)), (_two_releases, (np.arange(3.0), True)),
+         (_two_releases, (np.arange(3.0), False))]  # fmt: skip
 
 
 @pytest.fixture
@@ -126,6 +136,12 @@ def test_kernels_compute_as_python_and_release_every_array_once(kept, fn, args):
 def test_a_variable_read_across_blocks_is_kept_as_a_value(kept):
     x = np.arange(1.0, 4.0)
     assert numba.njit(_across)(x) == _across(x) == 12.0
+    assert any(name == "y" or name.startswith("y.") for name in kept["all"]), kept
+
+
+def test_a_variable_released_in_each_branch_is_kept_as_a_value(kept):
+    x = np.arange(1.0, 4.0)
+    assert numba.njit(_two_releases)(x, False) == _two_releases(x, False) == 3.0
     assert any(name == "y" or name.startswith("y.") for name in kept["all"]), kept
 
 
