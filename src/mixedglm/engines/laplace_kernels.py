@@ -21,7 +21,8 @@ times faster than dot-product loops (the crossed benchmark, ``docs/performance.m
 Cholesky factor and inverse here serve the small blocks; large ones go to LAPACK
 (:mod:`mixedglm.engines.laplace_dense`). The gathering loops and the row kernels index with
 unsigned integers (:func:`urow`): numba tests every signed index for a negative value,
-which made them 1.5 to 3 times slower.
+which made them 1.5 to 3 times slower. The kernels release the GIL: the differenced
+Hessians' gradients run two at a time (:mod:`mixedglm.engines.laplace_hessian`).
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def schur(
     return True
 
 
-@kernel
+@kernel(nogil=True)
 def reduce_rhs(
     rhs1: np.ndarray, rhs2: np.ndarray, F: np.ndarray, kptr: np.ndarray, kpos: np.ndarray, q1: int
 ) -> np.ndarray:
@@ -259,7 +260,7 @@ def reduce_rhs(
     return out
 
 
-@kernel
+@kernel(nogil=True)
 def back_substitute(
     rhs1: np.ndarray,
     x2: np.ndarray,
@@ -391,7 +392,7 @@ def row_leverages(
         h[i] = hh
 
 
-@kernel
+@kernel(nogil=True)
 def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
     """``A' c``."""
     uint = np.uint64  # unsigned indices: :func:`urow`
@@ -403,7 +404,7 @@ def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np
     return out
 
 
-@kernel
+@kernel(nogil=True)
 def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``A s``."""
     uint = np.uint64  # unsigned indices: :func:`urow`
@@ -479,7 +480,7 @@ def gradient_rows(
                 out[gt, p + n_theta + k] += l_a[k] + 0.5 * h[i] * l_eea[k] + As[i] * l_ea[k]
 
 
-@kernel
+@kernel(nogil=True)
 def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray, big: int) -> bool:
     """Cholesky factor of each component block smaller than ``big`` in place (lower
     triangle, row-major); ``logdet[p]`` = ``2 log L_pp``. False when a block is not positive
@@ -514,7 +515,7 @@ def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray, big: int) -
     return True
 
 
-@kernel
+@kernel(nogil=True)
 def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
     """``S^-1 rhs`` from the blocks' Cholesky factors."""
     _, comp_first, comp_size, comp_base = layout
@@ -537,7 +538,7 @@ def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
     return x
 
 
-@kernel
+@kernel(nogil=True)
 def block_inverse(L: np.ndarray, layout: tuple, big: int) -> np.ndarray:
     """``S^-1`` on the component blocks smaller than ``big`` from their Cholesky factors
     (same layout, both triangles; the larger blocks left zero, for LAPACK). ``M = L^-1`` by
@@ -573,7 +574,7 @@ def block_inverse(L: np.ndarray, layout: tuple, big: int) -> np.ndarray:
     return out
 
 
-@kernel
+@kernel(nogil=True)
 def mirror_lower(S: np.ndarray, base: int, n: int) -> None:
     """Copy the lower triangle of the row-major ``n x n`` block at ``S[base:]`` to its
     upper triangle."""
