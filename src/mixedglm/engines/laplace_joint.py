@@ -380,6 +380,18 @@ class JointLaplaceEngine(FactorParameters):
             out[idx] = u[idx] @ np.linalg.solve(new, old).T
         return out
 
+    def remembered(self) -> tuple | None:
+        """The last PIRLS state (for :meth:`recall`): the start grid keeps its nodes'."""
+        return self._last_at
+
+    def recall(self, state: tuple | None) -> None:
+        """Back to a state of :meth:`remembered` (its modes; an evaluation at its
+        parameters then costs nothing): the EM step from the grid's best node, found
+        before the next node, cost a factorisation more."""
+        self._last_at = state
+        if state is not None and state[1][0]:
+            self.u = state[1][0]["u"]
+
     def forget(self) -> None:
         """Zero modes, no remembered results, the threads decided again: the next
         evaluation starts afresh."""

@@ -175,11 +175,13 @@ def _start(
     # best along the ray found as by all four where it rises then falls: on the crossed
     # benchmark two nodes instead of four), then an EM step from the best (laplace_start)
     crossed = isinstance(engine, JointLaplaceEngine) and not design.nested
-    lls, modes = {}, {}
+    lls, modes, states = {}, {}, {}
     for node in sorted(range(len(factors)), key=lambda k: -factors[k] if crossed else factors[k]):
         lls[node] = engine.loglik(candidates[node])
         u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
         modes[node] = u.copy() if isinstance(u, np.ndarray) else u
+        if crossed:
+            states[node] = engine.remembered()
         if crossed and any(lls[node] < ll for ll in lls.values() if np.isfinite(ll)):
             break
     best = None
@@ -194,7 +196,9 @@ def _start(
         raise MixedGLMError("the log likelihood is not finite at any starting value")
     engine.u = modes[best]
     if crossed:  # the EM step kept where its log likelihood is higher (then Newton's first
-        # evaluation costs nothing: the engine remembers it)
+        # evaluation costs nothing: the engine remembers it); the best node's PIRLS state
+        # recalled: its posterior costs no factorisation
+        engine.recall(states[best])
         refined = em_step(engine, candidates[best])
         ll = engine.loglik(refined)
         if log:
@@ -202,6 +206,7 @@ def _start(
         if np.isfinite(ll) and ll > lls[best]:
             return refined
         engine.u = modes[best]
+        engine.recall(states[best])
     return candidates[best]
 
 
