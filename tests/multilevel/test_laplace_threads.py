@@ -1,7 +1,6 @@
 """The joint Laplace engine's kernels by chunks (threads) equal the kernels in one piece:
 the assembly by chunks of block levels (rows in the data's order or not), the selected
-inverse by chunks of levels, the leverages and the gradient's rows by chunks of rows; the
-differenced Hessians' gradients on the pool equal them one after another."""
+inverse by chunks of levels, the leverages and the gradient's rows by chunks of rows."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import pandas as pd
 import pytest
 
 from mixedglm.design.multilevel import build_multilevel_design
-from mixedglm.engines import laplace_hessian, parallel
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
 from mixedglm.engines.laplace_pattern import rows_by_level
 from mixedglm.engines.laplace_rows import RowChunks
@@ -107,42 +105,3 @@ def test_chunked_kernels_equal_one_piece(shuffle: bool):
     one.gradient_rows(args, score_1)
     many.gradient_rows(args, score_m)
     np.testing.assert_allclose(score_m, score_1, rtol=1e-13, atol=1e-13)
-
-
-def test_threaded_differences_equal_serial(monkeypatch: pytest.MonkeyPatch):
-    """The differenced Hessians' gradients on the pool, each on its own copy of the
-    engine, give the serial Hessians bit for bit and leave the engine at the centre."""
-    monkeypatch.setattr(laplace_hessian, "MIN_THREADED_ROWS", 0)
-    monkeypatch.setattr(parallel, "n_threads", lambda: 2)
-    eng = _engine(_data(False))
-    out = {}
-    for threaded in (False, True):
-        eng.forget()
-        eng.threaded_differences = threaded
-        ll, grad = eng.gradient(PARAMS)
-        central = eng.exact_hessian(PARAMS)
-        forward = eng.fd_hessian(PARAMS, np.array([1, 3]))
-        assert eng._at(PARAMS)[0]["u"] is eng.u  # back at the centre's modes
-        ll2, grad2 = eng.gradient(PARAMS)  # the centre's gradient remembered
-        assert ll2 == ll
-        np.testing.assert_array_equal(grad2, grad)
-        out[threaded] = (central, forward)
-    np.testing.assert_array_equal(out[True][0], out[False][0])
-    np.testing.assert_array_equal(out[True][1], out[False][1])
-    assert np.all(out[True][1][:, [0, 2, 4, 5]] == 0.0)
-
-
-def test_run_tasks_inline_chunks():
-    """A task's chunks run in order in its own thread; nested tasks run serially."""
-    seen: list[tuple[int, int]] = []
-
-    def task(k: int) -> list[int]:
-        order: list[int] = []
-        parallel.run_chunks(lambda lo, hi, slot: order.append(slot), np.arange(5))
-        inner = parallel.run_tasks(lambda j: j * k, [1, 2])
-        seen.append((k, len(inner)))
-        return order + inner
-
-    out = parallel.run_tasks(task, [1, 2, 3])
-    assert out == [[0, 1, 2, 3, 1, 2], [0, 1, 2, 3, 2, 4], [0, 1, 2, 3, 3, 6]]
-    assert sorted(seen) == [(1, 2), (2, 2), (3, 2)]

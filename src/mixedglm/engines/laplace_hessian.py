@@ -14,22 +14,16 @@ covariate the convergence recheck on them (:func:`mixedglm.models.multilevel._re
 took 100 more Newton steps, and the in-memory and Dask fits' standard errors differed by
 1.6e-7 at 1e-7. Newton's steps (nested factors) use forward differences at
 :data:`NEWTON_STEP`.
-
-The moved points' gradients are independent: they run two at a time on the thread pool
-(:func:`moved_gradients`), each on its own copy of the engine's modes and remembered
-results, with the same numbers as one after another.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mixedglm.blas_threads import one_blas_thread
 from mixedglm.engines import laplace_kernels as kern
-from mixedglm.engines.parallel import run_tasks
 from mixedglm.optim import Evaluation
 
 if TYPE_CHECKING:
@@ -37,7 +31,6 @@ if TYPE_CHECKING:
 
 COVARIANCE_STEP = 1e-6  # relative to max(1, |param|)
 NEWTON_STEP = 1e-4  # Newton's differenced Hessians
-MIN_THREADED_ROWS = 20_000  # fewer rows: a differenced Hessian's gradients on one thread
 
 
 def fd_hessian(
@@ -77,45 +70,23 @@ def _differences(
     grad0 = None if central else engine.gradient(params)[1]
     remembered = engine._last_gradient
     rel = engine.fd_step if step is None else step
-    cols = list(range(k) if columns is None else columns)
-    steps = [rel * max(1.0, abs(params[r])) for r in cols]
-    points = []  # each moved point and the modes PIRLS starts from there
-    for r, h in zip(cols, steps, strict=True):
+    for r in range(k) if columns is None else columns:
+        h = rel * max(1.0, abs(params[r]))
+        up = params.copy()
+        up[r] += h
         move = mode_derivative(engine, base, r)
-        for sign in (1.0, -1.0) if central else (1.0,):
-            moved = params.copy()
-            moved[r] += sign * h
-            points.append((moved, start + sign * h * move))
-    grads = moved_gradients(engine, points)
-    for j, (r, h) in enumerate(zip(cols, steps, strict=True)):
+        engine.u = start + h * move
+        g_up = engine.gradient(up)[1]
         if grad0 is not None:
-            hess[:, r] = (grads[j] - grad0) / h
-        else:
-            hess[:, r] = (grads[2 * j] - grads[2 * j + 1]) / (2.0 * h)
+            hess[:, r] = (g_up - grad0) / h
+            continue
+        down = params.copy()
+        down[r] -= h
+        engine.u = start - h * move
+        hess[:, r] = (g_up - engine.gradient(down)[1]) / (2.0 * h)
     engine._restore(params, centre)
     engine._last_gradient = remembered
     return hess
-
-
-def moved_gradients(
-    engine: JointLaplaceEngine, points: list[tuple[np.ndarray, np.ndarray]]
-) -> list[np.ndarray]:
-    """The exact gradient at each ``(params, u)``, PIRLS from the modes ``u``: each on its
-    own shallow copy of the engine (its own modes and remembered results; the data and the
-    threads' chunks shared, read only), so that they can run on two threads at once (a
-    differenced Hessian's points are independent: the same results in any order). On the
-    crossed benchmark the covariance's 12 gradients had most of their time in one thread
-    (solves, ``S^-1`` by LAPACK, Python)."""
-    engine._row_chunks()  # decided once, before the copies share it
-
-    def one(point: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        worker = copy.copy(engine)
-        worker._last_at = worker._last_gradient = None
-        worker.u = point[1]
-        return worker.gradient(point[0])[1]
-
-    threaded = engine.threaded_differences and engine.y.shape[0] >= MIN_THREADED_ROWS
-    return run_tasks(one, points, threaded=threaded)
 
 
 def mode_derivative(engine: JointLaplaceEngine, st: dict, r: int) -> np.ndarray:

@@ -80,7 +80,6 @@ class JointLaplaceEngine(FactorParameters):
         fd_step: float = laplace_hessian.COVARIANCE_STEP,
     ) -> None:
         self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
-        self.threaded_differences = True  # differenced Hessians' gradients on the pool
         base = design.base
         self.design = design
         self.family = family

@@ -21,8 +21,7 @@ times faster than dot-product loops (the crossed benchmark, ``docs/performance.m
 Cholesky factor and inverse here serve the small blocks; large ones go to LAPACK
 (:mod:`mixedglm.engines.laplace_dense`). The gathering loops and the row kernels index with
 unsigned integers (:func:`urow`): numba tests every signed index for a negative value,
-which made them 1.5 to 3 times slower. The kernels release the GIL: the differenced
-Hessians' gradients run two at a time (:mod:`mixedglm.engines.laplace_hessian`).
+which made them 1.5 to 3 times slower.
 """
 
 from __future__ import annotations
@@ -242,7 +241,7 @@ def schur(
     return True
 
 
-@kernel(nogil=True)
+@kernel
 def reduce_rhs(
     rhs1: np.ndarray, rhs2: np.ndarray, F: np.ndarray, kptr: np.ndarray, kpos: np.ndarray, q1: int
 ) -> np.ndarray:
@@ -260,7 +259,7 @@ def reduce_rhs(
     return out
 
 
-@kernel(nogil=True)
+@kernel
 def back_substitute(
     rhs1: np.ndarray,
     x2: np.ndarray,
@@ -392,7 +391,7 @@ def row_leverages(
         h[i] = hh
 
 
-@kernel(nogil=True)
+@kernel
 def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
     """``A' c``."""
     uint = np.uint64  # unsigned indices: :func:`urow`
@@ -404,7 +403,7 @@ def scatter_rows(pos: np.ndarray, a: np.ndarray, c: np.ndarray, size: int) -> np
     return out
 
 
-@kernel(nogil=True)
+@kernel
 def gather_rows(pos: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``A s``."""
     uint = np.uint64  # unsigned indices: :func:`urow`
@@ -480,7 +479,7 @@ def gradient_rows(
                 out[gt, p + n_theta + k] += l_a[k] + 0.5 * h[i] * l_eea[k] + As[i] * l_ea[k]
 
 
-@kernel(nogil=True)
+@kernel
 def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray, big: int) -> bool:
     """Cholesky factor of each component block smaller than ``big`` in place (lower
     triangle, row-major); ``logdet[p]`` = ``2 log L_pp``. False when a block is not positive
@@ -515,7 +514,7 @@ def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray, big: int) -
     return True
 
 
-@kernel(nogil=True)
+@kernel
 def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
     """``S^-1 rhs`` from the blocks' Cholesky factors."""
     _, comp_first, comp_size, comp_base = layout
@@ -538,7 +537,7 @@ def block_solve(L: np.ndarray, layout: tuple, rhs: np.ndarray) -> np.ndarray:
     return x
 
 
-@kernel(nogil=True)
+@kernel
 def block_inverse(L: np.ndarray, layout: tuple, big: int) -> np.ndarray:
     """``S^-1`` on the component blocks smaller than ``big`` from their Cholesky factors
     (same layout, both triangles; the larger blocks left zero, for LAPACK). ``M = L^-1`` by
@@ -574,7 +573,7 @@ def block_inverse(L: np.ndarray, layout: tuple, big: int) -> np.ndarray:
     return out
 
 
-@kernel(nogil=True)
+@kernel
 def mirror_lower(S: np.ndarray, base: int, n: int) -> None:
     """Copy the lower triangle of the row-major ``n x n`` block at ``S[base:]`` to its
     upper triangle."""

@@ -7,20 +7,13 @@ not leave the others idle. The same compiled kernel serves one thread and many (
 ``parallel=True`` would compile each kernel a second time, for its thread pool, and take
 several times longer to compile). Below a small amount of work one thread is faster than
 waking the others.
-
-Independent evaluations (the covariance's differenced gradients) go to the same pool whole,
-one per task (:func:`run_tasks`); within a task the kernels' chunks run in order in its own
-thread (:func:`run_chunks` sees the task's flag): the same chunks, so the same sums, as on
-the pool, and no task waits for a pool thread that another task holds.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import numba
 import numpy as np
@@ -28,9 +21,6 @@ import numpy as np
 PARALLEL_MIN_COST = 20_000.0
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
-_TASK = threading.local()  # .inline: this thread runs a task of run_tasks
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def n_threads() -> int:
@@ -75,34 +65,14 @@ def run_chunks(kernel: Callable[[int, int, int], None], bounds: np.ndarray) -> N
     """Call ``kernel(lo, hi, slot)`` for every chunk ``[bounds[slot], bounds[slot + 1])``,
     in the thread pool when there is more than one chunk (the kernel must release the GIL)."""
     n_chunks = bounds.shape[0] - 1
-    if n_chunks <= 1 or getattr(_TASK, "inline", False):  # within a task: in order, here
-        for c in range(n_chunks):
-            kernel(int(bounds[c]), int(bounds[c + 1]), c)
+    if n_chunks <= 1:
+        if n_chunks == 1:
+            kernel(int(bounds[0]), int(bounds[1]), 0)
         return
     pool = _pool()  # once: it asks numba for its thread count (0.5 ms)
     futures = [pool.submit(kernel, int(bounds[c]), int(bounds[c + 1]), c) for c in range(n_chunks)]
     for future in futures:
         future.result()
-
-
-def _inline(fn: Callable[[T], R], item: T) -> R:
-    """``fn(item)`` with this thread's :func:`run_chunks` in order, here."""
-    _TASK.inline = True
-    try:
-        return fn(item)
-    finally:
-        _TASK.inline = False
-
-
-def run_tasks(fn: Callable[[T], R], items: Sequence[T], threaded: bool = True) -> list[R]:
-    """``[fn(item) for item in items]``, the items on the pool's threads when ``threaded``,
-    there are several threads and this thread is not itself running a task (each task's
-    kernels then run their chunks in order in its thread: the same results as serial)."""
-    if not threaded or n_threads() < 2 or len(items) < 2 or getattr(_TASK, "inline", False):
-        return [fn(item) for item in items]
-    pool = _pool()
-    futures = [pool.submit(_inline, fn, item) for item in items]
-    return [future.result() for future in futures]
 
 
 def row_bounds(n_rows: int, min_rows: int = 20_000) -> np.ndarray:
