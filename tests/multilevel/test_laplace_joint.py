@@ -459,6 +459,17 @@ def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
     np.testing.assert_allclose(start, expected, rtol=1e-8)
 
 
+def test_row_values_remembered_at_the_same_theta():
+    """``_row_values``: the last array again at the same theta, recomputed at another."""
+    data = _sim(seed=2, n_a=30, n_b=12, per=3)
+    _, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    first = engine._row_values(np.array([0.8, 0.5]))
+    assert engine._row_values(np.array([0.8, 0.5])) is first
+    other = engine._row_values(np.array([0.4, 0.5]))
+    np.testing.assert_array_equal(other, 0.4 * engine._da[0] + 0.5 * engine._da[1])
+    np.testing.assert_array_equal(first, 0.8 * engine._da[0] + 0.5 * engine._da[1])
+
+
 def test_loglik_above_stops_only_clearly_below_the_floor():
     """``loglik_above``: the log likelihood where it is not clearly below the floor (the
     same as ``loglik``), else a bound below the floor that the log likelihood is under, in

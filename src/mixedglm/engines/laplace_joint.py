@@ -140,6 +140,7 @@ class JointLaplaceEngine(FactorParameters):
         self._u_index = self._level_indices()
         self.last_params: np.ndarray | None = None
         self._floor: float | None = None  # loglik_above's
+        self._values: tuple[np.ndarray, np.ndarray] | None = None  # _row_values's last
         self._last_at: tuple | None = None  # (params, what _at returned there)
         self._last_gradient: tuple | None = None  # (params, what _gradient_terms returned)
 
@@ -197,10 +198,14 @@ class JointLaplaceEngine(FactorParameters):
 
     # -- parameters (n_beta, n_aux, n_params, split, theta_of: FactorParameters) ------
     def _row_values(self, theta: np.ndarray) -> np.ndarray:
-        """``a`` = the rows of ``A = Z Lambda`` on their coordinates ``(N, J)``."""
+        """``a`` = the rows of ``A = Z Lambda`` on their coordinates ``(N, J)`` (read only:
+        the last one again at the same theta, as at the covariance's fixed-effect points)."""
+        if self._values is not None and np.array_equal(self._values[0], theta):
+            return self._values[1]
         out = theta[0] * self._da[0] if theta.size else np.zeros(self._da.shape[1:])
         for t in range(1, theta.size):
             out += theta[t] * self._da[t]  # in place: tensordot's copies took 7 ms a call
+        self._values = (np.array(theta, dtype=float), out)
         return out
 
     # -- PIRLS ------------------------------------------------------------------------
