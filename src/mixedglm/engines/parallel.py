@@ -78,7 +78,7 @@ def run_chunks(kernel: Callable[[int, int, int], None], bounds: np.ndarray) -> N
             kernel(int(bounds[c]), int(bounds[c + 1]), c)
 
     pool = _pool()  # once: it asks numba for its thread count (0.5 ms)
-    helpers = [pool.submit(drain) for _ in range(min(n_threads(), n_chunks) - 1)]
+    helpers = [pool.submit(drain) for _ in range(min(_POOL_SIZE, n_chunks) - 1)]
     try:
         drain()  # the calling thread takes chunks too: one hand-off fewer, no idle waiter
     finally:
