@@ -459,6 +459,48 @@ def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
     np.testing.assert_allclose(start, expected, rtol=1e-8)
 
 
+def test_row_values_remembered_at_the_same_theta():
+    """``_row_values``: the last array again at the same theta, recomputed at another."""
+    data = _sim(seed=2, n_a=30, n_b=12, per=3)
+    _, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    first = engine._row_values(np.array([0.8, 0.5]))
+    assert engine._row_values(np.array([0.8, 0.5])) is first
+    other = engine._row_values(np.array([0.4, 0.5]))
+    np.testing.assert_array_equal(other, 0.4 * engine._da[0] + 0.5 * engine._da[1])
+    np.testing.assert_array_equal(first, 0.8 * engine._da[0] + 0.5 * engine._da[1])
+
+
+def test_loglik_above_stops_only_clearly_below_the_floor():
+    """``loglik_above``: the log likelihood where it is not clearly below the floor (the
+    same as ``loglik``), else a bound below the floor that the log likelihood is under, in
+    fewer factorisations; the engine's remembered state is left as it was."""
+    data = _sim(seed=2, n_a=30, n_b=12, per=3)
+    _, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    x = np.array([0.3, 0.5, 0.8, 0.5])
+    far = np.array([0.3, 0.5, 8.0, 0.05])
+    _, fresh = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    ll_far = fresh.loglik(far)
+    ll = engine.loglik(x)
+    kept = engine.remembered()
+    count = [0]
+    factorise = engine._factorise
+
+    def counted(*args):
+        count[0] += 1
+        return factorise(*args)
+
+    engine._factorise = counted
+    bound, exact = engine.loglik_above(far, ll_far + 50.0)
+    assert not exact and ll_far < bound < ll_far + 50.0
+    assert engine.remembered() is kept and engine._floor is None
+    stopped = count[0]
+    engine.recall(kept)
+    value, exact = engine.loglik_above(far, ll_far - 1.0)
+    assert exact and value == pytest.approx(ll_far, rel=1e-12)
+    assert count[0] - stopped > stopped
+    assert engine.loglik(x) == pytest.approx(ll, rel=1e-12)
+
+
 @pytest.mark.parametrize("formula,family,n_aux", CASES[:3])
 def test_predicted_modes_along_a_step_are_second_order_exact(formula, family, n_aux):
     """PIRLS at a new point of Newton's path starts from ``u^ + (du^/dparams) d``

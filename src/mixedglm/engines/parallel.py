@@ -1,7 +1,8 @@
 """How the compiled kernels share work between threads.
 
-Clusters are split into contiguous chunks of about equal cost, several per thread; a pool of
-Python threads hands the chunks out one at a time to a kernel compiled with ``nogil=True``,
+Clusters are split into contiguous chunks of about equal cost, several per thread; the
+calling thread and the pool's Python threads take the chunks one at a time from a shared
+counter and run a kernel compiled with ``nogil=True`` on each,
 so a thread slowed by other work on the machine, or a chunk holding one huge cluster, does
 not leave the others idle. The same compiled kernel serves one thread and many (numba's
 ``parallel=True`` would compile each kernel a second time, for its thread pool, and take
@@ -11,6 +12,7 @@ waking the others.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -69,10 +71,19 @@ def run_chunks(kernel: Callable[[int, int, int], None], bounds: np.ndarray) -> N
         if n_chunks == 1:
             kernel(int(bounds[0]), int(bounds[1]), 0)
         return
+    counter = itertools.count()  # the next chunk (its next() is atomic under the GIL)
+
+    def drain() -> None:
+        while (c := next(counter)) < n_chunks:
+            kernel(int(bounds[c]), int(bounds[c + 1]), c)
+
     pool = _pool()  # once: it asks numba for its thread count (0.5 ms)
-    futures = [pool.submit(kernel, int(bounds[c]), int(bounds[c + 1]), c) for c in range(n_chunks)]
-    for future in futures:
-        future.result()
+    helpers = [pool.submit(drain) for _ in range(min(_POOL_SIZE, n_chunks) - 1)]
+    try:
+        drain()  # the calling thread takes chunks too: one hand-off fewer, no idle waiter
+    finally:
+        for helper in helpers:
+            helper.result()
 
 
 def row_bounds(n_rows: int, min_rows: int = 20_000) -> np.ndarray:

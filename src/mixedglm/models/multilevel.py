@@ -173,13 +173,24 @@ def _start(
     # chosen in Stata's order; the best's modes start the Laplace fit. Crossed factors: from
     # the largest scaling down, stopping at the first that lowers the log likelihood (the
     # best along the ray found as by all four where it rises then falls: on the crossed
-    # benchmark two nodes instead of four), then an EM step from the best (laplace_start)
+    # benchmark two nodes instead of four), then an EM step from the best (laplace_start);
+    # a node after the first only compared: its PIRLS stops once it is clearly below the
+    # best (JointLaplaceEngine.loglik_above; logged as "<" that bound)
     crossed = isinstance(engine, JointLaplaceEngine) and not design.nested
-    lls, modes = {}, {}
+    lls: dict[int, float] = {}
+    modes: dict[int, Any] = {}
+    states: dict[int, Any] = {}
+    exact: dict[int, bool] = {}  # False: the node stopped below the best (loglik_above)
     for node in sorted(range(len(factors)), key=lambda k: -factors[k] if crossed else factors[k]):
-        lls[node] = engine.loglik(candidates[node])
+        finite = [ll for ll in lls.values() if np.isfinite(ll)]
+        if crossed and finite:  # only compared: its PIRLS stops once clearly below
+            lls[node], exact[node] = engine.loglik_above(candidates[node], max(finite))
+        else:
+            lls[node], exact[node] = engine.loglik(candidates[node]), True
         u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
         modes[node] = u.copy() if isinstance(u, np.ndarray) else u
+        if crossed:
+            states[node] = engine.remembered()
         if crossed and any(lls[node] < ll for ll in lls.values() if np.isfinite(ll)):
             break
     best = None
@@ -187,14 +198,17 @@ def _start(
         if node not in lls:
             continue
         if log:
-            log(f"{f'Grid node {node}:':<14} log likelihood = {lls[node]:.8g}")
+            sign = "=" if exact[node] else "<"
+            log(f"{f'Grid node {node}:':<14} log likelihood {sign} {lls[node]:.8g}")
         if np.isfinite(lls[node]) and (best is None or lls[node] > lls[best]):
             best = node
     if best is None:
         raise MixedGLMError("the log likelihood is not finite at any starting value")
     engine.u = modes[best]
     if crossed:  # the EM step kept where its log likelihood is higher (then Newton's first
-        # evaluation costs nothing: the engine remembers it)
+        # evaluation costs nothing: the engine remembers it); the best node's PIRLS state
+        # recalled: its posterior costs no factorisation
+        engine.recall(states[best])
         refined = em_step(engine, candidates[best])
         ll = engine.loglik(refined)
         if log:
@@ -202,6 +216,7 @@ def _start(
         if np.isfinite(ll) and ll > lls[best]:
             return refined
         engine.u = modes[best]
+        engine.recall(states[best])
     return candidates[best]
 
 
