@@ -21,9 +21,11 @@ from mixedglm.engines import laplace_kernels as kern
 LAPACK_MIN = 64  # effects in a block: at least this many, LAPACK
 
 
-def _large(layout: tuple) -> np.ndarray:
-    """The components with at least :data:`LAPACK_MIN` effects."""
-    return np.flatnonzero(layout[2] >= LAPACK_MIN)
+def _large_blocks(layout: tuple) -> list[tuple[int, int, int]]:
+    """``(component, size, offset)`` of the components with at least :data:`LAPACK_MIN`
+    effects."""
+    size, base = layout[2], layout[3]
+    return [(int(c), int(size[c]), int(base[c])) for c in np.flatnonzero(size >= LAPACK_MIN)]
 
 
 def _square(flat: np.ndarray, base: int, n: int) -> np.ndarray:
@@ -37,14 +39,13 @@ def block_cholesky(S: np.ndarray, layout: tuple, logdet: np.ndarray) -> bool:
     NaN pivot)."""
     if not kern.block_cholesky(S, layout, logdet, LAPACK_MIN):
         return False
-    large = _large(layout)
-    if not large.size:
+    blocks = _large_blocks(layout)
+    if not blocks:  # no LAPACK call: not even the BLAS thread switch
         return True
-    _, first, size, base = layout
+    first = layout[1]
     with one_blas_thread():
-        for c in large:
-            n = int(size[c])
-            m = _square(S, int(base[c]), n)
+        for c, n, b in blocks:
+            m = _square(S, b, n)
             # OpenBLAS's potrf stops at a non-positive pivot but not at a NaN one
             factor, info = lapack.dpotrf(m.T, lower=0, clean=0, overwrite_a=1)
             if info != 0:
@@ -62,13 +63,11 @@ def block_inverse(L: np.ndarray, layout: tuple) -> np.ndarray:
     """``S^-1`` on the component blocks from their Cholesky factors (same layout, both
     triangles)."""
     out = kern.block_inverse(L, layout, LAPACK_MIN)
-    large = _large(layout)
-    if not large.size:
+    blocks = _large_blocks(layout)
+    if not blocks:
         return out
-    _, _, size, base = layout
     with one_blas_thread():
-        for c in large:
-            n, b = int(size[c]), int(base[c])
+        for _, n, b in blocks:
             m = _square(out, b, n)
             m[...] = _square(L, b, n)
             inv, info = lapack.dpotri(m.T, lower=0, overwrite_c=1)
