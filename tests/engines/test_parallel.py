@@ -1,5 +1,6 @@
 """``parallel.run_chunks``: the calling thread and the pool take the chunks from a shared
-counter; every chunk runs once, with its slot, and a kernel's error reaches the caller."""
+counter; every chunk runs once, with its slot, and a kernel's error reaches the caller.
+``run_summed``: chunks adding into shared totals, each chunk once, summed in chunk order."""
 
 from __future__ import annotations
 
@@ -41,3 +42,21 @@ def test_a_kernel_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(ValueError, match="chunk 2"):
         parallel.run_chunks(kernel, np.arange(6, dtype=np.int64))
     assert sorted(done) == [0, 1, 3, 4]
+
+
+def test_run_summed_adds_every_chunk_once_in_chunk_order():
+    values = np.arange(1.0, 101.0)
+    bounds = np.array([0, 10, 35, 70, 100], dtype=np.int64)
+    total = np.full(1, 5.0)  # chunk 0 adds into the array itself, the others into copies
+    seen = []
+
+    def kernel(lo, hi, slot, share):
+        seen.append(slot)
+        share[0][0] += values[lo:hi].sum()
+
+    parallel.run_summed(kernel, bounds, (total,))
+    assert sorted(seen) == [0, 1, 2, 3]
+    want = 5.0 + values[0:10].sum()
+    for lo, hi in ((10, 35), (35, 70), (70, 100)):
+        want += values[lo:hi].sum()
+    assert total[0] == want

@@ -46,7 +46,7 @@ from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
 from mixedglm.engines.laplace_pattern import build_pattern, rows_by_level
 from mixedglm.engines.laplace_rows import RowChunks
-from mixedglm.engines.parallel import cost_chunks, run_chunks, use_threads
+from mixedglm.engines.parallel import cost_chunks, run_summed, use_threads
 from mixedglm.errors import MixedGLMError
 from mixedglm.families import Family
 from mixedglm.optim import Evaluation
@@ -255,16 +255,12 @@ class JointLaplaceEngine(FactorParameters):
         bounds = self._schur_bounds
         if bounds.size == 2:
             return bool(kern.schur(D, B, *args, Dinv, F, C, logdet_d, self.layout, 0, self.g1))
-        shares = [C] + [np.zeros_like(C) for _ in range(bounds.size - 2)]
         ok = np.zeros(bounds.size - 1, dtype=bool)
 
-        def run(lo: int, hi: int, slot: int) -> None:
-            share = shares[slot]
-            ok[slot] = kern.schur(D, B, *args, Dinv, F, share, logdet_d, self.layout, lo, hi)
+        def run(lo: int, hi: int, slot: int, share: tuple[np.ndarray, ...]) -> None:
+            ok[slot] = kern.schur(D, B, *args, Dinv, F, share[0], logdet_d, self.layout, lo, hi)
 
-        run_chunks(run, bounds)
-        for share in shares[1:]:
-            C += share
+        run_summed(run, bounds, (C,))
         return bool(ok.all())
 
     def _row_chunks(self) -> RowChunks:

@@ -18,7 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from mixedglm.engines import laplace_kernels as kern
-from mixedglm.engines.parallel import cost_chunks, n_threads, row_bounds, run_chunks, use_threads
+from mixedglm.engines.parallel import (
+    cost_chunks,
+    n_threads,
+    row_bounds,
+    run_chunks,
+    run_summed,
+    use_threads,
+)
 
 
 class RowChunks:
@@ -68,18 +75,11 @@ class RowChunks:
         part of ``grad`` and of ``C`` (the first thread: the arrays themselves)."""
         D, B, C = arrays
         grest = grad[D.shape[0] * D.shape[1] :]
-        shares = [(grest, C)] + [
-            (np.zeros_like(grest), np.zeros_like(C)) for _ in range(self.assembly.size - 2)
-        ]
 
-        def run(lo: int, hi: int, slot: int) -> None:
-            g, c = shares[slot]
-            kern.assemble(*args, grad, g, D, B, c, layout, lo, hi, slot == 0)
+        def run(lo: int, hi: int, slot: int, share: tuple[np.ndarray, ...]) -> None:
+            kern.assemble(*args, grad, share[0], D, B, share[1], layout, lo, hi, slot == 0)
 
-        run_chunks(run, self.assembly)
-        for g, c in shares[1:]:
-            grest += g
-            C += c
+        run_summed(run, self.assembly, (grest, C))
 
     def selected_inverse(
         self, q1: int, kptr: np.ndarray, kpos: np.ndarray, Dinv: np.ndarray, F: np.ndarray,
@@ -111,11 +111,8 @@ class RowChunks:
         """:func:`~mixedglm.engines.laplace_kernels.gradient_rows` added into ``out`` by
         one chunk of rows per thread, each further thread into its own zeroed copy
         (``args``: its arguments before ``out``)."""
-        shares = [out] + [np.zeros_like(out) for _ in range(self.score.size - 2)]
 
-        def run(lo: int, hi: int, slot: int) -> None:
-            kern.gradient_rows(*args, shares[slot], lo, hi)
+        def run(lo: int, hi: int, slot: int, share: tuple[np.ndarray, ...]) -> None:
+            kern.gradient_rows(*args, share[0], lo, hi)
 
-        run_chunks(run, self.score)
-        for share in shares[1:]:
-            out += share
+        run_summed(run, self.score, (out,))

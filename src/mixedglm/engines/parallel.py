@@ -86,6 +86,21 @@ def run_chunks(kernel: Callable[[int, int, int], None], bounds: np.ndarray) -> N
             helper.result()
 
 
+def run_summed(
+    kernel: Callable[[int, int, int, tuple[np.ndarray, ...]], None],
+    bounds: np.ndarray,
+    totals: tuple[np.ndarray, ...],
+) -> None:
+    """:func:`run_chunks` for a kernel that adds into ``totals``: ``kernel(lo, hi, slot,
+    targets)``, chunk 0 into the arrays themselves, each further chunk into its own zeroed
+    copies, added at the end in chunk order (the same sums whichever thread ran what)."""
+    shares = [totals] + [tuple(np.zeros_like(t) for t in totals) for _ in range(bounds.size - 2)]
+    run_chunks(lambda lo, hi, slot: kernel(lo, hi, slot, shares[slot]), bounds)
+    for share in shares[1:]:
+        for total, part in zip(totals, share, strict=True):
+            total += part
+
+
 def row_bounds(n_rows: int, min_rows: int = 20_000) -> np.ndarray:
     """Chunks of rows for row-wise kernels: one when small, else a few per thread."""
     n_chunks = 1 if n_rows < min_rows else min(4 * n_threads(), max(1, n_rows // 2000))
