@@ -4,6 +4,7 @@ the previous counts restored after it (also after an error), the results unchang
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -38,6 +39,15 @@ def test_a_factor_under_one_thread_equals_the_default():
 
 def test_nested_use_in_one_thread_does_not_deadlock():
     before = [get() for get, _ in controls()]
-    with one_blas_thread(), one_blas_thread():  # a plain lock would wait here forever
-        assert all(get() == 1 for get, _ in controls())
+    inside: list[bool] = []
+
+    def nested() -> None:
+        with one_blas_thread(), one_blas_thread():  # a plain lock would wait here forever
+            inside.append(all(get() == 1 for get, _ in controls()))
+
+    worker = threading.Thread(target=nested, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "one_blas_thread deadlocked when nested"
+    assert inside == [True]
     assert [get() for get, _ in controls()] == before
