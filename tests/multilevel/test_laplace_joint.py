@@ -105,20 +105,31 @@ def test_forward_hessian_equals_central_differences(formula, family, n_aux):
 
 
 def test_covariance_hessian_equals_central_differences_at_the_old_step():
-    """At a crossed fit's optimum the covariance's Hessian (central differences at 1e-6,
+    """At a crossed fit's optimum the covariance's Hessian (forward differences at 1e-7,
     each moved point's modes found in one factorisation) and its standard errors equal
-    those from central differences at 1e-5 (the step before)."""
+    those from central differences at 1e-5 (the step before): measured 1.6e-6 and 1.4e-7."""
     import mixedglm as mg
     from mixedglm.engines import laplace_hessian
 
     data = _sim(seed=2, n_a=30, n_b=12, per=3)
     res = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, method="laplace", nolog=True, quiet=True)
     _, engine = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    assert engine.forward_covariance  # crossed
     central = laplace_hessian.central_hessian(engine, res.params_all, 1e-5)
     central = 0.5 * (central + central.T)
     se_central = np.sqrt(np.diag(np.linalg.inv(-central)))
     np.testing.assert_allclose(np.sqrt(np.diag(res.cov_all)), se_central, rtol=1e-6)
+    np.testing.assert_allclose(engine.exact_hessian(res.params_all), central, rtol=1e-5)
+    engine.forward_covariance = False  # central differences at 1e-6 (nested fits')
     np.testing.assert_allclose(engine.exact_hessian(res.params_all), central, rtol=1e-6)
+
+
+def test_nested_fits_keep_central_differences_for_the_covariance():
+    """Nested factors (also fitted on Dask, whose standard errors must equal these) keep
+    the central differences; crossed ones take forward differences."""
+    data = _sim()
+    assert not _engine("yb ~ x + (1 | a/c)", data, BERNOULLI)[1].forward_covariance
+    assert _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)[1].forward_covariance
 
 
 @pytest.mark.parametrize("formula,family,n_aux", CASES[:3])
@@ -350,6 +361,7 @@ def test_a_convergence_the_exact_hessian_refutes_takes_more_newton_steps(monkeyp
     monkeypatch.setattr(ml, "newton_maximize", counted)
     rechecked = mg.glmm("yb ~ x + (1 | a) + (1 | b)", data, **kw)
     assert len(runs) == 3 and isinstance(runs[2], JointLaplaceEngine)  # pooled, held, exact
+    assert not runs[2].forward_covariance  # refuted on forward differences: central ones
     iterations = [r.iteration for r in rechecked.opt.history]
     assert iterations == list(range(len(iterations)))
     assert rechecked.opt.iterations == iterations[-1]

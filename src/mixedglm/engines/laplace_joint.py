@@ -27,7 +27,8 @@ The gradient is exact: the envelope theorem for ``u^`` plus the derivative of ``
 through ``W`` (third derivatives of the family), through ``u^`` (one more solve with ``H``)
 and through ``Lambda``; the per-row blocks of ``H^-1`` it needs come from the blocked
 inverse. The Hessian for the standard errors is the symmetrised central difference of the
-exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance); Newton's
+exact gradient (lme4's ``vcov`` is a finite-difference Hessian of its deviance; crossed
+fits: the forward difference at a smaller step, ``forward_covariance``); Newton's
 steps use forward differences (:mod:`mixedglm.engines.laplace_hessian`; crossed fits the
 profiled Hessian), held and BFGS-updated near the optimum by the fit
 (:mod:`mixedglm.optim.held`).
@@ -80,6 +81,8 @@ class JointLaplaceEngine(FactorParameters):
         fd_step: float = laplace_hessian.COVARIANCE_STEP,
     ) -> None:
         self.exact = True  # order-2 evaluations: exact Hessian (False: newton_hessian)
+        # the exact Hessian by forward differences (crossed factors) or central ones
+        self.forward_covariance = not design.nested
         base = design.base
         self.design = design
         self.family = family
@@ -507,8 +510,7 @@ class JointLaplaceEngine(FactorParameters):
     def exact_hessian(self, params: np.ndarray) -> np.ndarray:
         """The symmetrised finite-difference Jacobian of the exact gradient (the covariance
         of the estimates comes from it)."""
-        hess = laplace_hessian.central_hessian(self, params)
-        return 0.5 * (hess + hess.T)
+        return laplace_hessian.covariance_hessian(self, params)
 
     def newton_hessian(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Log-likelihood, gradient and Hessian (that of :meth:`exact_hessian`) at once."""

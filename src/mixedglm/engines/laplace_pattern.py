@@ -53,7 +53,7 @@ def build_pattern(pos: np.ndarray, c1: np.ndarray, g1: int, q1: int, m: int) -> 
         empty = np.zeros(0, dtype=np.int64)
         kptr = np.zeros(g1 + 1, dtype=np.int64)
         return Pattern(pos, np.arange(m), kptr, empty, np.zeros((n, 0), dtype=np.int64), empty)
-    kptr, kpos, _ = _levels_meet(pos, c1, g1, q1, m)
+    kptr, kpos, loc = _levels_meet(pos, c1, g1, q1, m)
     edges = scipy.sparse.coo_matrix(
         (np.ones(kpos.shape[0]), (np.repeat(np.arange(g1), np.diff(kptr)), kpos)),
         shape=(g1, m),
@@ -64,6 +64,8 @@ def build_pattern(pos: np.ndarray, c1: np.ndarray, g1: int, q1: int, m: int) -> 
     order = np.lexsort((np.arange(m), comp))  # new -> old
     rest_perm = np.empty(m, dtype=np.int64)
     rest_perm[order] = np.arange(m)
+    if np.array_equal(order, np.arange(m)):  # contiguous already (crossed: one component)
+        return Pattern(pos, rest_perm, kptr, kpos, loc, comp[order].astype(np.int64))
     pos[:, q1:] = off + rest_perm[pos[:, q1:] - off]
     kptr, kpos, loc = _levels_meet(pos, c1, g1, q1, m)
     return Pattern(pos, rest_perm, kptr, kpos, loc, comp[order].astype(np.int64))

@@ -116,6 +116,8 @@ class Binomial(Family):
         return _LATENT_VARIANCE[self.link]
 
     def log_constant(self, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
+        if np.all(trials == 1.0):  # binary outcomes: log C(1, y) = 0 (three gammaln cost
+            return np.zeros(y.shape)  # 9 ms on 200,000 rows)
         return gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)
 
     def check_outcome(self, y: np.ndarray, trials: np.ndarray | None, name: str) -> None:
