@@ -144,6 +144,21 @@ def _compile_once(self: Dispatcher, sig: Any) -> Any:
             os.close(handle)  # releases the lock
 
 
+def ready(dispatcher: Dispatcher, args: tuple) -> bool:
+    """Whether ``dispatcher`` can run on ``args`` without compiling: compiled for their
+    types in this process, or in the cache (then loaded, as numba's ``compile`` would)."""
+    sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+    if sig in dispatcher.overloads:
+        return True
+    with global_compiler_lock:
+        cres = dispatcher._cache.load_overload(sig, dispatcher.targetctx)
+        if cres is None:
+            return False
+        dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        dispatcher.add_overload(cres)
+    return True
+
+
 def install() -> Path:
     """Put the package's kernels in the source-keyed folder (idempotent)."""
     if _PackageLocator.root is None:

@@ -53,3 +53,24 @@ def test_a_second_process_waits_and_loads_the_first_ones_kernel(tmp_path):
         assert out.split() == ["1", "0"]  # one cache hit, no compilation of its own
     finally:
         holder.kill()
+
+
+PROBE = """
+from mixedglm import compile_cache
+from mixedglm.families.dispatch import no_fisher_weight
+print(compile_cache.ready(no_fisher_weight, (1.0, 0.5)), len(no_fisher_weight.overloads))
+no_fisher_weight(1.0, 0.5)
+stats = no_fisher_weight.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()), flush=True)
+"""
+
+
+def test_ready_loads_a_cached_kernel_and_never_compiles(tmp_path):
+    """``compile_cache.ready``: False on an empty cache without compiling anything; in the
+    next process True, the kernel loaded from the cache (no compilation at the call)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = {"env": env, "capture_output": True, "text": True, "check": True, "timeout": 300}
+    first = subprocess.run([sys.executable, "-c", PROBE], **run).stdout.split()
+    assert first == ["False", "0", "0", "1"]  # not ready, nothing compiled; the call compiles
+    second = subprocess.run([sys.executable, "-c", PROBE], **run).stdout.split()
+    assert second == ["True", "1", "0", "0"]  # loaded by ready: no hit or miss at the call

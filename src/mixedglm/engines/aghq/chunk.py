@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mixedglm.compile_cache import ready
 from mixedglm.engines.aghq.cluster import (
     CURV_FISHER,
     RULE_MEANVAR,
@@ -224,14 +225,24 @@ def run_clusters(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: int) -> Out
     q = g.nodes.shape[1]
     cost = np.diff(d.starts).astype(np.float64) * g.nodes.shape[0]
     bounds = cost_chunks(cost) if use_threads(cost) else np.array([0, n_clusters], np.int64)
-    n_slots = bounds.shape[0] - 1
-    out = Out(
+    out = _new_out(n_clusters, n_par, bounds.shape[0] - 1, q, fl.order)
+    run_chunks(lambda lo, hi, slot: chunk(fam, d, g, fl, st, out, lo, hi, slot), bounds)
+    return out
+
+
+def _new_out(n_clusters: int, n_par: int, n_slots: int, q: int, order: int) -> Out:
+    return Out(
         np.empty(n_clusters),
-        np.zeros((n_clusters, n_par if fl.order >= 1 else 0)),
-        np.zeros((n_slots, n_par, n_par) if fl.order >= 2 else (1, 0, 0)),
+        np.zeros((n_clusters, n_par if order >= 1 else 0)),
+        np.zeros((n_slots, n_par, n_par) if order >= 2 else (1, 0, 0)),
         np.empty((n_clusters, q)),
         np.empty((n_clusters, q, q)),
         np.zeros(n_clusters, dtype=np.int64),
     )
-    run_chunks(lambda lo, hi, slot: chunk(fam, d, g, fl, st, out, lo, hi, slot), bounds)
-    return out
+
+
+def compiled(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: int) -> bool:
+    """Whether :func:`run_clusters` can run on these arguments without compiling ``chunk``
+    (compiled in this process, or loaded now from the cache)."""
+    out = _new_out(0, n_par, 1, g.nodes.shape[1], fl.order)
+    return ready(chunk, (fam, d, g, fl, st, out, 0, 0, 0))
