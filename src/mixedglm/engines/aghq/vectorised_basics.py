@@ -1,0 +1,156 @@
+"""Building blocks of the vectorised one-factor quadrature (:mod:`.vectorised`): sets of
+clusters with their rows, sums per cluster in the compiled loops' order of additions, the
+family's weighted derivatives at many linear predictors, and q = 1 algebra.
+
+Sums per cluster add the rows in row order, starting from the value the compiled loop starts
+from (``np.bincount`` adds in array order), so that the results agree with the compiled
+kernels to the last bit wherever the same operations are done.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from mixedglm.engines.aghq.cluster import Data
+from mixedglm.families.rows import aux_derivs_rows, eta_derivs_rows, fisher_rows
+
+
+def ordered_sums(
+    bins: np.ndarray, values: np.ndarray, n_bins: int, initial: np.ndarray | float | None = None
+) -> np.ndarray:
+    """Sums of ``values`` by ``bins``, adding in array order onto ``initial`` (0 if None)."""
+    if initial is None:
+        return np.bincount(bins, weights=values, minlength=n_bins)
+    start = np.broadcast_to(np.asarray(initial, dtype=float), (n_bins,))
+    return np.bincount(
+        np.concatenate([np.arange(n_bins), bins]),
+        weights=np.concatenate([start, values]),
+        minlength=n_bins,
+    )
+
+
+class Clusters(NamedTuple):
+    """Some clusters (``ids``, in order) and their rows: ``rows`` the row numbers, ``local``
+    each row's position in ``ids``, and the rows' ``xb``, ``w`` (= W[:, 0]), ``y``, ``ntr``
+    and weights ``wts`` (None: all 1)."""
+
+    ids: np.ndarray
+    rows: np.ndarray
+    local: np.ndarray
+    xb: np.ndarray
+    w: np.ndarray
+    y: np.ndarray
+    ntr: np.ndarray
+    wts: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        return self.ids.shape[0]
+
+    def sums(self, values: np.ndarray, initial: np.ndarray | float | None = None) -> np.ndarray:
+        """``(n,)`` per-cluster sums of row values ``(M,)``."""
+        return ordered_sums(self.local, values, self.n, initial)
+
+    def row_major_sums(
+        self, values: np.ndarray, initial: np.ndarray | float | None = None
+    ) -> np.ndarray:
+        """``(n,)`` per-cluster sums of ``values`` ``(M, L)`` over rows and, within a row,
+        over its ``L`` entries (the order of a loop over nodes inside the loop over rows)."""
+        bins = np.repeat(self.local, values.shape[1])
+        return ordered_sums(bins, values.ravel(), self.n, initial)
+
+    def column_sums(self, values: np.ndarray) -> np.ndarray:
+        """``(n, L)`` per-cluster sums of each column of ``values`` ``(M, L)``."""
+        n_cols = values.shape[1]
+        bins = (self.local[:, None] * n_cols + np.arange(n_cols)).ravel()
+        return ordered_sums(bins, values.ravel(), self.n * n_cols).reshape(self.n, n_cols)
+
+    def block_sums(self, values: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """``(B, n)`` per-cluster sums of each block of ``values`` ``(B, M)``, each onto
+        ``initial`` ``(B, n)``."""
+        n_blocks = values.shape[0]
+        bins = (np.arange(n_blocks)[:, None] * self.n + self.local).ravel()
+        total = ordered_sums(bins, values.ravel(), n_blocks * self.n, initial.ravel())
+        return total.reshape(n_blocks, self.n)
+
+    def subset(self, keep: np.ndarray) -> Clusters:
+        """The clusters where ``keep`` ``(n,)`` is True, with their rows."""
+        row_keep = keep[self.local]
+        position = np.cumsum(keep) - 1
+        wts = None if self.wts is None else self.wts[row_keep]
+        return Clusters(
+            self.ids[keep], self.rows[row_keep], position[self.local[row_keep]],
+            self.xb[row_keep], self.w[row_keep], self.y[row_keep], self.ntr[row_keep], wts,
+        )  # fmt: skip
+
+    def eta(self, u: np.ndarray) -> np.ndarray:
+        """``xb + w u`` at every row, ``u`` ``(n,)`` one value per cluster."""
+        return self.xb + self.w * u[self.local]
+
+
+def all_clusters(d: Data) -> Clusters:
+    """Every cluster of ``d`` with every row."""
+    n_clusters = d.starts.shape[0] - 1
+    sizes = np.diff(d.starts)
+    local = np.repeat(np.arange(n_clusters), sizes)
+    wts = np.ascontiguousarray(d.wts, dtype=float) if d.wts.shape[0] > 0 else None
+    return Clusters(
+        np.arange(n_clusters), np.arange(d.xb.shape[0]), local,
+        np.ascontiguousarray(d.xb, dtype=float), np.ascontiguousarray(d.W[:, 0], dtype=float),
+        np.ascontiguousarray(d.y, dtype=float), np.ascontiguousarray(d.ntr, dtype=float), wts,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# the family, weighted by the observation weights (as cluster.obs_* do)
+
+
+def family_derivs(fam, c: Clusters, eta: np.ndarray, aux: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted ``l, dl/deta, d2l/deta2, d3l/deta3`` at ``eta`` ``(B, M)``."""
+    out = eta_derivs_rows(fam, c.y, c.ntr, eta, aux)
+    if c.wts is None:
+        return out
+    return tuple(c.wts * v for v in out)
+
+
+def family_aux_derivs(fam, c: Clusters, eta: np.ndarray, aux: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted ``l_a``, ``l_ea``, ``l_eea`` ``(B, M, n_aux)`` and ``l_aa``
+    ``(B, M, n_aux, n_aux)`` at ``eta`` ``(B, M)``."""
+    l_a, l_ea, l_eea, l_aa = aux_derivs_rows(fam, c.y, c.ntr, eta, aux)
+    if c.wts is None:
+        return l_a, l_ea, l_eea, l_aa
+    cw = c.wts[:, None]
+    return l_a * cw, l_ea * cw, l_eea * cw, l_aa * cw[:, :, None]
+
+
+def family_fisher(fam, c: Clusters, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted expected-information weight and its eta-derivative at ``eta`` ``(B, M)``."""
+    fw, dfw = fisher_rows(fam, c.ntr, eta)
+    if c.wts is None:
+        return fw, dfw
+    return c.wts * fw, c.wts * dfw
+
+
+# --------------------------------------------------------------------------------------------
+# q = 1 algebra, as linalg's loops compute it
+
+
+def spd_inverse_1(a: np.ndarray) -> np.ndarray:
+    """``1 / a`` through the Cholesky factor as ``spd_inverse_into`` (``(1/sqrt(a))^2``);
+    NaN where ``a`` is not positive (the compiled kernel leaves its output untouched)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_root = 1.0 / np.sqrt(np.where(a > 0.0, a, np.nan))
+    return inv_root * inv_root
+
+
+def chol_1(a: np.ndarray) -> np.ndarray:
+    """``sqrt(a)``, 0 where ``a`` is not positive (``chol_into`` zeroes its output)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(a > 0.0, np.sqrt(np.where(a > 0.0, a, 1.0)), 0.0)
+
+
+def running_max(acc: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """numba's ``max(acc, value)``: ``value`` if it is larger, else ``acc`` (NaN skipped)."""
+    return np.where(value > acc, value, acc)
