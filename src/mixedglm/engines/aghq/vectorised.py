@@ -114,8 +114,7 @@ def find_modes(fam, d: Data, c: Clusters, u0: np.ndarray) -> tuple[np.ndarray, .
         u = s.u[idx]
         h, grad, neg_hess = _newton_values(fam, d, sub, u)
         h_prev = s.h_prev[idx]
-        with np.errstate(invalid="ignore"):
-            back = ~(h >= h_prev - 1e-13 * np.abs(h_prev)) & (s.step[idx] > 1e-10)
+        back = ~(h >= h_prev - 1e-13 * np.abs(h_prev)) & (s.step[idx] > 1e-10)
         # the last step went downhill: back up
         b = idx[back]
         s.step[b] *= 0.5
@@ -222,9 +221,8 @@ def meanvar_grids(
         _, mean, var = moments(values.u_nodes, values.log_terms, values.lse)
         positive = var > 0.0
         new_chol = chol_1(var)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            change = running_max(np.zeros(idx.size), np.abs(mean - centre[idx]) / new_chol)
-            change = running_max(change, np.abs(new_chol - chol[idx]) / new_chol)
+        change = running_max(np.zeros(idx.size), np.abs(mean - centre[idx]) / new_chol)
+        change = running_max(change, np.abs(new_chol - chol[idx]) / new_chol)
         done = positive & (change < tol)
         converged[idx[done]] = True
         move = positive & ~done
@@ -278,14 +276,17 @@ def run_clusters_vectorised(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: 
     if g.nodes.shape[1] != 1:
         q = g.nodes.shape[1]
         raise ValueError(f"the vectorised quadrature is for one random effect, not {q}")
+    with np.errstate(all="ignore"):  # as the compiled kernels (numpy's error model, quiet)
+        return _run(fam, d, g, fl, st, n_par)
+
+
+def _run(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: int) -> Out:
     c = all_clusters(d)
     status, centre, chol, fit, values = _place_grids(fam, d, g, fl, st, c)
     st.grid_m[:, 0] = centre
     st.grid_r[:, 0, 0] = chol
     cw = d.cwts if d.cwts.shape[0] > 0 else np.ones(c.n)
-    with np.errstate(divide="ignore"):
-        log_det = np.log(chol)
-    ll = cw * (log_det + values.lse + d.const)
+    ll = cw * (np.log(chol) + values.lse + d.const)
     post, mean, var = moments(values.u_nodes, values.log_terms, values.lse)
     grad = np.zeros((c.n, n_par if fl.order >= 1 else 0))
     hess = np.zeros((1, n_par, n_par) if fl.order >= 2 else (1, 0, 0))
