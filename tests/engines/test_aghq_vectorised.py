@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedglm.engines.aghq import AGHQEngine, ClusterArrays
+from mixedglm.engines.aghq import AGHQEngine, ClusterArrays, vectorised
 from mixedglm.engines.aghq import engine as engine_module
 from mixedglm.engines.aghq.chunk import run_clusters
 from mixedglm.engines.aghq.cluster import Out, State
@@ -233,6 +233,26 @@ def test_a_cluster_without_mode(twin, method, nagq):
     assert list(np.flatnonzero(vec.status)) == [4]
     assert vec.status[4] == (2 if method == "mvaghermite" else 1)
     assert np.isnan(vec.ll[4]) and np.isnan(ref.ll[4])
+
+
+@pytest.mark.slow
+def test_damped_newton_steps(twin, monkeypatch):
+    """NB1 with a small dispersion is not concave in eta for large counts: started far
+    from the modes, the Newton search takes damped steps (and backs up) in both."""
+    damped = []
+
+    def spy(neg_hess):
+        damped.append(neg_hess.size)
+        return damped_chol(neg_hess)
+
+    damped_chol = vectorised._damped_chol
+    monkeypatch.setattr(vectorised, "_damped_chol", spy)
+    engine = make_engine("nbinomial constant", "log", "mcaghermite", 5)
+    engine._state.modes[:] = -8.0
+    x = params_for(engine)
+    x[3:] = 3.0, np.log(0.01)
+    engine.fixed_grid_hessian(x)
+    assert sum(damped) > 0
 
 
 def test_more_than_one_random_effect_is_refused():
