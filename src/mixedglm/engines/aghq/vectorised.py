@@ -19,7 +19,6 @@ from mixedglm.engines.aghq.chunk import _MEANVAR_MAXIT
 from mixedglm.engines.aghq.cluster import (
     _MODE_TOL,
     CURV_FISHER,
-    RULE_MEANVAR,
     Data,
     Flags,
     Grid,
@@ -32,6 +31,7 @@ from mixedglm.engines.aghq.vectorised_basics import (
     chol_1,
     family_derivs,
     family_fisher,
+    is_meanvar,
     running_max,
     spd_inverse_1,
 )
@@ -244,8 +244,7 @@ def _place_grids(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ModeFit | None, GridValues]:
     """chunk._place_grid for every cluster: the statuses, grid centres and scales, the mode
     fit (None if no mode was searched) and the values on the grids."""
-    n_nodes = g.nodes.shape[0]
-    meanvar = fl.rule == RULE_MEANVAR and n_nodes > 1
+    meanvar = is_meanvar(fl, g)
     status = np.zeros(c.n, dtype=np.int64)
     fit = None
     if meanvar and fl.warm:
@@ -258,7 +257,7 @@ def _place_grids(
         chol = chol_1(fit.sigma)
     if not meanvar:
         return status, centre, chol, fit, grid_values(fam, d, g, c, centre, chol)
-    values = _empty_grid(c.n, n_nodes, c.rows.shape[0])
+    values = _empty_grid(c.n, g.nodes.shape[0], c.rows.shape[0])
     failed = ~meanvar_grids(fam, d, g, c, centre, chol, fl.tolerance, values)
     if failed.any():  # no fixed point: fall back to the mode-curvature grid
         status[failed] = 2

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mixedglm.engines.aghq.cluster import Data
+from mixedglm.engines.aghq.cluster import RULE_MEANVAR, Data, Flags, Grid
 from mixedglm.families.rows import aux_derivs_rows, eta_derivs_rows, fisher_rows
 
 
@@ -149,6 +149,11 @@ def chol_1(a: np.ndarray) -> np.ndarray:
     """``sqrt(a)``, 0 where ``a`` is not positive (``chol_into`` zeroes its output)."""
     with np.errstate(invalid="ignore"):
         return np.where(a > 0.0, np.sqrt(np.where(a > 0.0, a, 1.0)), 0.0)
+
+
+def is_meanvar(fl: Flags, g: Grid) -> bool:
+    """Whether the grids are mean-variance grids (as chunk's ``meanvar``: not Laplace)."""
+    return fl.rule == RULE_MEANVAR and g.nodes.shape[0] > 1
 
 
 def running_max(acc: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -12,12 +12,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mixedglm.engines.aghq.cluster import CURV_FISHER, RULE_MEANVAR, RULE_MODE, Data, Flags, Grid
+from mixedglm.engines.aghq.cluster import CURV_FISHER, RULE_MODE, Data, Flags, Grid
 from mixedglm.engines.aghq.vectorised_basics import (
     Clusters,
     family_aux_derivs,
     family_derivs,
     family_fisher,
+    is_meanvar,
     spd_inverse_1,
 )
 
@@ -158,11 +159,10 @@ def cluster_derivatives(
     scores, zs = _scores(d, g, c, lay, on, aux[0])
     grad = _over_nodes(on.post, scores)
     hess = _louis_hessian(d, g, c, lay, on, scores, grad, aux) if fl.order >= 2 else None
-    meanvar = fl.rule == RULE_MEANVAR and g.nodes.shape[0] > 1
     if fl.exact and fl.rule == RULE_MODE:
         assert fit is not None  # the mode rule always searches the modes
         grad += mode_grid_motion(fam, d, g, fl.curvature, c, lay, on, zs, fit)
-    elif fl.exact and meanvar:
+    elif fl.exact and is_meanvar(fl, g):
         ok = status == 0
         grad[ok] -= meanvar_motion(g, on, scores, zs)[ok]
     return grad, hess
