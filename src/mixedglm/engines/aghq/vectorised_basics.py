@@ -23,18 +23,21 @@ def ordered_sums(
     """Sums of ``values`` by ``bins``, adding in array order onto ``initial`` (0 if None)."""
     if initial is None:
         return np.bincount(bins, weights=values, minlength=n_bins)
+    return _sums_onto(np.concatenate([np.arange(n_bins), bins]), values, n_bins, initial)
+
+
+def _sums_onto(
+    start_bins: np.ndarray, values: np.ndarray, n_bins: int, initial: np.ndarray | float
+) -> np.ndarray:
+    """:func:`ordered_sums` with ``start_bins`` = ``[0 .. n_bins - 1, bins]`` built already."""
     start = np.broadcast_to(np.asarray(initial, dtype=float), (n_bins,))
-    return np.bincount(
-        np.concatenate([np.arange(n_bins), bins]),
-        weights=np.concatenate([start, values]),
-        minlength=n_bins,
-    )
+    return np.bincount(start_bins, weights=np.concatenate([start, values]), minlength=n_bins)
 
 
 class Clusters(NamedTuple):
     """Some clusters (``ids``, in order) and their rows: ``rows`` the row numbers, ``local``
     each row's position in ``ids``, and the rows' ``xb``, ``w`` (= W[:, 0]), ``y``, ``ntr``
-    and weights ``wts`` (None: all 1)."""
+    and weights ``wts`` (None: all 1); ``start_bins`` = ``[0 .. n - 1, local]``."""
 
     ids: np.ndarray
     rows: np.ndarray
@@ -44,6 +47,7 @@ class Clusters(NamedTuple):
     y: np.ndarray
     ntr: np.ndarray
     wts: np.ndarray | None
+    start_bins: np.ndarray
 
     @property
     def n(self) -> int:
@@ -51,15 +55,23 @@ class Clusters(NamedTuple):
 
     def sums(self, values: np.ndarray, initial: np.ndarray | float | None = None) -> np.ndarray:
         """``(n,)`` per-cluster sums of row values ``(M,)``."""
-        return ordered_sums(self.local, values, self.n, initial)
+        if initial is None:
+            return np.bincount(self.local, weights=values, minlength=self.n)
+        return _sums_onto(self.start_bins, values, self.n, initial)
+
+    def row_major_bins(self, n_cols: int) -> np.ndarray:
+        """The bins of :meth:`row_major_sums` for ``n_cols`` entries a row."""
+        return np.concatenate([np.arange(self.n), np.repeat(self.local, n_cols)])
 
     def row_major_sums(
-        self, values: np.ndarray, initial: np.ndarray | float | None = None
+        self, values: np.ndarray, initial: np.ndarray | float = 0.0, bins: np.ndarray | None = None
     ) -> np.ndarray:
         """``(n,)`` per-cluster sums of ``values`` ``(M, L)`` over rows and, within a row,
-        over its ``L`` entries (the order of a loop over nodes inside the loop over rows)."""
-        bins = np.repeat(self.local, values.shape[1])
-        return ordered_sums(bins, values.ravel(), self.n, initial)
+        over its ``L`` entries (the order of a loop over nodes inside the loop over rows);
+        ``bins`` from :meth:`row_major_bins` (built here if None)."""
+        if bins is None:
+            bins = self.row_major_bins(values.shape[1])
+        return _sums_onto(bins, values.ravel(), self.n, initial)
 
     def column_sums(self, values: np.ndarray) -> np.ndarray:
         """``(n, L)`` per-cluster sums of each column of ``values`` ``(M, L)``."""
@@ -70,19 +82,17 @@ class Clusters(NamedTuple):
     def block_sums(self, values: np.ndarray, initial: np.ndarray) -> np.ndarray:
         """``(B, n)`` per-cluster sums of each block of ``values`` ``(B, M)``, each onto
         ``initial`` ``(B, n)``."""
-        n_blocks = values.shape[0]
-        bins = (np.arange(n_blocks)[:, None] * self.n + self.local).ravel()
-        total = ordered_sums(bins, values.ravel(), n_blocks * self.n, initial.ravel())
-        return total.reshape(n_blocks, self.n)
+        return np.stack([self.sums(values[b], initial[b]) for b in range(values.shape[0])])
 
     def subset(self, keep: np.ndarray) -> Clusters:
         """The clusters where ``keep`` ``(n,)`` is True, with their rows."""
         row_keep = keep[self.local]
         position = np.cumsum(keep) - 1
         wts = None if self.wts is None else self.wts[row_keep]
+        local = position[self.local[row_keep]]
         return Clusters(
-            self.ids[keep], self.rows[row_keep], position[self.local[row_keep]],
-            self.xb[row_keep], self.w[row_keep], self.y[row_keep], self.ntr[row_keep], wts,
+            self.ids[keep], self.rows[row_keep], local, self.xb[row_keep], self.w[row_keep],
+            self.y[row_keep], self.ntr[row_keep], wts, _start_bins(local, int(keep.sum())),
         )  # fmt: skip
 
     def eta(self, u: np.ndarray) -> np.ndarray:
@@ -100,7 +110,14 @@ def all_clusters(d: Data) -> Clusters:
         np.arange(n_clusters), np.arange(d.xb.shape[0]), local,
         np.ascontiguousarray(d.xb, dtype=float), np.ascontiguousarray(d.W[:, 0], dtype=float),
         np.ascontiguousarray(d.y, dtype=float), np.ascontiguousarray(d.ntr, dtype=float), wts,
+        _start_bins(local, n_clusters),
     )  # fmt: skip
+
+
+def _start_bins(local: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The bins of per-cluster sums that start from a given value: the clusters, then the
+    rows' clusters."""
+    return np.concatenate([np.arange(n_clusters), local])
 
 
 # --------------------------------------------------------------------------------------------

@@ -115,13 +115,14 @@ def _louis_hessian(
         hess += weighted[:, :, None] * scores[:, k, None, :]
     hess -= grad[:, :, None] * grad[:, None, :]
     post = on.post[c.local]  # (N, K)
+    bins = c.row_major_bins(post.shape[1])
     c2 = post * on.d2s.T
     zeta = [(d.Z[:, 0] * g.E[t, 0, 0])[:, None] * on.u_nodes[c.local] for t in range(n_theta)]
     x_theta = [_node_sum(c2 * zeta[t]) for t in range(n_theta)]
     for t in range(n_theta):
         for t2 in range(t + 1):
             term = c2 * zeta[t] * zeta[t2]
-            hess[:, p + t, p + t2] = c.row_major_sums(term, hess[:, p + t, p + t2])
+            hess[:, p + t, p + t2] = c.row_major_sums(term, hess[:, p + t, p + t2], bins)
     _, leas, laas = aux
     x_aux = []
     for a in range(lay.n_aux):
@@ -129,10 +130,10 @@ def _louis_hessian(
         ca = post * leas[:, :, a].T
         x_aux.append(_node_sum(ca))
         for t in range(n_theta):
-            hess[:, row, p + t] = c.row_major_sums(ca * zeta[t], hess[:, row, p + t])
+            hess[:, row, p + t] = c.row_major_sums(ca * zeta[t], hess[:, row, p + t], bins)
         for b in range(a + 1):
             col = p + n_theta + b
-            hess[:, row, col] = c.row_major_sums(post * laas[:, :, a, b].T, hess[:, row, col])
+            hess[:, row, col] = c.row_major_sums(post * laas[:, :, a, b].T, hess[:, row, col], bins)
     wd2 = _node_sum(c2)
     for r in range(p):
         x_r = d.X[:, r]
