@@ -17,19 +17,11 @@ from mixedglm.engines.aghq.cluster import RULE_MEANVAR, Data, Flags, Grid
 from mixedglm.families.rows import aux_derivs_rows, eta_derivs_rows, fisher_rows
 
 
-def ordered_sums(
-    bins: np.ndarray, values: np.ndarray, n_bins: int, initial: np.ndarray | float | None = None
-) -> np.ndarray:
-    """Sums of ``values`` by ``bins``, adding in array order onto ``initial`` (0 if None)."""
-    if initial is None:
-        return np.bincount(bins, weights=values, minlength=n_bins)
-    return _sums_onto(np.concatenate([np.arange(n_bins), bins]), values, n_bins, initial)
-
-
 def _sums_onto(
     start_bins: np.ndarray, values: np.ndarray, n_bins: int, initial: np.ndarray | float
 ) -> np.ndarray:
-    """:func:`ordered_sums` with ``start_bins`` = ``[0 .. n_bins - 1, bins]`` built already."""
+    """Sums of ``values`` by bins, adding in array order onto ``initial``: ``start_bins`` =
+    ``[0 .. n_bins - 1, the values' bins]`` (see :func:`_start_bins`)."""
     start = np.broadcast_to(np.asarray(initial, dtype=float), (n_bins,))
     return np.bincount(start_bins, weights=np.concatenate([start, values]), minlength=n_bins)
 
@@ -61,7 +53,7 @@ class Clusters(NamedTuple):
 
     def row_major_bins(self, n_cols: int) -> np.ndarray:
         """The bins of :meth:`row_major_sums` for ``n_cols`` entries a row."""
-        return np.concatenate([np.arange(self.n), np.repeat(self.local, n_cols)])
+        return _start_bins(np.repeat(self.local, n_cols), self.n)
 
     def row_major_sums(
         self, values: np.ndarray, initial: np.ndarray | float = 0.0, bins: np.ndarray | None = None
@@ -77,7 +69,8 @@ class Clusters(NamedTuple):
         """``(n, L)`` per-cluster sums of each column of ``values`` ``(M, L)``."""
         n_cols = values.shape[1]
         bins = (self.local[:, None] * n_cols + np.arange(n_cols)).ravel()
-        return ordered_sums(bins, values.ravel(), self.n * n_cols).reshape(self.n, n_cols)
+        total = np.bincount(bins, weights=values.ravel(), minlength=self.n * n_cols)
+        return total.reshape(self.n, n_cols)
 
     def block_sums(self, values: np.ndarray, initial: np.ndarray) -> np.ndarray:
         """``(B, n)`` per-cluster sums of each block of ``values`` ``(B, M)``, each onto
@@ -114,10 +107,10 @@ def all_clusters(d: Data) -> Clusters:
     )  # fmt: skip
 
 
-def _start_bins(local: np.ndarray, n_clusters: int) -> np.ndarray:
-    """The bins of per-cluster sums that start from a given value: the clusters, then the
-    rows' clusters."""
-    return np.concatenate([np.arange(n_clusters), local])
+def _start_bins(bins: np.ndarray, n_bins: int) -> np.ndarray:
+    """The bins of sums that start from a given value (:func:`_sums_onto`): every bin once
+    for the start values, then ``bins``."""
+    return np.concatenate([np.arange(n_bins), bins])
 
 
 # --------------------------------------------------------------------------------------------
