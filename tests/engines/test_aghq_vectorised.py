@@ -158,6 +158,7 @@ def test_families_and_rules(twin, family, link, method, nagq):
     [
         ("bernoulli", "logit", "mcaghermite", 5),
         ("bernoulli", "logit", "laplace", 1),
+        ("bernoulli", "logit", "mvaghermite", 7),  # the first grid at the Fisher curvature
         pytest.param("bernoulli", "cloglog", "mcaghermite", 4, marks=pytest.mark.slow),
         pytest.param("poisson", "log", "laplace", 1, marks=pytest.mark.slow),
         pytest.param("binomial", "probit", "mcaghermite", 3, marks=pytest.mark.slow),
