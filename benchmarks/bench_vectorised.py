@@ -2,38 +2,27 @@
 kernel (``run_clusters``): time per evaluation and largest differences, on the issue's model
 (papers, ``sample10 == 1``, ``topq ~ nauthors + female + (1 | id)``, 7-point mvaghermite).
 
-    .venv/bin/python benchmarks/bench_vectorised.py              # evaluations, both paths
-    .venv/bin/python benchmarks/bench_vectorised.py --first-fit  # + first fits, empty cache
+    .venv/bin/python benchmarks/bench_vectorised.py          # 37,391 rows
+    .venv/bin/python benchmarks/bench_vectorised.py --full   # all 374,334 rows
 
-``--first-fit`` runs the first-fit cases of ``bench_first_fit.py`` (one-factor families) in
-fresh processes with an empty numba cache, with the engine's ``run_clusters`` replaced by
-the vectorised one: what a first fit could cost once the vectorised path is used for it.
+A first fit on an empty cache, which runs on the mirror: ``bench_first_fit.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
-from bench_first_fit import CASES, SCRIPT
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # the fit that yields the inputs
+
 from mixedglm import glmm
 from mixedglm.datasets import load_dataset
-from mixedglm.engines.aghq import engine as engine_module
 from mixedglm.engines.aghq.chunk import run_clusters
 from mixedglm.engines.aghq.cluster import State
 from mixedglm.engines.aghq.vectorised import run_clusters_vectorised
-
-VECTORISED = (
-    "from mixedglm.engines.aghq import engine\n"
-    "from mixedglm.engines.aghq.vectorised import run_clusters_vectorised\n"
-    "engine.run_clusters = run_clusters_vectorised\n"
-)
 
 
 def captured_inputs(full: bool) -> tuple[dict, State]:
@@ -49,12 +38,9 @@ def captured_inputs(full: bool) -> tuple[dict, State]:
         inputs[fl.order] = (fam, d, g, fl, n_par)
         return run_clusters(fam, d, g, fl, st, n_par)
 
-    engine_module.run_clusters = capture
-    try:
-        for order in (0, 1, 2):
-            engine.cluster_terms(res.params_all, order)
-    finally:
-        engine_module.run_clusters = run_clusters
+    engine._clusters = capture
+    for order in (0, 1, 2):
+        engine.cluster_terms(res.params_all, order)
     print(f"{engine.arrays.n_obs} rows, {engine.arrays.n_clusters} clusters")
     return inputs, engine._state
 
@@ -95,32 +81,12 @@ def evaluations(full: bool, reps: int) -> None:
             print(f"{order:>5} {warm!s:<5} {1e3 * t_ref:7.1f} ms {1e3 * t_vec:8.1f} ms   {text}")
 
 
-def first_fits() -> None:
-    print(f"\n{'case':<10} {'cold wall':>10} {'cold fit':>9}   (vectorised quadrature)")
-    for name, case in CASES.items():
-        if name == "nested":
-            continue
-        with tempfile.TemporaryDirectory() as cache:
-            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-            start = time.perf_counter()
-            out = subprocess.run(
-                [sys.executable, "-c", VECTORISED + SCRIPT, *case],
-                env=env, capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            wall = time.perf_counter() - start
-        fit = float(out.stdout.split()[1])
-        print(f"{name:<10} {wall:>9.1f}s {fit:>8.1f}s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="all 374,334 rows of papers")
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--first-fit", action="store_true", help="first fits, empty cache")
     args = parser.parse_args()
     evaluations(args.full, args.reps)
-    if args.first_fit:
-        first_fits()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +154,53 @@ def ready(dispatcher: Dispatcher, args: tuple) -> bool:
     if sig in dispatcher.overloads:
         return True
     with global_compiler_lock:
-        cres = dispatcher._cache.load_overload(sig, dispatcher.targetctx)
+        cache: Any = dispatcher._cache  # type: ignore[attr-defined]  # (not in numba's stubs)
+        cres = cache.load_overload(sig, dispatcher.targetctx)
         if cres is None:
             return False
         dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
         dispatcher.add_overload(cres)
     return True
+
+
+_BACKGROUND = """
+import importlib, os, pickle, sys
+os.nice(10)
+import mixedglm
+module, name, sig, _keep = pickle.loads(sys.stdin.buffer.read())
+kernel = importlib.import_module(module)
+for part in name.split("."):
+    kernel = getattr(kernel, part)
+kernel.compile(sig)
+"""
+
+
+_launched: dict[bytes, subprocess.Popen] = {}  # the background compilations started
+
+
+def compile_in_background(
+    dispatcher: Dispatcher, args: tuple, keep: tuple = ()
+) -> subprocess.Popen:
+    """Compile ``dispatcher`` for the types of ``args`` into the cache in a separate process
+    at low priority (once per kernel and signature in a process), which finishes even when
+    this one has ended; later evaluations find the kernel with :func:`ready`. ``keep``:
+    objects the compilation needs in that process (unpickled there first: a family token
+    registers its family). Nothing partial is left if it is stopped: numba writes each
+    cache file under a temporary name and renames it."""
+    sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+    key = (dispatcher.py_func.__module__, dispatcher.py_func.__qualname__, sig)
+    payload = pickle.dumps((*key, keep))
+    if payload in _launched:
+        return _launched[payload]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BACKGROUND], stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    assert child.stdin is not None
+    child.stdin.write(payload)
+    child.stdin.close()
+    _launched[payload] = child
+    return child
 
 
 def install() -> Path:

@@ -96,9 +96,10 @@ def assert_same(ref: Out, vec: Out, st_ref: State, st_vec: State, skip: list[int
 
 
 class Twin:
-    """Installed as the engine's ``run_clusters``: runs both implementations on the engine's
-    inputs, each with its own copy of the state (the engine keeps the compiled one's), and
-    compares them; ``calls`` collects ``(flags, compiled out, vectorised out)``."""
+    """Installed as the engine's implementation (what ``choose`` returns): runs both
+    implementations on the engine's inputs, each with its own copy of the state (the engine
+    keeps the compiled one's), and compares them; ``calls`` collects ``(flags, compiled out,
+    vectorised out)``."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
@@ -116,7 +117,7 @@ class Twin:
 @pytest.fixture
 def twin(monkeypatch: pytest.MonkeyPatch) -> Twin:
     both = Twin()
-    monkeypatch.setattr(engine_module, "run_clusters", both)
+    monkeypatch.setattr(engine_module, "choose", lambda *args: both)
     return both
 
 

@@ -115,6 +115,10 @@ class FamilyToken:
     def __repr__(self) -> str:
         return f"FamilyToken({self.key!r})"
 
+    def __reduce__(self):
+        """Unpickled (in a process that compiles for this one) it registers again."""
+        return (FamilyToken, (self.key, self.kernels))
+
 
 @cache
 def make_token(name: str, kernels: KernelSet) -> FamilyToken:

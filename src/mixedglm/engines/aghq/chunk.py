@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mixedglm.compile_cache import compile_in_background as background
 from mixedglm.compile_cache import ready
 from mixedglm.engines.aghq.cluster import (
     CURV_FISHER,
@@ -241,8 +242,18 @@ def _new_out(n_clusters: int, n_par: int, n_slots: int, q: int, order: int) -> O
     )
 
 
+def _chunk_args(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: int) -> tuple:
+    """Arguments of the types ``chunk`` is called with by :func:`run_clusters`."""
+    return (fam, d, g, fl, st, _new_out(0, n_par, 1, g.nodes.shape[1], fl.order), 0, 0, 0)
+
+
 def compiled(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: int) -> bool:
     """Whether :func:`run_clusters` can run on these arguments without compiling ``chunk``
     (compiled in this process, or loaded now from the cache)."""
-    out = _new_out(0, n_par, 1, g.nodes.shape[1], fl.order)
-    return ready(chunk, (fam, d, g, fl, st, out, 0, 0, 0))
+    return ready(chunk, _chunk_args(fam, d, g, fl, st, n_par))
+
+
+def compile_in_background(fam, d: Data, g: Grid, fl: Flags, st: State, n_par: int) -> object:
+    """Start compiling ``chunk`` for these arguments in a separate process (see
+    :func:`mixedglm.compile_cache.compile_in_background`)."""
+    return background(chunk, _chunk_args(fam, d, g, fl, st, n_par), keep=(fam,))

@@ -15,7 +15,7 @@ import numpy as np
 
 from mixedglm.design.arrays import ClusterArrays
 from mixedglm.engines.aghq import cluster
-from mixedglm.engines.aghq.chunk import run_clusters
+from mixedglm.engines.aghq.implementation import Clusters, choose
 from mixedglm.engines.aghq.predictors import linear_predictors
 from mixedglm.engines.base import Contributions, ParameterVector, Posterior, RuleAccessors
 from mixedglm.engines.covariance import CovarianceStructure
@@ -80,6 +80,7 @@ class AGHQEngine(ParameterVector, RuleAccessors):
         fisher = self.rule.curvature == "fisher"
         self._curv_code = cluster.CURV_FISHER if fisher else cluster.CURV_OBSERVED
         self._last: tuple[np.ndarray, cluster.Out] | None = None
+        self._clusters: Clusters | None = None  # compiled kernel or NumPy mirror: first _run
 
     # -- parameter vector (n_aux, n_params, split: ParameterVector) -----------------------
     @property
@@ -105,7 +106,10 @@ class AGHQEngine(ParameterVector, RuleAccessors):
         flags = cluster.Flags(
             self._rule_code, self._curv_code, order, exact, self._warm, self.rule.tolerance
         )
-        out = run_clusters(self._token, data, grid, flags, self._state, self.n_params)
+        args = (self._token, data, grid, flags, self._state, self.n_params)
+        if self._clusters is None:
+            self._clusters = choose(*args)
+        out = self._clusters(*args)
         self._warm = bool(np.all(np.isfinite(self._state.grid_r)))
         self._last = (params.copy(), out)
         return out
