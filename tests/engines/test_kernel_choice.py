@@ -39,6 +39,7 @@ def _args(q: int = 1):
     )  # fmt: skip
     seen = []
     engine._clusters = lambda *args: seen.append(args) or run_clusters(*args)
+    engine._choose_after = np.inf  # keep it
     x = np.zeros(engine.n_params)
     x[engine.n_beta :] = 0.5
     engine.loglik(x)
@@ -163,3 +164,31 @@ def test_a_first_fit_runs_on_the_mirror_and_the_next_session_compiled(tmp_path):
     compiled = mg.glmm("yb ~ x + (1 | g)", _data(), nolog=True, quiet=True)
     assert abs(float(first[2]) - compiled.loglik) < 1e-9
     assert float(second[2]) == pytest.approx(compiled.loglik, abs=1e-12)
+
+
+def test_an_engine_on_the_mirror_moves_to_the_kernel_once_it_is_built(monkeypatch):
+    """While on the mirror the engine looks again every ``CHOOSE_AGAIN_S``: once the
+    background compilation is in the cache, the next evaluation runs compiled (and the
+    log likelihood is the same)."""
+    from mixedglm.engines.aghq import engine as engine_module
+
+    monkeypatch.setenv("MIXEDGLM_KERNELS", "auto")
+    ready = {"now": False}
+    monkeypatch.setattr(implementation, "compiled", lambda *a: ready["now"])
+    monkeypatch.setattr(implementation, "compile_in_background", lambda *a: None)
+    d = _args()[1]
+    arrays = ClusterArrays(d.y, d.ntr, np.zeros(d.y.size), d.X, np.ones((d.y.size, 1)), d.starts)
+    engine = AGHQEngine(
+        arrays, get_family("bernoulli", "logit"), CovarianceStructure("independent", ("_cons",)),
+        IntegrationRule("mvaghermite", 7, "observed"),
+    )  # fmt: skip
+    x = np.array([0.5, -0.2, 0.8])
+    ll_mirror = engine.loglik(x)
+    assert engine._clusters is run_clusters_vectorised
+    ready["now"] = True
+    assert engine.loglik(x) == ll_mirror  # not looked again yet (within CHOOSE_AGAIN_S)
+    assert engine._clusters is run_clusters_vectorised
+    monkeypatch.setattr(engine_module, "CHOOSE_AGAIN_S", 0.0)
+    engine._choose_after = 0.0
+    assert engine.loglik(x) == pytest.approx(ll_mirror, abs=1e-10)
+    assert engine._clusters is run_clusters

@@ -11,10 +11,13 @@ finite-difference Jacobian of the exact analytic gradient (central differences).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from mixedglm.design.arrays import ClusterArrays
 from mixedglm.engines.aghq import cluster
+from mixedglm.engines.aghq.chunk import run_clusters
 from mixedglm.engines.aghq.implementation import Clusters, choose
 from mixedglm.engines.aghq.predictors import linear_predictors
 from mixedglm.engines.base import Contributions, ParameterVector, Posterior, RuleAccessors
@@ -25,6 +28,7 @@ from mixedglm.families import Family
 from mixedglm.optim import Evaluation
 
 _EMPTY = np.zeros(0)
+CHOOSE_AGAIN_S = 2.0  # on the mirror: seconds between looks for the compiled kernel
 
 
 def legacy_rule(method: str | None, nagq: int | None, curvature: str | None) -> IntegrationRule:
@@ -80,7 +84,8 @@ class AGHQEngine(ParameterVector, RuleAccessors):
         fisher = self.rule.curvature == "fisher"
         self._curv_code = cluster.CURV_FISHER if fisher else cluster.CURV_OBSERVED
         self._last: tuple[np.ndarray, cluster.Out] | None = None
-        self._clusters: Clusters | None = None  # compiled kernel or NumPy mirror: first _run
+        self._clusters: Clusters | None = None  # the compiled kernel or the NumPy mirror
+        self._choose_after = 0.0  # on the mirror: when to look for the compiled kernel again
 
     # -- parameter vector (n_aux, n_params, split: ParameterVector) -----------------------
     @property
@@ -107,8 +112,12 @@ class AGHQEngine(ParameterVector, RuleAccessors):
             self._rule_code, self._curv_code, order, exact, self._warm, self.rule.tolerance
         )
         args = (self._token, data, grid, flags, self._state, self.n_params)
-        if self._clusters is None:
+        if self._clusters is not run_clusters and time.monotonic() >= self._choose_after:
+            # decided at the first evaluation; on the mirror again every few seconds, so
+            # that a long fit moves to the kernel once its background compilation is done
             self._clusters = choose(*args)
+            self._choose_after = time.monotonic() + CHOOSE_AGAIN_S
+        assert self._clusters is not None
         out = self._clusters(*args)
         self._warm = bool(np.all(np.isfinite(self._state.grid_r)))
         self._last = (params.copy(), out)

@@ -48,6 +48,15 @@ class GridValues(NamedTuple):
     d1s: np.ndarray
     d2s: np.ndarray
 
+    def take(self, c: Clusters, keep: np.ndarray) -> tuple[Clusters, GridValues]:
+        """The clusters of ``c`` (whose values these are) where ``keep``, with their values."""
+        rows = keep[c.local]
+        values = GridValues(
+            self.u_nodes[keep], self.log_terms[keep], self.lse[keep], self.d1s[:, rows],
+            self.d2s[:, rows],
+        )  # fmt: skip
+        return c.subset(keep), values
+
     def store(self, c: Clusters, values: GridValues) -> None:
         """Copy the values of the clusters ``c`` (computed on them alone) into these."""
         self.u_nodes[c.ids] = values.u_nodes
@@ -210,14 +219,10 @@ def meanvar_grids(
     the posterior mean and SD computed on the grid; the values on the final grids go to
     ``out``. Returns whether each cluster reached the fixed point."""
     converged = np.zeros(c.n, dtype=bool)
-    active = np.ones(c.n, dtype=bool)
+    idx = np.arange(c.n)  # the clusters still iterating, ``sub`` with their rows
+    sub = c
     for _ in range(_MEANVAR_MAXIT):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        sub = c if idx.size == c.n else c.subset(active)
         values = grid_values(fam, d, g, sub, centre[idx], chol[idx])
-        out.store(sub, values)
         _, mean, var = moments(values.u_nodes, values.log_terms, values.lse)
         positive = var > 0.0
         new_chol = chol_1(var)
@@ -228,7 +233,12 @@ def meanvar_grids(
         move = positive & ~done
         centre[idx[move]] = mean[move]
         chol[idx[move]] = new_chol[move]
-        active[idx[~move]] = False
+        if move.all():
+            continue
+        out.store(*values.take(sub, ~move))  # the values of the clusters that stop here
+        if not move.any():
+            break
+        sub, idx = sub.subset(move), idx[move]  # (a few clusters iterate 60 times)
     return converged
 
 
