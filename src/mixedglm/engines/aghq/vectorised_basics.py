@@ -1,6 +1,7 @@
 """Building blocks of the vectorised one-factor quadrature (:mod:`.vectorised`): sets of
 clusters with their rows, sums per cluster in the compiled loops' order of additions, the
-family's weighted derivatives at many linear predictors, and q = 1 algebra.
+family's weighted derivatives at many linear predictors (threaded over the observations),
+and q = 1 algebra.
 
 Sums per cluster add the rows in row order, starting from the value the compiled loop starts
 from (``np.bincount`` adds in array order), so that the results agree with the compiled
@@ -9,11 +10,14 @@ kernels to the last bit wherever the same operations are done.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from mixedglm.engines.aghq.cluster import RULE_MEANVAR, Data, Flags, Grid
+from mixedglm.engines.parallel import row_bounds, run_chunks
 from mixedglm.families.rows import aux_derivs_rows, eta_derivs_rows, fisher_rows
 
 
@@ -117,9 +121,15 @@ def _start_bins(bins: np.ndarray, n_bins: int) -> np.ndarray:
 # the family, weighted by the observation weights (as cluster.obs_* do)
 
 
+def _by_rows(fill: Callable[..., None], out: tuple[np.ndarray, ...], n_rows: int) -> None:
+    """``fill(*out, lo, hi)`` over chunks of the observations, on the package's threads."""
+    run_chunks(lambda lo, hi, _: fill(*out, lo, hi), row_bounds(n_rows))
+
+
 def family_derivs(fam, c: Clusters, eta: np.ndarray, aux: np.ndarray) -> tuple[np.ndarray, ...]:
     """Weighted ``l, dl/deta, d2l/deta2, d3l/deta3`` at ``eta`` ``(B, M)``."""
-    out = eta_derivs_rows(fam, c.y, c.ntr, eta, aux)
+    out = tuple(np.empty(eta.shape) for _ in range(4))
+    _by_rows(partial(eta_derivs_rows, fam, c.y, c.ntr, eta, aux), out, eta.shape[1])
     if c.wts is None:
         return out
     return tuple(c.wts * v for v in out)
@@ -128,7 +138,10 @@ def family_derivs(fam, c: Clusters, eta: np.ndarray, aux: np.ndarray) -> tuple[n
 def family_aux_derivs(fam, c: Clusters, eta: np.ndarray, aux: np.ndarray) -> tuple[np.ndarray, ...]:
     """Weighted ``l_a``, ``l_ea``, ``l_eea`` ``(B, M, n_aux)`` and ``l_aa``
     ``(B, M, n_aux, n_aux)`` at ``eta`` ``(B, M)``."""
-    l_a, l_ea, l_eea, l_aa = aux_derivs_rows(fam, c.y, c.ntr, eta, aux)
+    n_aux = aux.shape[0]
+    out = (*(np.zeros((*eta.shape, n_aux)) for _ in range(3)), np.zeros((*eta.shape, n_aux, n_aux)))
+    _by_rows(partial(aux_derivs_rows, fam, c.y, c.ntr, eta, aux), out, eta.shape[1])
+    l_a, l_ea, l_eea, l_aa = out
     if c.wts is None:
         return l_a, l_ea, l_eea, l_aa
     cw = c.wts[:, None]
@@ -137,7 +150,8 @@ def family_aux_derivs(fam, c: Clusters, eta: np.ndarray, aux: np.ndarray) -> tup
 
 def family_fisher(fam, c: Clusters, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted expected-information weight and its eta-derivative at ``eta`` ``(B, M)``."""
-    fw, dfw = fisher_rows(fam, c.ntr, eta)
+    fw, dfw = np.empty(eta.shape), np.empty(eta.shape)
+    _by_rows(partial(fisher_rows, fam, c.ntr, eta), (fw, dfw), eta.shape[1])
     if c.wts is None:
         return fw, dfw
     return c.wts * fw, c.wts * dfw
