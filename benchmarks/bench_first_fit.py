@@ -57,7 +57,7 @@ res = mg.glmm(sys.argv[2], data, family=family, link=link or None, subset=sys.ar
               quiet=True)
 t2 = time.perf_counter()
 from mixedglm import compile_cache
-pids = [str(p.pid) for p in compile_cache._launched.values()]
+pids = [str(p.pid) for p in compile_cache._launched.values() if p is not None]
 print(f"{t1 - t0:.2f} {t2 - t1:.2f} {res.time_s:.2f} {res.loglik:.6f}", *pids)
 """
 

@@ -165,7 +165,8 @@ def ready(dispatcher: Dispatcher, args: tuple) -> bool:
 
 _BACKGROUND = """
 import importlib, os, pickle, sys
-os.nice(10)
+if hasattr(os, "nice"):
+    os.nice(10)
 import mixedglm
 module, name, sig, _keep = pickle.loads(sys.stdin.buffer.read())
 kernel = importlib.import_module(module)
@@ -175,30 +176,36 @@ kernel.compile(sig)
 """
 
 
-_launched: dict[bytes, subprocess.Popen] = {}  # the background compilations started
+_launched: dict[bytes, subprocess.Popen | None] = {}  # the background compilations started
 
 
 def compile_in_background(
     dispatcher: Dispatcher, args: tuple, keep: tuple = ()
-) -> subprocess.Popen:
+) -> subprocess.Popen | None:
     """Compile ``dispatcher`` for the types of ``args`` into the cache in a separate process
     at low priority (once per kernel and signature in a process), which finishes even when
     this one has ended; later evaluations find the kernel with :func:`ready`. ``keep``:
     objects the compilation needs in that process (unpickled there first: a family token
     registers its family). Nothing partial is left if it is stopped: numba writes each
-    cache file under a temporary name and renames it."""
+    cache file under a temporary name and renames it. ``None`` where no process can be
+    started (an embedded interpreter without ``sys.executable``): then the fits go on
+    without it."""
     sig = tuple(dispatcher.typeof_pyval(a) for a in args)
     key = (dispatcher.py_func.__module__, dispatcher.py_func.__qualname__, sig)
     payload = pickle.dumps((*key, keep))
     if payload in _launched:
         return _launched[payload]
-    child = subprocess.Popen(
-        [sys.executable, "-c", _BACKGROUND], stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    assert child.stdin is not None
-    child.stdin.write(payload)
-    child.stdin.close()
+    child = None
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _BACKGROUND], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        assert child.stdin is not None
+        child.stdin.write(payload)
+        child.stdin.close()
+    except (OSError, ValueError):  # no interpreter to start, or it ended at once
+        child = None
     _launched[payload] = child
     return child
 

@@ -74,3 +74,16 @@ def test_ready_loads_a_cached_kernel_and_never_compiles(tmp_path):
     assert first == ["False", "0", "0", "1"]  # not ready, nothing compiled; the call compiles
     second = subprocess.run([sys.executable, "-c", PROBE], **run).stdout.split()
     assert second == ["True", "1", "0", "0"]  # loaded by ready: no hit or miss at the call
+
+
+def test_no_background_compilation_without_an_interpreter(monkeypatch):
+    """Where no process can be started (an embedded interpreter without
+    ``sys.executable``) the background compilation is skipped, not an error."""
+    from mixedglm import compile_cache
+    from mixedglm.families.dispatch import no_fisher_weight
+
+    monkeypatch.setattr(compile_cache.sys, "executable", "")
+    monkeypatch.setattr(compile_cache, "_launched", {})
+    assert compile_cache.compile_in_background(no_fisher_weight, (1.0, 0.5)) is None
+    assert compile_cache.compile_in_background(no_fisher_weight, (1.0, 0.5)) is None  # once
+    assert len(compile_cache._launched) == 1

@@ -129,7 +129,7 @@ from mixedglm import compile_cache
 from mixedglm.engines.aghq import chunk
 res = mg.glmm("yb ~ x + (1 | g)", pd.read_csv({path!r}), nolog=True, quiet=True)
 misses = sum(chunk.chunk.stats.cache_misses.values())
-pids = [p.pid for p in compile_cache._launched.values()]
+pids = [p.pid for p in compile_cache._launched.values() if p is not None]
 print(len(chunk.chunk.overloads), misses, repr(res.loglik), *pids)
 """
 
