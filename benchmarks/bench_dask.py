@@ -35,6 +35,8 @@ from distributed import Client, LocalCluster
 import mixedglm as mg
 from mixedglm.datasets import load_dataset
 
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
+
 FORMULA = (
     "topq ~ nauthors + npages + nrefs + jifperc + careerstage + female + usa + socialscience"
     " + (1 | id)"

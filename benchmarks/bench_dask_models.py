@@ -27,6 +27,8 @@ import mixedglm as mg
 from bench_dask import write_copies
 from mixedglm.datasets import load_dataset
 
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
+
 MODELS = {
     "clogit": (mg.clogit, "topq ~ nauthors + npages + nrefs + jifperc", {"group": "id"}),
     "xtpoisson_fe": (mg.xtpoisson_fe, "nrefs ~ nauthors + npages + jifperc", {"group": "id"}),

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
+
 FORMULA = (
     "topq ~ nauthors + npages + nrefs + jifperc + careerstage + C(female) + C(usa) + "
     "C(socialscience) + (1 | id)"

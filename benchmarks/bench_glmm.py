@@ -14,6 +14,7 @@ Run: ``.venv/bin/python benchmarks/bench_glmm.py [--threads N] [--repeat R]``.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -23,6 +24,8 @@ import mixedglm as mg
 from mixedglm.datasets import load_dataset
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.optim import newton_maximize
+
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
 
 FORMULA = (
     "topq ~ nauthors + npages + nrefs + jifperc + careerstage + female + usa + socialscience"

@@ -29,6 +29,8 @@ import pandas as pd
 import mixedglm as mg
 from mixedglm.datasets import load_dataset
 
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
+
 USE = ["nauthors", "npages", "nrefs", "jifperc", "careerstage"]
 
 

@@ -11,12 +11,15 @@ Run: ``.venv/bin/python benchmarks/bench_lmm.py``.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import pandas as pd
 
 import mixedglm as mg
+
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
 
 FORMULA = "y ~ service + (1 | s) + (1 | d) + (1 | dept:service)"
 

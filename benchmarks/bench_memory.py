@@ -13,6 +13,7 @@ Run: ``.venv/bin/python benchmarks/bench_memory.py [--copies 10]``.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ import pandas as pd
 
 import mixedglm as mg
 from mixedglm.datasets import load_dataset
+
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
 
 FORMULA = (
     "topq ~ nauthors + npages + nrefs + jifperc + careerstage + female + usa + socialscience"

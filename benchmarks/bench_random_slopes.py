@@ -13,6 +13,7 @@ Run: ``.venv/bin/python benchmarks/bench_random_slopes.py [--lme4] [--threads N]
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ import numba
 
 import mixedglm as mg
 from mixedglm.datasets import load_dataset
+
+os.environ.setdefault("MIXEDGLM_KERNELS", "compiled")  # compiled kernels, even when cold
 
 FIXED = "topq ~ nauthors + npages + nrefs + jifperc + careerstage + female + usa + socialscience"
 FORMULA = f"{FIXED} + (1 + careerstage || id)"
