@@ -188,15 +188,16 @@ def compile_in_background(
     objects the compilation needs in that process (unpickled there first: a family token
     registers its family). Nothing partial is left if it is stopped: numba writes each
     cache file under a temporary name and renames it. ``None`` where no process can be
-    started (an embedded interpreter without ``sys.executable``): then the fits go on
-    without it."""
+    started (an embedded interpreter without ``sys.executable``) or ``keep`` cannot be
+    pickled: then the fits go on without it."""
     sig = tuple(dispatcher.typeof_pyval(a) for a in args)
     key = (dispatcher.py_func.__module__, dispatcher.py_func.__qualname__, sig)
-    payload = pickle.dumps((*key, keep))
-    if payload in _launched:
-        return _launched[payload]
+    name = pickle.dumps(key)
+    if name in _launched:
+        return _launched[name]
     child = None
     try:
+        payload = pickle.dumps((*key, keep))
         child = subprocess.Popen(
             [sys.executable, "-c", _BACKGROUND], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -204,9 +205,11 @@ def compile_in_background(
         assert child.stdin is not None
         child.stdin.write(payload)
         child.stdin.close()
+    except (pickle.PicklingError, TypeError, AttributeError):  # a family that cannot travel
+        child = None
     except (OSError, ValueError):  # no interpreter to start, or it ended at once
         child = None
-    _launched[payload] = child
+    _launched[name] = child
     return child
 
 

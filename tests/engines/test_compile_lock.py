@@ -87,3 +87,14 @@ def test_no_background_compilation_without_an_interpreter(monkeypatch):
     assert compile_cache.compile_in_background(no_fisher_weight, (1.0, 0.5)) is None
     assert compile_cache.compile_in_background(no_fisher_weight, (1.0, 0.5)) is None  # once
     assert len(compile_cache._launched) == 1
+
+
+def test_no_background_compilation_for_what_cannot_be_pickled(monkeypatch):
+    """Objects the compilation needs that cannot be pickled (say, a family defined in a
+    closure): no background compilation, not an error."""
+    from mixedglm import compile_cache
+    from mixedglm.families.dispatch import no_fisher_weight
+
+    monkeypatch.setattr(compile_cache, "_launched", {})
+    unpicklable = (lambda: 0,)
+    assert compile_cache.compile_in_background(no_fisher_weight, (1.0, 0.5), unpicklable) is None
