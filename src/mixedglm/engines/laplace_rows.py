@@ -44,12 +44,15 @@ class RowChunks:
         all_levels = np.array([0, g1], dtype=np.int64)
         threaded = use_threads(np.array([float(n)]))
         self.terms = row_bounds(n) if threaded else one
+
+        def copies_pay(size: int) -> bool:  # a copy per further thread, small next to rows
+            return threaded and n_threads() > 1 and (n_threads() - 1) * size <= n
+
         # the assembly by chunks of block levels, one per thread (each a copy of C)
-        k = n_threads() if threaded and (n_threads() - 1) * share_size <= n else 1
         rows = np.diff(rptr).astype(np.float64) + 1.0
-        self.assembly = cost_chunks(rows, per_thread=1) if k > 1 else all_levels
-        k = n_threads() if threaded and (n_threads() - 1) * score_size <= n else 1
-        self.score = np.linspace(0, n, k + 1).astype(np.int64) if k > 1 else one
+        self.assembly = cost_chunks(rows, per_thread=1) if copies_pay(share_size) else all_levels
+        k = n_threads()
+        self.score = np.linspace(0, n, k + 1).astype(np.int64) if copies_pay(score_size) else one
         self.levels = cost_chunks(level_cost) if use_threads(level_cost) else all_levels
 
     def row_terms(
