@@ -431,9 +431,10 @@ def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
     """Crossed factors: the start grid's nodes from the largest scaling down, up to the
     first that lowers the log likelihood; the best of those is the best of all four nodes
     (the log likelihood rises then falls along the scaling), and the start is its EM step
-    where that is higher."""
+    where that is higher (from the first node's loosely found modes where it is the best)."""
     import mixedglm.models.multilevel as ml
     from mixedglm.engines.laplace_start import em_step
+    from mixedglm.models.multilevel_start import start_values
 
     rng = np.random.default_rng(8)
     data = _sim(seed=2, n_a=30, n_b=12, per=3)
@@ -452,7 +453,7 @@ def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
         return original(params)
 
     engine.loglik = loglik
-    start = ml._start(engine, design, provider.scales, beta0, np.zeros(0), None)
+    start = start_values(engine, design, provider.scales, beta0, np.zeros(0), None)
     theta0 = np.concatenate(
         [f.structure.start(s) for f, s in zip(design.factors, provider.scales, strict=True)]
     )
@@ -466,7 +467,11 @@ def test_crossed_start_grid_stops_where_the_loglik_falls(sd):
     best = int(np.argmax(every))
     assert best < len(grid)
     chosen = np.concatenate([beta0, theta0 * (2.0, 1.0, 0.5, 0.25)[best]])
-    refined = em_step(fresh, chosen)
+    _, again = _engine("yb ~ x + (1 | a) + (1 | b)", data, BERNOULLI)
+    again.loose = best == 0  # the first node: its modes found loosely
+    again.loglik(chosen)
+    again.loose = False
+    refined = em_step(again, chosen)
     expected = refined if fresh.loglik(refined) > every[best] else chosen
     np.testing.assert_allclose(start, expected, rtol=1e-8)
 
@@ -589,3 +594,29 @@ def test_crossed_fit_with_profiled_newton_hessian_equals_differenced_one(monkeyp
         assert usual.converged and other.converged
         assert np.all(np.abs(np.abs(other.params_all) - np.abs(usual.params_all)) < 1e-4 * se)
         np.testing.assert_allclose(np.sqrt(np.diag(other.cov_all)), se, rtol=1e-5)
+
+
+def test_logdet_curvature_is_exact_for_one_factor_at_fixed_weights():
+    """``laplace_hessian.logdet_curvature``: with one factor ``H`` is diagonal, and the
+    term is the second difference in theta of ``-log det H / 2`` at fixed ``W`` (from
+    the engine's factorisation); factors with two effects get none."""
+    from mixedglm.engines import laplace_hessian
+
+    data = _sim()
+    _, engine = _engine("yb ~ x + (1 | a)", data, BERNOULLI)
+    x = np.array([0.2, 0.4, 0.7])
+    st = engine._at(x)[0]
+    w, l1, u = st["w"], st["l1"], st["u"]
+
+    def half_logdet(theta: float) -> float:
+        fac = engine._factorise(engine.theta_rows(np.array([theta])), l1, w, u)
+        return 0.5 * float(np.sum(fac["logdet_d"]) + np.sum(fac["logdet_s"]))
+
+    h = 1e-4
+    second = (half_logdet(0.7 + h) - 2 * half_logdet(0.7) + half_logdet(0.7 - h)) / h**2
+    got = laplace_hessian.logdet_curvature(engine, np.array([0.7]), w)
+    np.testing.assert_allclose(got, [-second], rtol=1e-6)
+    _, slopes = _engine("yb ~ x + (1 + x | a) + (1 | b)", data, BERNOULLI)
+    st = slopes._at(np.array([0.2, 0.4, 0.7, 0.1, 0.3, 0.5]))[0]
+    got = laplace_hessian.logdet_curvature(slopes, np.array([0.7, 0.1, 0.3, 0.5]), st["w"])
+    assert np.all(got[:3] == 0.0) and got[3] != 0.0

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mixedglm.design.multilevel import build_multilevel_design
+from mixedglm.engines import laplace_pattern
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
 from mixedglm.engines.laplace_pattern import rows_by_level
 from mixedglm.engines.laplace_rows import RowChunks
@@ -35,6 +36,25 @@ def _engine(data: pd.DataFrame) -> JointLaplaceEngine:
 
 
 PARAMS = np.array([0.2, 0.5, 0.8, 0.1, 0.3, 0.5])
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_levels_met_by_marking_equal_those_by_sorting(monkeypatch, width):
+    """``_levels_meet``: the keys marked in an array of all keys (few levels x positions)
+    give the pattern the sorted keys give."""
+    rng = np.random.default_rng(4)
+    g1, m, n = 30, 20, 400
+    c1 = rng.integers(0, g1 - 1, n)  # the last level meets nothing
+    pos = np.column_stack([c1, g1 + rng.integers(0, m, (n, width))]).astype(np.int64)
+    monkeypatch.setattr(laplace_pattern, "DENSE_KEYS", 10**6)
+    marked = laplace_pattern._levels_meet(pos, c1, g1, 1, m)
+    monkeypatch.setattr(laplace_pattern, "DENSE_KEYS", 0)
+    sorted_ = laplace_pattern._levels_meet(pos, c1, g1, 1, m)
+    for a, b in zip(marked, sorted_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    kptr, kpos, loc = marked
+    for i in range(n):  # each row's local indices point at its own rest positions
+        np.testing.assert_array_equal(kpos[kptr[c1[i]] + loc[i]], pos[i, 1:] - g1)
 
 
 def test_rows_by_level():

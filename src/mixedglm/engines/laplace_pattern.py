@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
+DENSE_KEYS = 16  # _levels_meet: all keys marked where at most this many per coordinate
+
 
 class Pattern(NamedTuple):
     """``pos`` (rows' coordinates, rest renumbered), ``rest_perm`` (old rest position ->
@@ -30,16 +32,29 @@ class Pattern(NamedTuple):
 def _levels_meet(
     pos: np.ndarray, c1: np.ndarray, g1: int, q1: int, m: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``kptr``, ``kpos`` and ``loc`` for rows at ``pos`` in block levels ``c1``."""
+    """``kptr``, ``kpos`` and ``loc`` for rows at ``pos`` in block levels ``c1``.
+
+    Each (level, rest position) pair is a key ``level * m + position``. Where there are at
+    most :data:`DENSE_KEYS` keys per row coordinate, the keys met are marked in an array of
+    all keys and ranked by a cumulative sum (the crossed benchmark: 8 ms); otherwise they
+    are sorted and searched (18 ms there)."""
     rest_pos = pos[:, q1:] - g1 * q1
     keys = c1[:, None] * m + rest_pos
-    uniq = np.sort(keys.ravel())  # np.unique: 100 ms on the benchmark's keys, this 11
-    uniq = uniq[np.concatenate([[True], uniq[1:] != uniq[:-1]])]
+    if g1 * m <= DENSE_KEYS * max(keys.size, 1):
+        seen = np.zeros(g1 * m, dtype=bool)
+        seen[keys.ravel()] = True
+        uniq = np.flatnonzero(seen)
+        rank = np.cumsum(seen, dtype=np.int64) - 1
+        index = rank[keys]
+    else:
+        uniq = np.sort(keys.ravel())  # np.unique: 100 ms on the benchmark's keys, this 11
+        uniq = uniq[np.concatenate([[True], uniq[1:] != uniq[:-1]])]
+        index = np.searchsorted(uniq, keys)
     level = uniq // m
     kpos = np.ascontiguousarray(uniq % m)
     counts = np.bincount(level, minlength=g1)
     kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    loc = np.ascontiguousarray(np.searchsorted(uniq, keys) - kptr[c1][:, None], dtype=np.int64)
+    loc = np.ascontiguousarray(index - kptr[c1][:, None], dtype=np.int64)
     return kptr, kpos, loc
 
 

@@ -30,7 +30,6 @@ from mixedglm.design.multilevel import MultilevelDesign, build_multilevel_design
 from mixedglm.engines.glm import GLMObjective
 from mixedglm.engines.laplace_hessian import ProfiledNewtonSteps
 from mixedglm.engines.laplace_joint import JointLaplaceEngine
-from mixedglm.engines.laplace_start import em_step
 from mixedglm.engines.nested_aghq import NestedAGHQEngine
 from mixedglm.engines.rules import IntegrationRule, make_rule
 from mixedglm.errors import ConvergenceWarning, MixedGLMError
@@ -40,6 +39,7 @@ from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
 from mixedglm.models.factor_params import boundary_flags, factor_scales, theta_slices
 from mixedglm.models.lmm_multilevel import fit_profiled, profiled_applies
+from mixedglm.models.multilevel_start import start_values
 from mixedglm.models.vce import robust_cov
 from mixedglm.optim import Evaluation, OptSummary, newton_maximize
 from mixedglm.optim.held import HOLD_BELOW, HeldHessianSteps, scaled_gradient
@@ -151,75 +151,6 @@ class MemoryEngines:
         return int(np.count_nonzero(engine.last_status))
 
 
-def _start(
-    engine: Any,
-    design: MultilevelDesign,
-    scales: list[np.ndarray],
-    beta0: np.ndarray,
-    aux0: np.ndarray,
-    log: Callable | None,
-) -> np.ndarray:
-    """Pooled-GLM coefficients and the best of a few scalings of SD 0.5 per column."""
-    thetas = [f.structure.start(s) for f, s in zip(design.factors, scales, strict=True)]
-    theta0 = np.concatenate(thetas)
-    if log:
-        log("")
-        log("Refining starting values (Laplace):")
-        log("")
-    factors = (1.0, 0.5, 2.0, 0.25)
-    candidates = [np.concatenate([beta0, theta0 * f, aux0]) for f in factors]
-    # evaluated from the smallest scaling up, so that each mode search starts from the modes
-    # of the nearest scaling (from 2.0 after 0.5 it took several times longer); logged and
-    # chosen in Stata's order; the best's modes start the Laplace fit. Crossed factors: from
-    # the largest scaling down, stopping at the first that lowers the log likelihood (the
-    # best along the ray found as by all four where it rises then falls: on the crossed
-    # benchmark two nodes instead of four), then an EM step from the best (laplace_start);
-    # a node after the first only compared: its PIRLS stops once it is clearly below the
-    # best (JointLaplaceEngine.loglik_above; logged as "<" that bound)
-    crossed = isinstance(engine, JointLaplaceEngine) and not design.nested
-    lls: dict[int, float] = {}
-    modes: dict[int, Any] = {}
-    states: dict[int, Any] = {}
-    exact: dict[int, bool] = {}  # False: the node stopped below the best (loglik_above)
-    for node in sorted(range(len(factors)), key=lambda k: -factors[k] if crossed else factors[k]):
-        finite = [ll for ll in lls.values() if np.isfinite(ll)]
-        if crossed and finite:  # only compared: its PIRLS stops once clearly below
-            lls[node], exact[node] = engine.loglik_above(candidates[node], max(finite))
-        else:
-            lls[node], exact[node] = engine.loglik(candidates[node]), True
-        u = engine.u  # in memory an array; on Dask the partitions' modes (already copies)
-        modes[node] = u.copy() if isinstance(u, np.ndarray) else u
-        if crossed:
-            states[node] = engine.remembered()
-        if crossed and any(lls[node] < ll for ll in lls.values() if np.isfinite(ll)):
-            break
-    best = None
-    for node in range(len(factors)):
-        if node not in lls:
-            continue
-        if log:
-            sign = "=" if exact[node] else "<"
-            log(f"{f'Grid node {node}:':<14} log likelihood {sign} {lls[node]:.8g}")
-        if np.isfinite(lls[node]) and (best is None or lls[node] > lls[best]):
-            best = node
-    if best is None:
-        raise MixedGLMError("the log likelihood is not finite at any starting value")
-    engine.u = modes[best]
-    if crossed:  # the EM step kept where its log likelihood is higher (then Newton's first
-        # evaluation costs nothing: the engine remembers it); the best node's PIRLS state
-        # recalled: its posterior costs no factorisation
-        engine.recall(states[best])
-        refined = em_step(engine, candidates[best])
-        ll = engine.loglik(refined)
-        if log:
-            log(f"{'EM step:':<14} log likelihood = {ll:.8g}")
-        if np.isfinite(ll) and ll > lls[best]:
-            return refined
-        engine.u = modes[best]
-        engine.recall(states[best])
-    return candidates[best]
-
-
 def _sampled_step(engine: Any, laplace: Any, n_top: int, x: np.ndarray) -> np.ndarray:
     """The Laplace estimates ``x`` moved by the quadrature's Newton step, its score and
     Hessian estimated on an evenly spread sample of the top-level clusters: the score as the
@@ -308,7 +239,7 @@ def fit_multilevel(
     x_pooled, ev_pooled, _ = newton_maximize(pooled, pooled.start(), log=log, maxiter=maxiter)
     p = base.X.shape[1]
     laplace = provider.laplace()
-    x0 = _start(laplace, design, provider.scales, x_pooled[:p], x_pooled[p:], log)
+    x0 = start_values(laplace, design, provider.scales, x_pooled[:p], x_pooled[p:], log)
     if log:
         log("")
         log("Fitting full model:" if rule.is_laplace else "Fitting Laplace model:")
