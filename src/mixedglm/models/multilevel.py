@@ -51,9 +51,11 @@ RECHECK = 10.0  # the exact Hessian's scaled gradient above RECHECK * gtol: more
 # the quadrature's first step from the Laplace estimates on a sample of the top-level
 # clusters (a tenth, at least SAMPLE_MIN), with at least four times as many clusters in all
 SAMPLE_SHARE, SAMPLE_MIN = 0.1, 100
-# crossed factors: Newton's (profiled) Hessian held, BFGS-updated, from a scaled gradient
-# of 10 (the crossed benchmark: held from the second step; 0.1 and 1: 7 steps, this 6)
-HOLD_CROSSED = 10.0
+# crossed factors: Newton's Hessian (profiled, with the log determinant's curvature) held,
+# BFGS-updated, from a scaled gradient of 0.01 (the crossed benchmark: 4 steps, from 10
+# and 1: 5; 14 simulated crossed fits of 2 SDs from 0 to 3, 2 families: 88 steps, from 10:
+# 112, never held: 92); without that curvature 10 was best (6 steps, 0.1 and 1: 7)
+HOLD_CROSSED = 0.01
 
 
 def needs_multilevel(formula: ParsedFormula) -> bool:
