@@ -158,3 +158,53 @@ def test_separation_is_noted_with_several_factors(nested, random):
     data = nested.assign(s=sign - nested["x"])
     res = mg.glmm(f"y ~ x + s + {random}", data, method="laplace", quiet=True)
     assert any("x and s predict the outcome perfectly" in note for note in res.notes)
+
+
+def test_an_sd_within_a_thousandth_of_its_standard_error_of_zero_is_on_the_boundary(
+    monkeypatch,
+):
+    """A crossed fit whose SD stopped at 1.03e-6, above the absolute threshold of 1e-6,
+    with a standard error of 0.12 (Newton held its Hessian from a scaled gradient of 10,
+    as before): within 1e-3 standard errors of zero it is reported at zero with the note,
+    and the log likelihood there is not lower."""
+    import mixedglm.models.factor_params as fp
+    import mixedglm.models.multilevel as ml
+
+    from refdata import load_reference_data
+
+    data = load_reference_data("tiny_crossed")  # a sweep's 250 x 2 rows crossed with 10
+    monkeypatch.setattr(ml, "HOLD_CROSSED", 10.0)
+    kw = {"family": "bernoulli", "quiet": True, "nolog": True}
+    monkeypatch.setattr(fp, "BOUNDARY_Z", 0.0)
+    before = mg.glmm("y ~ x + (1 | a) + (1 | b)", data, **kw)
+    assert 1e-6 < before.params_all[3] < 1e-5 and not before.notes  # the miss
+    monkeypatch.setattr(fp, "BOUNDARY_Z", 1e-3)
+    res = mg.glmm("y ~ x + (1 | a) + (1 | b)", data, **kw)
+    assert res.params_all[3] == 0.0
+    assert any("estimated at zero" in note for note in res.notes)
+    assert np.isnan(res.sd().loc[res.sd()["group"] == "b", "se"]).all()
+    assert res.loglik >= before.loglik - 1e-9
+
+
+def test_negligible_effects_by_size_or_by_standard_errors():
+    """``factor_params.negligible_effects``: an SD below 1e-6, or every theta of its row
+    of ``Lambda`` within 1e-3 standard errors of zero (with the Hessian); a correlated
+    pair's second effect by both of its thetas."""
+    from mixedglm.engines.covariance import CovarianceStructure
+    from mixedglm.models.factor_params import negligible_effects
+
+    one = CovarianceStructure("independent", ["_cons"])
+    scales = np.ones(1)
+    assert negligible_effects(one, scales, np.array([5e-7]))[0]
+    assert not negligible_effects(one, scales, np.array([2e-6]))[0]
+    assert negligible_effects(one, scales, np.array([2e-6]), np.array([[-1e4]]))[0]
+    assert not negligible_effects(one, scales, np.array([2e-6]), np.array([[-1e12]]))[0]
+    assert not negligible_effects(one, scales, np.array([2e-6]), np.array([[1e4]]))[0]
+    pair = CovarianceStructure("unstructured", ["_cons", "x"])
+    theta = np.array([0.8, 2e-6, 3e-6])  # Lambda rows: (0.8), (2e-6, 3e-6)
+    hess = -np.diag([100.0, 1e4, 1e4])
+    got = negligible_effects(pair, np.ones(2), theta, hess)
+    rows = np.any(pair.basis()[:, 1, :] != 0, axis=1)
+    np.testing.assert_array_equal(got, rows)
+    hess[1, 1] = -1e12  # one theta of the row clearly away from zero
+    assert not negligible_effects(pair, np.ones(2), theta, hess).any()

@@ -14,7 +14,7 @@ import pytest
 from scipy import special
 
 import mixedglm as mg
-from mixedglm.errors import DataError, FormulaError, MixedGLMError
+from mixedglm.errors import DataError, FormulaError, MixedGLMError, OptionError
 
 from refdata import load_reference_data
 
@@ -305,6 +305,8 @@ def test_bad_input_on_dask_is_refused_with_reasons(client):
         mg.glmm("y ~ x1 + (1 | g)", data, engine="spark", nolog=True)
     with pytest.raises(MixedGLMError, match="estimation sample"):
         mg.glmm("y ~ x1 + (1 | g)", ddf, nolog=True, nagq=1).predict(data)
+    with pytest.raises(OptionError, match="offset 'x1' and exposure 'h' may not be combined"):
+        mg.glmm("y ~ x1 + (1 | g)", ddf, offset="x1", exposure="h", nolog=True)
 
 
 def test_option_combinations_refused_as_in_memory(client):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mixedglm.design.arrays import ClusterArrays
-from mixedglm.design.checks import Columns, check_matrix, check_values
+from mixedglm.design.checks import Columns, check_matrix, check_offset_options, check_values
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.columns import column_plan, readable_name
 from mixedglm.design.missing import missing_notes
@@ -341,6 +341,7 @@ def build_design(
     for term in formula.random:
         random_vars += _formula_variables(term.expr, data, f"random-effect term {term.text}")
         where[term.group] = f"grouping variable of {term.text}"
+    check_offset_options(offset, exposure)
     extra = {"offset": offset, "exposure": exposure, "trials": trials}
     for role, name in extra.items():
         if name is not None:

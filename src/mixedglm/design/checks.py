@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import linprog
 
 from mixedglm.design.arrays import BLOCK_ROWS
-from mixedglm.errors import DataError
+from mixedglm.errors import DataError, OptionError
 
 # beyond this magnitude a double's products and sums lose every digit that a fit needs
 MAX_ABS_VALUE = 1e15
@@ -61,6 +61,17 @@ class Columns(Protocol):
     """Anything that gives a Series per column name: a DataFrame, or the estimation rows."""
 
     def __getitem__(self, name: str, /) -> pd.Series: ...
+
+
+def check_offset_options(offset: str | None, exposure: str | None) -> None:
+    """Refuse an offset and an exposure together (as Stata's ``poisson``): given both, the
+    log of the exposure is added to the offset, which is rarely meant (an offset that
+    already holds ``log(exposure)`` then counts it twice, without any sign in the fit)."""
+    if offset is not None and exposure is not None:
+        raise OptionError(
+            f"offset '{offset}' and exposure '{exposure}' may not be combined: give one; "
+            f"for both, add log({exposure}) to the offset variable and give it as the offset"
+        )
 
 
 def check_values(frame: Columns, columns: Sequence[str]) -> None:

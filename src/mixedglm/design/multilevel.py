@@ -232,6 +232,11 @@ def build_multilevel_design(
     if not keep.all():
         n_drop = int((~keep).sum())
         detail = ", ".join(f"{k} {int(v)}" for k, v in missing.sum().items() if v)
+        if not keep.any() and len(data):
+            raise DataError(
+                f"no observations left after dropping {n_drop} with missing values "
+                f"(missing per variable: {detail})"
+            )
         notes.append(
             f"note: {n_drop} observation{'s' if n_drop != 1 else ''} dropped because of "
             f"missing values ({detail})"

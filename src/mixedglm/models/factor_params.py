@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from mixedglm.design.multilevel import MultilevelDesign
+from mixedglm.engines.covariance import CovarianceStructure
 
-BOUNDARY_SD = 1e-6
+BOUNDARY_SD = 1e-6  # an SD below this (linear predictor's scale): zero
+BOUNDARY_Z = 1e-3  # an SD within this many standard errors of zero: zero
 
 
 def factor_scales(design: MultilevelDesign) -> list[np.ndarray]:
@@ -24,18 +26,42 @@ def theta_slices(design: MultilevelDesign) -> list[slice]:
     return out
 
 
-def boundary_flags(
-    design: MultilevelDesign, scales: list[np.ndarray], theta: np.ndarray
+def negligible_effects(
+    structure: CovarianceStructure,
+    scales: np.ndarray,
+    theta: np.ndarray,
+    hessian: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``theta`` entries of random effects whose SD is negligible (below 1e-6 on the
-    linear predictor's scale)."""
+    """Which ``theta`` entries belong to a random effect whose variance is zero: its row of
+    ``Lambda`` negligible, an SD below :data:`BOUNDARY_SD` on the linear predictor's scale
+    or, with ``hessian`` (the log likelihood's in ``theta``), every ``theta`` of the row
+    within :data:`BOUNDARY_Z` standard errors of zero (the log likelihood there within
+    about 5e-7 of that at zero). Newton's convergence test stops up to ``sqrt(gtol /
+    curvature)`` from an optimum at zero, which on small data sets is above 1e-6 (a crossed
+    fit of 500 rows ended at an SD of 1.03e-6 with a standard error of 0.12)."""
+    basis = structure.basis()
+    lam = structure.lam(theta)
+    curvature = None if hessian is None else -np.diag(hessian)
+    flags = np.zeros(theta.shape[0], dtype=bool)
+    for a in range(lam.shape[0]):
+        row = np.any(basis[:, a, :] != 0, axis=1)
+        zero = np.linalg.norm(lam[a]) * scales[a] < BOUNDARY_SD
+        if not zero and curvature is not None and row.any() and np.all(curvature[row] > 0):
+            zero = bool(np.all(np.abs(theta[row]) * np.sqrt(curvature[row]) < BOUNDARY_Z))
+        if zero:
+            flags |= row
+    return flags
+
+
+def boundary_flags(
+    design: MultilevelDesign,
+    scales: list[np.ndarray],
+    theta: np.ndarray,
+    hessian: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`negligible_effects` of each factor (``hessian``: in all of ``theta``)."""
     flags = np.zeros(theta.shape[0], dtype=bool)
     for f, sl, sc in zip(design.factors, theta_slices(design), scales, strict=True):
-        lam = f.structure.lam(theta[sl])
-        basis = f.structure.basis()
-        local = np.zeros(sl.stop - sl.start, dtype=bool)
-        for a in range(f.q):
-            if np.linalg.norm(lam[a]) * sc[a] < BOUNDARY_SD:
-                local |= np.any(basis[:, a, :] != 0, axis=1)
-        flags[sl] = local
+        block = None if hessian is None else hessian[sl, sl]
+        flags[sl] = negligible_effects(f.structure, sc, theta[sl], block)
     return flags

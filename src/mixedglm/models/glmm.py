@@ -34,6 +34,7 @@ from mixedglm.formula.idioms import apply_idioms
 from mixedglm.inference import covariance_with_boundary
 from mixedglm.inference.robust import parse_vce
 from mixedglm.inference.singular import singular_notes, with_notes
+from mixedglm.models.factor_params import negligible_effects
 from mixedglm.models.lmm_multilevel import reml_multilevel_glmm
 from mixedglm.models.multilevel import multilevel_glmm, needs_multilevel
 from mixedglm.models.reml import fit_reml
@@ -162,18 +163,6 @@ def _coarse_fit(
     return x, coarse
 
 
-def _boundary(structure: CovarianceStructure, scales: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Which ``theta`` entries belong to a random effect whose variance is zero: a row of
-    ``Lambda`` negligible (SD below 1e-6 on the linear-predictor scale)."""
-    basis = structure.basis()
-    lam = structure.lam(theta)
-    flags = np.zeros(theta.shape[0], dtype=bool)
-    for a in range(lam.shape[0]):
-        if np.linalg.norm(lam[a]) * scales[a] < 1e-6:
-            flags |= np.any(basis[:, a, :] != 0, axis=1)
-    return flags
-
-
 def _warn_large_grid(rule: IntegrationRule, q: int) -> None:
     n_points = rule.n_points(q)
     if n_points > LARGE_GRID:
@@ -243,7 +232,8 @@ def fit_glmm(
         x, ev, opt = newton_maximize(engine, start, log=log, maxiter=maxiter)
     notes: list[str] = list(design.notes)
     n_theta = structure.n_theta
-    boundary = _boundary(structure, scales, x[p : p + n_theta])
+    hess = None if ev.hessian is None else ev.hessian[p : p + n_theta, p : p + n_theta]
+    boundary = negligible_effects(structure, scales, x[p : p + n_theta], hess)
     if boundary.any():
         x = x.copy()
         x[p : p + n_theta][boundary] = 0.0

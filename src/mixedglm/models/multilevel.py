@@ -278,7 +278,8 @@ def fit_multilevel(
     notes = list(base.notes)
     slices = theta_slices(design)
     n_theta = slices[-1].stop
-    boundary = boundary_flags(design, provider.scales, x[p : p + n_theta])
+    hess = None if ev.hessian is None else ev.hessian[p : p + n_theta, p : p + n_theta]
+    boundary = boundary_flags(design, provider.scales, x[p : p + n_theta], hess)
     if boundary.any():
         x = x.copy()
         x[p : p + n_theta][boundary] = 0.0

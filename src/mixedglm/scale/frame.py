@@ -28,7 +28,7 @@ from distributed import Client
 from distributed.diagnostics.progressbar import TextProgressBar
 
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
-from mixedglm.design.checks import check_outcome_extent, combine_extents
+from mixedglm.design.checks import check_offset_options, check_outcome_extent, combine_extents
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.missing import dropped_note, missing_notes
 from mixedglm.design.weights import check_weight_counts, weight_roles
@@ -313,6 +313,7 @@ def model_columns(
     random_vars = []
     for term in parsed.random:
         random_vars += _formula_variables(term.expr, meta, f"random-effect term {term.text}")
+    check_offset_options(offset, exposure)
     extra = [v for v in (offset, exposure, trials) if v is not None]
     for role, name in (("offset", offset), ("exposure", exposure), ("trials", trials)):
         if name is not None:
