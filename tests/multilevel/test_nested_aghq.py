@@ -203,6 +203,29 @@ def test_grids_are_placed_to_statas_tolerance_at_most():
     assert NestedAGHQEngine(design, BERNOULLI, rule, tolerance=1e-12).tree.tol == 1e-12
 
 
+@pytest.mark.parametrize(
+    "formula,x",
+    [
+        ("yb ~ x + (1 + x | top) + (1 | top:mid)", [0.5, 0.2, 0.7, 0.1, 0.3, 0.6]),
+        ("yb ~ x + (1 | top) + (1 + x || top:mid)", [0.5, 0.2, 0.8, 0.6, 0.4]),
+    ],
+)
+def test_levels_with_fewer_effects_than_another_are_adaptive(formula, x):
+    """A level with fewer random effects than another factorises its own block of the
+    work arrays (a padded block is not positive definite: every unit's mean-variance grid
+    and mode search failed, the grid fell back to the standard normal one, 4e-3 off with 7
+    points): no fallback, 7 points within 1e-5 of 20, mcaghermite as well."""
+    x = np.asarray(x, dtype=float)
+    data = _sim()
+    want = _engine(formula, data, BERNOULLI, nagq=20).loglik(x)
+    seven = _engine(formula, data, BERNOULLI)
+    assert abs(seven.loglik(x) - want) < 1e-5
+    assert not np.any(seven.last_status)
+    design = build_multilevel_design(parse_formula(formula), data, BERNOULLI)
+    mc = NestedAGHQEngine(design, BERNOULLI, make_rule("mcaghermite", 7))
+    assert abs(mc.loglik(x) - want) < 1e-5
+
+
 def test_the_fit_ends_on_a_step_without_derivatives(monkeypatch):
     """Newton's last step, which its contraction predicts to converge, is evaluated for
     the log-likelihood only: the reported log-likelihood is the engine's at the estimates,

@@ -336,7 +336,10 @@ def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
     p_all = n_par(nd)
     o = tr.qoff[d]
     q = tr.qoff[d + 1] - o
-    neg = s.sq1[d]
+    # the level's own q x q blocks of the q_max x q_max work arrays (the factorisations
+    # take the shape of their argument: a padded block would not be positive definite)
+    neg = s.sq1[d, :q, :q]
+    inv, w1, w2 = s.cov[d, :q, :q], s.sq2[d, :q, :q], s.sq3[d, :q, :q]
     for a in range(q):
         for b in range(q):
             neg[a, b] = -s.hh[d, p_all + o + max(a, b), p_all + o + min(a, b)]
@@ -345,7 +348,7 @@ def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
     for _ in range(60):
         for a in range(q):
             neg[a, a] += tau
-        good = spd_inverse_into(neg, s.sq2[d], s.sq3[d], s.cov[d])
+        good = spd_inverse_into(neg, w1, w2, inv)
         for a in range(q):
             neg[a, a] -= tau
         if good:
@@ -364,11 +367,11 @@ def _mode_step(nd: NData, tr: Tree, s: Scratch, f: Frames, d: int) -> bool:
             v += s.cov[d, a, b] * s.hg[d, p_all + o + b]
         f.delta[d, a] = v
         dec += v * s.hg[d, p_all + o + a]
-    if tau > 0.0 and not spd_inverse_into(neg, s.sq2[d], s.sq3[d], s.cov[d]):
+    if tau > 0.0 and not spd_inverse_into(neg, w1, w2, inv):
         for a in range(q):
             for b in range(q):
                 s.cov[d, a, b] = 1.0 if a == b else 0.0
-    chol_into(s.cov[d], f.mode_r[d])
+    chol_into(inv, f.mode_r[d, :q, :q])
     f.ff[d, F_DEC] = dec if tau == 0.0 else np.inf
     return (dec < MODE_TOL and tau == 0.0) or f.fi[d, I_IT] >= MODE_MAXIT
 
@@ -434,7 +437,7 @@ def _after_pass(nd: NData, tr: Tree, wm: Warm, s: Scratch, f: Frames, d: int) ->
     ok = not finish and math.isfinite(lse)
     if ok:
         moments(tr, s, d, lse)
-        ok = chol_into(s.cov[d], s.newchol[d])
+        ok = chol_into(s.cov[d, :q, :q], s.newchol[d, :q, :q])
     if ok:
         change = 0.0
         for a in range(q):

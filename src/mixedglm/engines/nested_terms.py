@@ -84,7 +84,9 @@ class Warm(NamedTuple):
 
 
 class Scratch(NamedTuple):
-    """Per-level work arrays of one thread (level ``d`` uses row ``d`` only)."""
+    """Per-level work arrays of one thread (level ``d`` uses row ``d`` only; of the
+    ``(q, q)`` arrays, sized for the largest level's ``q``, a level with fewer effects uses
+    the leading block, and factorises that block alone)."""
 
     up: np.ndarray  # (Q,) the current path of node values
     lt: np.ndarray  # (D, K) log terms
