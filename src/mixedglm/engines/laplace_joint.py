@@ -45,7 +45,7 @@ from mixedglm.design.multilevel import MultilevelDesign
 from mixedglm.engines import laplace_dense, laplace_hessian
 from mixedglm.engines import laplace_kernels as kern
 from mixedglm.engines.base import Contributions, FactorParameters, Posterior
-from mixedglm.engines.laplace_pattern import build_pattern, rows_by_level
+from mixedglm.engines.laplace_pattern import build_pattern, level_indices, rows_by_level
 from mixedglm.engines.laplace_rows import RowChunks
 from mixedglm.engines.parallel import cost_chunks, run_summed, use_threads
 from mixedglm.errors import MixedGLMError
@@ -144,7 +144,9 @@ class JointLaplaceEngine(FactorParameters):
         self.pos_top = np.zeros(self.n_u, dtype=np.int64)
         self.pos_top[pos.ravel()] = np.repeat(top, width)
         self.u = np.zeros(self.n_u)
-        self._u_index = self._level_indices()
+        self._u_index = level_indices(
+            [(f.n_levels, f.q) for f in factors], self.block, self.g1 * self.q1, self.rest_perm
+        )
         self.last_params: np.ndarray | None = None
         self._floor: float | None = None  # loglik_above's
         self._values: tuple[np.ndarray, np.ndarray] | None = None  # _row_values's last
@@ -175,21 +177,6 @@ class JointLaplaceEngine(FactorParameters):
                 f"'{self.design.factors[self.block].name}' as dense blocks; one block of "
                 f"{largest:,} effects is more than it handles ({MAX_REST:,})"
             )
-
-    def _level_indices(self) -> list[np.ndarray]:
-        """Per factor, the positions in ``u`` of each level's effects ``(levels, q)``."""
-        factors = self.design.factors
-        out = []
-        off = self.g1 * self.q1
-        start = 0  # in the rest, before its renumbering by component
-        for k, f in enumerate(factors):
-            local = np.arange(f.n_levels * f.q).reshape(f.n_levels, f.q)
-            if k == self.block:
-                out.append(local)
-                continue
-            out.append(off + self.rest_perm[start + local])
-            start += f.n_levels * f.q
-        return out
 
     def _theta_derivative_rows(self) -> np.ndarray:
         """``dA/dtheta_t`` on each row's coordinates, ``(T, N, J)`` (``A`` is linear in

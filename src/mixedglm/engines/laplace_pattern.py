@@ -2,7 +2,8 @@
 (:mod:`mixedglm.engines.laplace_joint`): which positions of the *rest* (the factors other
 than the block factor) each block level meets, each row's local indices into that list, and
 the rest's connected components, renumbered so that each is contiguous (nested models give
-one small dense block per top-level cluster, crossed ones one block)."""
+one small dense block per top-level cluster, crossed ones one block); and where each
+factor's effects lie in ``u`` (:func:`level_indices`)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,21 @@ def rows_by_level(c1: np.ndarray, g1: int) -> tuple[np.ndarray, np.ndarray]:
     if c1.size and np.all(c1[1:] >= c1[:-1]):
         return rptr, np.arange(c1.size, dtype=np.int64)
     return rptr, np.argsort(c1, kind="stable").astype(np.int64)
+
+
+def level_indices(
+    shapes: list[tuple[int, int]], block: int, n_block: int, rest_perm: np.ndarray
+) -> list[np.ndarray]:
+    """Per factor (``shapes``: each one's levels and effects per level), the positions in
+    ``u`` of each level's effects ``(levels, q)``: the block factor's first, the others'
+    after its ``n_block``, renumbered by ``rest_perm`` (:func:`build_pattern`)."""
+    out = []
+    start = 0  # in the rest, before its renumbering by component
+    for k, (n_levels, q) in enumerate(shapes):
+        local = np.arange(n_levels * q).reshape(n_levels, q)
+        if k == block:
+            out.append(local)
+            continue
+        out.append(n_block + rest_perm[start + local])
+        start += n_levels * q
+    return out
