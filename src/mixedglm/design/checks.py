@@ -95,7 +95,7 @@ def check_matrix(matrix: np.ndarray, names: Sequence[str], what: str) -> None:
     if matrix.size == 0:
         return
     # the common case first: the extremes of the whole matrix, no temporary (by column a
-    # C-ordered matrix of a few columns took 11 ms on 200,000 rows, this 0.4)
+    # C-ordered matrix of 200,000 x 4 took 11.5 ms, this 0.2)
     with np.errstate(invalid="ignore"):
         if -MAX_ABS_VALUE <= matrix.min() and matrix.max() <= MAX_ABS_VALUE:
             return  # NaN fails both comparisons

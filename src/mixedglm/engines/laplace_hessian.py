@@ -216,7 +216,9 @@ class ProfiledNewtonSteps:
     :func:`logdet_curvature` as its Hessian where that is negative definite, else the
     engine's differenced one (the fit of crossed factors; the covariance comes from the
     engine's own). On the crossed benchmark at the optimum the log determinant's term takes
-    the SDs' curvature from 45 % to 4 % off, and the fit from 6 Newton iterations to 5.
+    the SDs' curvature from 45 % to 4 % off, and the fit from 6 Newton iterations to 5
+    (to 4 with the Hessian held only from a scaled gradient of 0.01:
+    ``models.multilevel.HOLD_CROSSED``).
     Near a zero variance the profiled Hessian is indefinite: on its eigenvalue-modified
     steps a crossed fit with SDs near 0 crept for 100 iterations."""
 
