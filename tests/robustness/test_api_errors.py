@@ -77,7 +77,7 @@ CASES = [
         "all-missing-group",
         lambda d: _glmm(_with(d, h=np.nan), "y ~ x + (1 | g) + (1 | h)"),
         DataError,
-        "after dropping 300 with missing values (missing per variable: h 300)",
+        "after dropping 300 with missing values (missing per variable: g 0, h 300)",
     ),
     (
         "offset-exposure",

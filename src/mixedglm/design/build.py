@@ -25,7 +25,7 @@ from mixedglm.design.arrays import ClusterArrays
 from mixedglm.design.checks import Columns, check_matrix, check_offset_options, check_values
 from mixedglm.design.collinear import find_collinear_gram
 from mixedglm.design.columns import column_plan, readable_name
-from mixedglm.design.missing import missing_notes
+from mixedglm.design.missing import missing_notes, no_rows_left
 from mixedglm.errors import DataError, FormulaError
 from mixedglm.families import Family
 from mixedglm.families.ordinal import ordinal_outcome
@@ -225,11 +225,7 @@ def _listwise(data: pd.DataFrame, wanted: list[str]) -> tuple[np.ndarray, int, l
     n_dropped = int(missing.sum())
     notes = missing_notes(counts, n_dropped)
     if n_dropped == len(data):
-        per_variable = ", ".join(f"{k} {v}" for k, v in counts.items())
-        raise DataError(
-            f"no observations left after dropping {n_dropped} with missing values "
-            f"(missing per variable: {per_variable})"
-        )
+        raise no_rows_left(n_dropped, counts)
     return np.flatnonzero(~missing), n_dropped, notes
 
 

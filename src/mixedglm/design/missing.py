@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mixedglm.errors import DataError
+
 
 def dropped_note(n: int, reason: str) -> str:
     """``note: 3 observations dropped because of <reason>`` (singular for one)."""
@@ -45,6 +47,16 @@ def missing_notes(counts: Mapping[str, int], n_dropped: int) -> list[str]:
         return []
     detail = ", ".join(f"{k} {int(v)}" for k, v in counts.items() if v)
     return [dropped_note(n_dropped, f"missing values ({detail})")]
+
+
+def no_rows_left(n_dropped: int, counts: Mapping[str, int]) -> DataError:
+    """The error when listwise deletion leaves no row: how many were dropped and the
+    missing values of every variable (in memory, or summed over a Dask fit's partitions)."""
+    per_variable = ", ".join(f"{k} {int(v)}" for k, v in counts.items())
+    return DataError(
+        f"no observations left after dropping {n_dropped} with missing values "
+        f"(missing per variable: {per_variable})"
+    )
 
 
 def listwise(frame: pd.DataFrame) -> Listwise:

@@ -26,6 +26,7 @@ from mixedglm.design.build import (
     build_design,
 )
 from mixedglm.design.columns import readable_name
+from mixedglm.design.missing import listwise, no_rows_left
 from mixedglm.engines.covariance import STRUCTURES, CovarianceStructure
 from mixedglm.errors import DataError, FormulaError, MixedGLMError
 from mixedglm.families import Family
@@ -226,22 +227,12 @@ def build_multilevel_design(
         random_vars += _formula_variables(term.expr, data, f"random-effect term {term.text}")
     extra = [c for c in group_cols + random_vars if c in data.columns]
     extra = list(dict.fromkeys(extra))
-    missing = data[extra].isna()
-    keep = ~missing.any(axis=1).to_numpy()
-    notes: list[str] = []
-    if not keep.all():
-        n_drop = int((~keep).sum())
-        detail = ", ".join(f"{k} {int(v)}" for k, v in missing.sum().items() if v)
-        if not keep.any() and len(data):
-            raise DataError(
-                f"no observations left after dropping {n_drop} with missing values "
-                f"(missing per variable: {detail})"
-            )
-        notes.append(
-            f"note: {n_drop} observation{'s' if n_drop != 1 else ''} dropped because of "
-            f"missing values ({detail})"
-        )
-    frame = data.loc[keep]
+    complete = listwise(data[extra])  # the grouping and random-part variables
+    if len(data) and not complete.keep.any():
+        counts = {str(k): int(v) for k, v in complete.counts.items()}
+        raise no_rows_left(complete.n_dropped, counts)
+    notes = complete.notes()
+    frame = data.loc[complete.keep]
     fixed_only = replace(formula, random=())
     base = build_design(
         fixed_only,
@@ -290,7 +281,7 @@ def build_multilevel_design(
         base,
         notes=tuple(notes) + base.notes,
         random_terms=formula.random,
-        source_positions=np.flatnonzero(keep)[base.source_positions],
+        source_positions=np.flatnonzero(complete.keep)[base.source_positions],
         formula=formula,
     )
     return MultilevelDesign(base, tuple(factors), nested, order, tuple(display))

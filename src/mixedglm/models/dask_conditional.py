@@ -21,7 +21,7 @@ import pandas as pd
 
 from mixedglm.design.build import GroupInfo, _formula_variables, _require_columns
 from mixedglm.design.checks import pair_separation_notes, separation_suspected
-from mixedglm.design.missing import dropped_note, missing_notes
+from mixedglm.design.missing import dropped_note, missing_notes, no_rows_left
 from mixedglm.design.within import add_counts, informative_notes, select_columns
 from mixedglm.engines.dask_engine import DaskEngine
 from mixedglm.errors import DataError, SubsetError
@@ -193,11 +193,7 @@ def _sample_notes(stats, wanted, group, subset, explicit_constant, meta, parsed)
     missing = total_missing(stats, wanted)
     kept = sum(s["kept"] for s in stats)
     if kept == 0:
-        per_variable = ", ".join(f"{k} {v}" for k, v in missing.items())
-        raise DataError(
-            f"no observations left after dropping {rows} with missing values "
-            f"(missing per variable: {per_variable})"
-        )
+        raise no_rows_left(rows, missing)
     return notes + missing_notes(missing, rows - kept) + outcome_note(meta, parsed.response)
 
 

@@ -30,7 +30,7 @@ from distributed.diagnostics.progressbar import TextProgressBar
 from mixedglm.design.build import GroupInfo, ModelDesign, _formula_variables, _require_columns
 from mixedglm.design.checks import check_offset_options, check_outcome_extent, combine_extents
 from mixedglm.design.collinear import find_collinear_gram
-from mixedglm.design.missing import dropped_note, missing_notes
+from mixedglm.design.missing import dropped_note, missing_notes, no_rows_left
 from mixedglm.design.weights import check_weight_counts, weight_roles
 from mixedglm.errors import DataError, FormulaError, SubsetError
 from mixedglm.families import Family
@@ -384,10 +384,7 @@ def agree(
     missing = total_missing(stats, wanted)
     kept = sum(s["kept"] for s in stats)
     if kept == 0:
-        raise DataError(
-            f"no observations left after dropping {rows} with missing values (missing per "
-            f"variable: {', '.join(f'{k} {v}' for k, v in missing.items())})"
-        )
+        raise no_rows_left(rows, missing)
     levels = agreed_levels(stats, level_cols)
     dropped_first = sum(s["first"][0] for s in stats)
     notes = []
